@@ -1,0 +1,353 @@
+"""glancesync.conf, ``--config`` overrides and the OS_* environment -> a frozen :class:`Config`.
+
+Where the file comes from (first match wins): the ``GLANCESYNC_CONFIG`` environment variable
+(the file must exist), the path given by the caller, ``/etc/glancesync.conf``,
+``/etc/fiware.d/glancesync.conf``; with none of them the configuration comes from the
+environment alone.
+
+Sections: ``[main]`` holds global options, ``[DEFAULT]`` options every section inherits, and
+every other section is a *target* (``[master]`` is the target of the master region).  Every
+target gets every default.  Missing credential fields of ``master`` are filled one by one from
+``OS_USERNAME``, ``OS_PASSWORD``, ``OS_AUTH_URL``, ``OS_TENANT_NAME``/``OS_PROJECT_NAME``,
+``OS_USER_DOMAIN_NAME`` and ``OS_PROJECT_DOMAIN_NAME``; ``master_region`` from
+``OS_REGION_NAME``.
+
+Every problem raises :class:`ConfigError` naming the file, the section and the option.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import configparser
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from .condition import Condition, ConditionError
+from .errors import ConfigError
+from .region import MASTER_TARGET
+
+DEFAULT_CONFIG_PATHS = ("/etc/glancesync.conf", "/etc/fiware.d/glancesync.conf")
+DEFAULT_IMAGES_DIR = "/var/lib/glance/images"
+DEFAULT_DOMAIN = "Default"
+MAIN_SECTION = "main"
+
+# Built-in defaults, visible from every section as the original's DEFAULT section was.
+BUILTIN_DEFAULTS = {
+    "support_obsolete_images": "True",
+    "only_tenant_images": "True",
+    "list_images_timeout": "30",
+}
+
+CREDENTIAL_FIELDS = ("user", "password", "keystone_url", "tenant")
+
+# master credential field -> environment variables consulted, in order
+MASTER_ENV_FALLBACK = {
+    "user": ("OS_USERNAME",),
+    "password": ("OS_PASSWORD",),
+    "keystone_url": ("OS_AUTH_URL",),
+    "tenant": ("OS_TENANT_NAME", "OS_PROJECT_NAME"),
+}
+MASTER_ENV_MESSAGES = {
+    "user": "A username for master target must be provided in configuration or OS_USERNAME must be defined",
+    "password": "A password for master target must be provided in configuration or OS_PASSWORD must be "
+                "defined. In the configuration file, passwords must be encoded with base64",
+    "keystone_url": "A keystone url for master target must be provided in configuration or OS_AUTH_URL must be defined.",
+    "tenant": "A tenant name for master target must be provided in configuration or OS_TENANT_NAME must be defined.",
+}
+MISSING_CREDENTIAL = ("A credential parameter is mandatory for each target "
+                      "(or the set: user, password, tenant, keystone_url)")
+MISSING_MASTER_REGION = "A master region must be set in the configuration or OS_REGION_NAME must be defined"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One section of glancesync.conf other than [main]: a credential and its sync rules."""
+
+    name: str
+    user: str
+    password: str = field(repr=False)
+    keystone_url: str
+    tenant: str
+    user_domain_name: str = DEFAULT_DOMAIN
+    project_domain_name: str = DEFAULT_DOMAIN
+    use_keystone_v3: bool | None = None
+    forcesyncs: frozenset[str] = frozenset()
+    replace: frozenset[str] = frozenset()
+    rename: frozenset[str] = frozenset()
+    dontupdate: frozenset[str] = frozenset()
+    ignore_regions: frozenset[str] = frozenset()
+    metadata_condition: Condition | None = None
+    metadata_set: frozenset[str] = frozenset()
+    only_tenant_images: bool = True
+    tenant_id: str | None = None
+    obsolete_syncprops: frozenset[str] = frozenset()
+    support_obsolete_images: bool = True
+    list_images_timeout: int = 30
+
+    @property
+    def keystone_version(self) -> str:
+        """``"3"`` or ``"2.0"``: v2.0 only for a ``/v2.0`` URL, or for ``use_keystone_v3 = False``
+        with a URL that carries no version."""
+        url = self.keystone_url.rstrip("/")
+        if url.endswith("/v2.0"):
+            return "2.0"
+        if url.endswith("/v3"):
+            return "3"
+        return "2.0" if self.use_keystone_v3 is False else "3"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of a run."""
+
+    master_region: str
+    targets: Mapping[str, Target]
+    preferable_order: tuple[str, ...] = ()
+    max_children: int = 1
+    images_dir: str = DEFAULT_IMAGES_DIR
+    source: str = "<environment>"
+
+    @property
+    def master(self) -> Target:
+        return self.targets[MASTER_TARGET]
+
+
+def find_config_file(path: str | None, environ: Mapping[str, str]) -> str | None:
+    """The file to read: ``GLANCESYNC_CONFIG``, then ``path``, then the default locations."""
+    env_path = environ.get("GLANCESYNC_CONFIG")
+    if env_path:
+        if not os.path.isfile(env_path):
+            raise ConfigError(f"GLANCESYNC_CONFIG names {env_path}, which is not a readable file")
+        return env_path
+    if path:
+        if not os.path.isfile(path):
+            raise ConfigError(f"configuration file {path} does not exist")
+        return path
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def parse_overrides(tokens: list[str]) -> dict[str, str]:
+    """``key=value`` tokens of ``--config`` -> dict; split on the first ``=``, keys stripped."""
+    overrides: dict[str, str] = {}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--config {token!r}: config options must have the format key=value")
+        overrides[key.strip()] = value
+    return overrides
+
+
+def load(path: str | None = None, overrides: Mapping[str, str] | None = None,
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Read the configuration (see the module docstring for where from)."""
+    environ = os.environ if environ is None else environ
+    chosen = find_config_file(path, environ)
+    parser = _new_parser()
+    source = chosen or "<environment>"
+    if chosen:
+        try:
+            with open(chosen, encoding="utf-8") as stream:
+                parser.read_file(stream, source=chosen)
+        except configparser.Error as exc:
+            raise ConfigError(f"{chosen}: {_one_line(exc)}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{chosen}: cannot be read ({exc})") from None
+    _apply_overrides(parser, overrides or {})
+    return _build(_Reader(parser, source), environ)
+
+
+def load_string(text: str, overrides: Mapping[str, str] | None = None,
+                environ: Mapping[str, str] | None = None, source: str = "<string>") -> Config:
+    """Like :func:`load` for configuration text (tests, embedded use)."""
+    parser = _new_parser()
+    try:
+        parser.read_string(text, source=source)
+    except configparser.Error as exc:
+        raise ConfigError(f"{source}: {_one_line(exc)}") from None
+    _apply_overrides(parser, overrides or {})
+    return _build(_Reader(parser, source), os.environ if environ is None else environ)
+
+
+def _new_parser() -> configparser.ConfigParser:
+    # strict=False: a repeated section or option keeps the last value, as the original did.
+    return configparser.ConfigParser(defaults=BUILTIN_DEFAULTS, strict=False)
+
+
+def _apply_overrides(parser: configparser.ConfigParser, overrides: Mapping[str, str]) -> None:
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if len(parts) == 1:
+            section, option = configparser.DEFAULTSECT, parts[0]
+        elif len(parts) == 2 and all(parts):
+            section, option = parts
+            if section != configparser.DEFAULTSECT and not parser.has_section(section):
+                parser.add_section(section)
+        else:
+            raise ConfigError(f"--config {key}: keys are 'option' or 'section.option'")
+        try:
+            parser.set(section, option, value)
+        except ValueError as exc:  # interpolation syntax such as a lone '%'
+            raise ConfigError(f"--config {key}: {exc}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+class _Reader:
+    """Typed access to the parser; every error names file, section and option."""
+
+    def __init__(self, parser: configparser.ConfigParser, source: str):
+        self.parser = parser
+        self.source = source
+
+    def where(self, section: str, option: str) -> str:
+        return f"{self.source}: [{section}] {option}"
+
+    def raw(self, section: str, option: str) -> str | None:
+        if section == MAIN_SECTION and not self.parser.has_section(section):
+            value = self.parser.defaults().get(option)
+            return value
+        try:
+            return self.parser.get(section, option, fallback=None)
+        except configparser.InterpolationError as exc:
+            raise ConfigError(f"{self.where(section, option)}: {_one_line(exc)} (write a literal % as %%)") from None
+
+    def text(self, section: str, option: str) -> str | None:
+        """The stripped value, None when absent or empty."""
+        value = self.raw(section, option)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def items(self, section: str, option: str) -> tuple[str, ...]:
+        value = self.text(section, option)
+        if not value:
+            return ()
+        return tuple(item.strip() for item in value.split(","))
+
+    def boolean(self, section: str, option: str, default: bool | None) -> bool | None:
+        value = self.text(section, option)
+        if value is None:
+            return default
+        try:
+            return self.parser.BOOLEAN_STATES[value.lower()]
+        except KeyError:
+            raise ConfigError(f"{self.where(section, option)}: {value!r} is not a boolean "
+                              "(use true/false, yes/no, on/off or 1/0)") from None
+
+    def integer(self, section: str, option: str, default: int, minimum: int = 0) -> int:
+        value = self.text(section, option)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{self.where(section, option)}: {value!r} is not an integer") from None
+        if number < minimum:
+            raise ConfigError(f"{self.where(section, option)}: must be at least {minimum}, got {number}")
+        return number
+
+
+def _build(reader: _Reader, environ: Mapping[str, str]) -> Config:
+    parser = reader.parser
+    master_region = reader.text(MAIN_SECTION, "master_region") or environ.get("OS_REGION_NAME")
+    if not master_region:
+        raise ConfigError(MISSING_MASTER_REGION)
+    target_names = [s for s in parser.sections() if s != MAIN_SECTION]
+    if MASTER_TARGET not in target_names:
+        target_names.insert(0, MASTER_TARGET)
+        parser.add_section(MASTER_TARGET)
+    targets = {name: _build_target(reader, name, environ) for name in target_names}
+    return Config(
+        master_region=master_region,
+        targets=targets,
+        preferable_order=reader.items(MAIN_SECTION, "preferable_order"),
+        max_children=reader.integer(MAIN_SECTION, "max_children", 1, minimum=1),
+        images_dir=reader.text(MAIN_SECTION, "images_dir") or DEFAULT_IMAGES_DIR,
+        source=reader.source,
+    )
+
+
+def _build_target(reader: _Reader, name: str, environ: Mapping[str, str]) -> Target:
+    credential = _credential(reader, name, environ)
+    condition = None
+    condition_text = reader.text(name, "metadata_condition")
+    if condition_text:
+        try:
+            condition = Condition(condition_text)
+        except ConditionError as exc:
+            raise ConfigError(f"{reader.where(name, 'metadata_condition')} of target {name}: {exc}") from None
+    return Target(
+        name=name,
+        **credential,
+        use_keystone_v3=reader.boolean(name, "use_keystone_v3", None),
+        forcesyncs=frozenset(reader.items(name, "forcesyncs")),
+        replace=frozenset(reader.items(name, "replace")),
+        rename=frozenset(reader.items(name, "rename")),
+        dontupdate=frozenset(reader.items(name, "dontupdate")),
+        ignore_regions=frozenset(reader.items(name, "ignore_regions")),
+        metadata_condition=condition,
+        metadata_set=frozenset(reader.items(name, "metadata_set")),
+        only_tenant_images=reader.boolean(name, "only_tenant_images", True),
+        tenant_id=reader.text(name, "tenant_id"),
+        obsolete_syncprops=frozenset(reader.items(name, "obsolete_syncprops")),
+        support_obsolete_images=reader.boolean(name, "support_obsolete_images", True),
+        list_images_timeout=reader.integer(name, "list_images_timeout", 30, minimum=1),
+    )
+
+
+def _credential(reader: _Reader, name: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """user/password/keystone_url/tenant (+ domains) of a target.
+
+    ``credential = user,<base64 password>,url,tenant`` provides all four; the separate options
+    ``user``, ``password`` (plain text), ``keystone_url`` and ``tenant`` override single fields.
+    """
+    values: dict[str, str] = {}
+    packed = reader.text(name, "credential")
+    if packed:
+        values.update(_unpack_credential(reader, name, packed))
+    for option in CREDENTIAL_FIELDS:
+        value = reader.text(name, option)
+        if value is not None:
+            values[option] = value
+    if name == MASTER_TARGET:
+        for option, variables in MASTER_ENV_FALLBACK.items():
+            if option not in values:
+                found = next((environ[v] for v in variables if environ.get(v)), None)
+                if found is None:
+                    raise ConfigError(MASTER_ENV_MESSAGES[option])
+                values[option] = found
+        user_domain = reader.text(name, "user_domain_name") or environ.get("OS_USER_DOMAIN_NAME")
+        project_domain = reader.text(name, "project_domain_name") or environ.get("OS_PROJECT_DOMAIN_NAME")
+    else:
+        missing = [option for option in CREDENTIAL_FIELDS if option not in values]
+        if missing:
+            raise ConfigError(f"{reader.source}: [{name}] {MISSING_CREDENTIAL}; missing: {', '.join(missing)}")
+        user_domain = reader.text(name, "user_domain_name")
+        project_domain = reader.text(name, "project_domain_name")
+    values["user_domain_name"] = user_domain or DEFAULT_DOMAIN
+    values["project_domain_name"] = project_domain or DEFAULT_DOMAIN
+    return values
+
+
+def _unpack_credential(reader: _Reader, name: str, packed: str) -> dict[str, str]:
+    # A backslash at the end of a line is a line continuation inside the value, not data.
+    packed = packed.replace("\\\n", "")
+    parts = [part.strip() for part in packed.split(",")]
+    where = reader.where(name, "credential")
+    if len(parts) != 4 or not all(parts):
+        raise ConfigError(f"{where}: expected 4 comma-separated fields "
+                          f"(user,base64 password,keystone url,tenant), got {len(parts)}")
+    user, encoded, url, tenant = parts
+    try:
+        password = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ConfigError(f"{where}: the password (second field) is not valid base64") from None
+    return {"user": user, "password": password, "keystone_url": url, "tenant": tenant}

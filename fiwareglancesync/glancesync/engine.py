@@ -1,0 +1,186 @@
+"""GlanceSync: the one engine API that the CLI and the REST service both call.
+
+It composes the pure pieces (config, selection, status, plan) with the facades and the executor.
+Facades are created lazily, one per target, and the master catalogue is listed once per engine
+object (so once per CLI run, once per REST task).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable, Iterable, Mapping
+
+from . import config as config_module
+from .ami import ids_to_names
+from .config import Config, Target
+from .errors import FacadeError, GlanceSyncError, RegionError, UsageError
+from .executor import SyncReport, apply
+from .facades import make_facade
+from .facades.base import ServersFacade
+from .image import Image, write_backup
+from .plan import RegionPlan, compute, region_statuses
+from .region import MASTER_TARGET, Region, order_regions
+from .selection import master_catalogue, own_images
+from .status import StatusEntry
+from .transfer import select_source
+
+LOGGER_NAME = "GlanceSync-Client"
+
+FacadeFactory = Callable[[Target], ServersFacade]
+
+
+class GlanceSync:
+    """Synchronise, inspect and back up the regions described by a :class:`Config`."""
+
+    def __init__(self, config: Config, facade_factory: FacadeFactory | None = None,
+                 logger: logging.Logger | logging.LoggerAdapter | None = None):
+        self.config = config
+        self._facade_factory = facade_factory or make_facade
+        self._facades: dict[str, ServersFacade] = {}
+        self._tenant_ids: dict[str, str] = {}
+        self._master: dict[str, Image] | None = None
+        self.log = logger or logging.getLogger(LOGGER_NAME)
+
+    @classmethod
+    def from_environment(cls, config_path: str | None = None, overrides: Mapping[str, str] | None = None,
+                         environ: Mapping[str, str] | None = None, **kwargs) -> "GlanceSync":
+        """Read glancesync.conf as the CLI does; the facades follow the same environment."""
+        environ = os.environ if environ is None else environ
+        config = config_module.load(config_path, overrides, environ)
+        factory = kwargs.pop("facade_factory", None) or (lambda target: make_facade(target, environ))
+        return cls(config, factory, **kwargs)
+
+    @property
+    def master_region(self) -> str:
+        return self.config.master_region
+
+    # ----------------------------------------------------------------- targets and regions
+    def region(self, name: str) -> Region:
+        """The Region for ``name`` (``T:R`` or a master region); UsageError for unknown targets."""
+        region = Region.parse(name)
+        if region.target not in self.config.targets:
+            raise UsageError(f"{name}: unknown target {region.target!r} "
+                             f"(targets in {self.config.source}: {', '.join(self.config.targets)})")
+        return region
+
+    def facade(self, target: str) -> ServersFacade:
+        if target not in self._facades:
+            self._facades[target] = self._facade_factory(self.config.targets[target])
+        return self._facades[target]
+
+    def tenant_id(self, target: str) -> str:
+        if target not in self._tenant_ids:
+            self._tenant_ids[target] = self.facade(target).get_tenant_id()
+        return self._tenant_ids[target]
+
+    def get_regions(self, target: str = MASTER_TARGET, omit_master_region: bool = True) -> list[str]:
+        """Regions of ``target`` (``T:R`` for other targets), minus its ``ignore_regions``.
+
+        For the master target the master region is left out unless ``omit_master_region`` is
+        false.
+        """
+        if target not in self.config.targets:
+            raise UsageError(f"unknown target {target!r} (targets in {self.config.source}: "
+                             f"{', '.join(self.config.targets)})")
+        ignored = self.config.targets[target].ignore_regions
+        names = [r for r in self.facade(target).get_regions() if r not in ignored]
+        if target == MASTER_TARGET:
+            if omit_master_region:
+                names = [r for r in names if r != self.master_region]
+            return names
+        return [f"{target}:{r}" for r in names]
+
+    def show_regions(self) -> list[str]:
+        """What ``--show-regions`` lists: master-target regions, then every other target's."""
+        regions = self.get_regions()
+        for target in self.config.targets:
+            if target != MASTER_TARGET:
+                regions += self.get_regions(target)
+        return regions
+
+    def expand_regions(self, arguments: Iterable[str]) -> list[str]:
+        """Region arguments of the CLI -> the regions to work on.
+
+        ``T:`` expands to the regions of target T; no argument means every region of the master
+        target but the master region.  When anything was expanded or defaulted the list follows
+        ``preferable_order``; an explicit list is used as given.
+        """
+        arguments = list(arguments)
+        if not arguments:
+            return order_regions(self.get_regions(), self.config.preferable_order)
+        expanded, changed = [], False
+        for argument in arguments:
+            if argument.endswith(":") and argument.count(":") == 1:
+                expanded += self.get_regions(argument[:-1])
+                changed = True
+            else:
+                self.region(argument)  # validates the target
+                expanded.append(argument)
+        return order_regions(expanded, self.config.preferable_order) if changed else expanded
+
+    # ----------------------------------------------------------------- master catalogue
+    def master_images(self) -> dict[str, Image]:
+        """The master catalogue (see :func:`selection.master_catalogue`), references as names."""
+        if self._master is None:
+            region = Region(MASTER_TARGET, self.master_region)
+            listing = self.facade(MASTER_TARGET).get_imagelist(region)
+            catalogue = master_catalogue(listing, self.tenant_id(MASTER_TARGET), self.log.warning)
+            self._master = ids_to_names(catalogue, self.log.warning)
+        return self._master
+
+    # ----------------------------------------------------------------- status, plan, sync
+    def region_status(self, name: str) -> list[StatusEntry]:
+        """Sync status of every image the region's target selects, in (size, name) order."""
+        region = self.region(name)
+        master = self.master_images()
+        images = self._list(region)
+        target = self.config.targets[region.target]
+        return region_statuses(master, images, target, self.tenant_id(region.target), region, self.log.warning)
+
+    def plan_region(self, name: str, logger=None) -> RegionPlan:
+        """The plan a sync of the region would carry out."""
+        log = logger or self.log
+        region = self.region(name)
+        master = self.master_images()
+        target = self.config.targets[region.target]
+        tenant_id = self.tenant_id(region.target)
+        images = self._list(region)
+        if target.only_tenant_images:
+            images = own_images(images, tenant_id)
+        return compute(master, images, target, tenant_id, region, log.warning)
+
+    def sync_region(self, name: str, dry_run: bool = False, logger=None) -> SyncReport:
+        """Synchronise a region (or log what would be done when ``dry_run``)."""
+        log = logger or self.log
+        plan = self.plan_region(name, log)
+        facade = self.facade(plan.region.target)
+        master_region = Region(MASTER_TARGET, self.master_region)
+
+        def source_for(image: Image):
+            return select_source(self.config.images_dir, image, self.facade(MASTER_TARGET), master_region)
+
+        try:
+            return apply(plan, facade, dry_run=dry_run, logger=log, source_for=source_for)
+        except FacadeError as exc:
+            raise RegionError(str(exc), plan.region.fullname) from exc
+
+    # ----------------------------------------------------------------- backups
+    def backup_region(self, name: str, directory: str) -> str:
+        """Write ``backup_<fullname>.csv`` with every image of the region; returns its path."""
+        region = self.region(name)
+        images = self._list(region)
+        path = os.path.join(directory, f"backup_{region.fullname}.csv")
+        with open(path, "w", newline="", encoding="utf-8") as stream:
+            write_backup(images, stream)
+        self.log.info(f"Backup of region {name}")
+        return path
+
+    def _list(self, region: Region) -> list[Image]:
+        try:
+            return self.facade(region.target).get_imagelist(region)
+        except GlanceSyncError:
+            raise
+        except Exception as exc:  # a facade bug must still name the region
+            raise RegionError(f"{region.fullname}: Error retrieving images from region. Cause {exc}",
+                              region.fullname) from exc

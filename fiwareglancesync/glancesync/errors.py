@@ -1,0 +1,54 @@
+"""The engine's error types.
+
+Every error the engine raises on purpose is a :class:`GlanceSyncError`.  The shells translate
+them once: the CLI into one ``ERROR:`` line and an exit status, the REST service into the JSON
+error envelope.  Messages name what is wrong (file, section, option, region, image) and never
+contain a credential.
+"""
+
+
+class GlanceSyncError(Exception):
+    """Base class of every error the engine reports to an operator."""
+
+
+class ConfigError(GlanceSyncError):
+    """glancesync.conf, a ``--config`` override or the environment is unusable."""
+
+
+class UsageError(GlanceSyncError):
+    """The command line asks for something that cannot be done (unknown target, ...)."""
+
+
+class BackupFormatError(GlanceSyncError):
+    """A backup CSV file (mock store, seed directory) holds a malformed row."""
+
+
+class FacadeError(GlanceSyncError):
+    """A Glance or Keystone server (or the mock store) failed an operation.
+
+    ``region`` is the full name of the region involved, when there is one.
+    """
+
+    def __init__(self, message: str, region: str | None = None):
+        super().__init__(message)
+        self.region = region
+
+
+class ListingTimeout(FacadeError):
+    """Listing the images of a region took longer than ``list_images_timeout``."""
+
+
+class ImageNotFound(FacadeError):
+    """The image (or the region) addressed does not exist."""
+
+
+class TransferError(FacadeError):
+    """Image data could not be read, sent, or did not match the master's checksum."""
+
+
+class RegionError(GlanceSyncError):
+    """A region could not be synchronised or inspected; the run goes on with the next one."""
+
+    def __init__(self, message: str, region: str):
+        super().__init__(message)
+        self.region = region

@@ -1,0 +1,142 @@
+"""Apply a :class:`RegionPlan` through a facade: the only code of the engine that writes.
+
+With ``dry_run`` nothing is written: every action is logged as pending instead (the single
+dry-run gate of the project).  The first failing write stops the region (the error propagates);
+what was done before it stays done, and a failed upload leaves no partial image (the facade's
+contract).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from .ami import resolve_references
+from .facades.base import ImageSource, ServersFacade
+from .image import Image
+from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
+
+SourceFor = Callable[[Image], ImageSource]
+
+
+@dataclass
+class SyncReport:
+    """What a region's sync did (or, in a dry run, would do)."""
+
+    region: str
+    dry_run: bool = False
+    uploads: int = 0
+    bytes: int = 0
+    metadata_updates: int = 0
+    obsolete_updates: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        """Whether the region was (or would be) out of sync: uploads or metadata updates."""
+        return bool(self.uploads or self.metadata_updates)
+
+
+class Executor:
+    """Carries one plan out; see :func:`apply`."""
+
+    def __init__(self, plan: RegionPlan, facade: ServersFacade, *, dry_run: bool,
+                 logger: logging.Logger | logging.LoggerAdapter, source_for: SourceFor):
+        self.plan = plan
+        self.facade = facade
+        self.dry_run = dry_run
+        self.log = logger
+        self.source_for = source_for
+        self.name = plan.region.fullname
+        self.ids_by_name = dict(plan.ids_by_name)
+        self.report = SyncReport(region=self.name, dry_run=dry_run)
+
+    def run(self) -> SyncReport:
+        started = time.monotonic()
+        for image in self.plan.obsolete:
+            self._obsolete(image)
+        for update in self.plan.metadata:
+            self._metadata(update)
+        for action in self.plan.transfers:
+            if isinstance(action, ChecksumConflict):
+                self.log.warning(action.entry.message)
+            else:
+                self._transfer(action)
+        for update in self.plan.ami_fixes:
+            self._ami(update)
+        self.report.seconds = time.monotonic() - started
+        self._summary()
+        return self.report
+
+    def _obsolete(self, image: Image) -> None:
+        self.report.obsolete_updates += 1
+        if self.dry_run:
+            self.log.info(f"{self.name}: Pending update of obsolete image {image.name}")
+            return
+        self.log.info(f"{self.name}: updating obsolete image {image.name}")
+        self.facade.update_metadata(self.plan.region, image)
+
+    def _metadata(self, update: MetadataUpdate) -> None:
+        self.report.metadata_updates += 1
+        if self.dry_run:
+            self.log.info(f"{self.name}: Image pending to update the metadata {update.master.name}")
+            return
+        self.log.info(f"{self.name}: Updating the metadata of image {update.master.name}")
+        self.facade.update_metadata(self.plan.region, self._updated(update))
+
+    def _ami(self, update: MetadataUpdate) -> None:
+        if self.dry_run:
+            self.log.info(f"{self.name}: Pending update of kernel_id/ramdisk_id of image {update.master.name}")
+            return
+        self.log.info(f"{self.name}: Updating kernel_id/ramdisk_id of image {update.master.name}")
+        self.facade.update_metadata(self.plan.region, self._updated(update))
+
+    def _updated(self, update: MetadataUpdate) -> Image:
+        props = self._resolve(update.properties, update.master)
+        return replace(update.current, is_public=update.master.is_public, user_properties=props)
+
+    def _resolve(self, properties, master: Image) -> dict:
+        return resolve_references(properties, master, self.ids_by_name, master.name, self.log.warning,
+                                  self.name)
+
+    def _transfer(self, upload: Upload) -> None:
+        master = upload.master
+        mb = master.size_mb
+        if upload.kind is UploadKind.REPLACE:
+            self.log.info(f"{self.name}: Replacing image {master.name} ({mb} MB)")
+        elif upload.kind is UploadKind.RENAME:
+            self.log.info(f"{self.name}: Renaming and replacing image {master.name} ({mb} MB)")
+        elif not self.dry_run:
+            self.log.info(f"{self.name}: Uploading image {master.name} ({mb} MB)")
+        self.report.uploads += 1
+        self.report.bytes += master.size
+        if self.dry_run:
+            self.log.info(f"{self.name}: Pending: {master.name} ({mb} MB)")
+            return
+        copy = replace(master, id="", region=self.name, owner=None,
+                       user_properties=self._resolve(upload.properties, master))
+        new_id = self.facade.upload_image(self.plan.region, copy, self.source_for(master))
+        self.ids_by_name[master.name] = new_id
+        if upload.kind is UploadKind.REPLACE:
+            self.facade.delete_image(self.plan.region, upload.old.id)
+        elif upload.kind is UploadKind.RENAME:
+            old = upload.old
+            self.facade.update_metadata(self.plan.region, replace(old, name=old.name + ".old", is_public=False))
+        self.log.info(f"{self.name}: Image uploaded.")
+
+    def _summary(self) -> None:
+        total_mb = int(self.report.bytes / 1024 / 1024)
+        if not self.report.changed:
+            self.log.info(f"{self.name}: Region is synchronized.")
+        elif self.dry_run:
+            self.log.info(f"{self.name}: MBs pending : {total_mb}")
+        else:
+            self.log.info(f"{self.name}:   Total uploaded to region: {total_mb} (MB) ")
+
+
+def apply(plan: RegionPlan, facade: ServersFacade, *, dry_run: bool,
+          logger: logging.Logger | logging.LoggerAdapter, source_for: SourceFor) -> SyncReport:
+    """Carry out ``plan`` on ``facade`` (or only log it when ``dry_run``)."""
+    return Executor(plan, facade, dry_run=dry_run, logger=logger, source_for=source_for).run()

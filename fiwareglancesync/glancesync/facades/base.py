@@ -1,0 +1,70 @@
+"""The facade contract: everything the engine asks of a cloud (or of the mock).
+
+One facade serves one *target* (one credential).  Region arguments are :class:`Region` values of
+that target.  Implementations translate their own failures into :class:`FacadeError` subclasses
+whose messages name the region and the image and never contain a credential.  The contract test
+suite (``tests/facades``) runs the same checks against every implementation.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol, runtime_checkable
+
+from ..image import Image
+from ..region import Region
+
+
+@runtime_checkable
+class ImageSource(Protocol):
+    """Where the bytes of an upload come from (a local file or the master region's Glance)."""
+
+    description: str
+
+    def open(self) -> Iterator[bytes]:
+        """A fresh iterator over the image data in chunks; closing it releases the source."""
+        ...
+
+
+@runtime_checkable
+class ServersFacade(Protocol):
+    def get_regions(self) -> list[str]:
+        """Names (without target prefix) of the regions of this target that have Glance."""
+        ...
+
+    def get_tenant_id(self) -> str:
+        """Id of the project (tenant) the credential is scoped to; owners are compared with it."""
+        ...
+
+    def get_imagelist(self, region: Region) -> list[Image]:
+        """Every image the credential sees in ``region`` (any owner, any status).
+
+        Raises ImageNotFound when the region does not exist, ListingTimeout when the listing
+        takes longer than the target's ``list_images_timeout``, FacadeError otherwise.
+        """
+        ...
+
+    def update_metadata(self, region: Region, image: Image) -> None:
+        """Make the image ``image.id`` carry exactly ``image``'s name, visibility and properties.
+
+        Properties absent from ``image.user_properties`` are removed; owner, status and data
+        are left alone.
+        """
+        ...
+
+    def upload_image(self, region: Region, image: Image, source: ImageSource) -> str:
+        """Create a new image in ``region`` from ``image``'s metadata and ``source``'s bytes.
+
+        ``image`` carries the name, visibility, properties and formats to create, and the
+        master's ``checksum`` / ``size`` / ``os_hash_value`` the data must match.  Returns the new
+        image id.  On any failure after the image was created it is deleted again, so no
+        partial image is left behind, and TransferError/FacadeError is raised.
+        """
+        ...
+
+    def delete_image(self, region: Region, image_id: str) -> bool:
+        """Delete an image; False when it does not exist."""
+        ...
+
+    def download_image(self, region: Region, image_id: str) -> Iterator[bytes]:
+        """Stream the data of an image (used to copy from the master region)."""
+        ...

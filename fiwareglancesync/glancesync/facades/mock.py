@@ -1,0 +1,250 @@
+"""The file-backed mock facade and its seeding CLI (``glancesync-mock``).
+
+The mock keeps image *metadata* only (no bytes), in one store shared by every target, keyed by
+region full name (``Burgos``, ``other:Madrid``).  Two stores:
+
+* :class:`MemoryStore` (``GLANCESYNC_USE_MOCK``): a process-wide dict, empty at start;
+* :class:`DirectoryStore` (``GLANCESYNC_MOCKPERSISTENT_PATH=<dir>``): one ``backup_<fullname>.csv``
+  per region, in the backup CSV format.  Every change rewrites the region's file atomically
+  (temporary file + rename) under a file lock, so several processes (``--parallel``, gunicorn
+  workers) can share a store and a reader never sees half a file.
+
+Mock semantics the conformance scenarios rely on: a new image gets id ``<n>$<name>`` (the first
+``n`` free in that region), owner ``<tenant name>id`` and status/size/checksum/visibility/
+properties from the uploaded image; the tenant id of a target is its ``tenant_id`` option, else
+``<tenant name>id``; metadata updates replace name, visibility and the whole property dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from typing import Callable, Iterator
+
+from filelock import FileLock
+
+from ..config import Target
+from ..errors import BackupFormatError, FacadeError, GlanceSyncError, ImageNotFound
+from ..image import Image, read_backup_file, write_backup
+from ..region import MASTER_TARGET, Region
+from .base import ImageSource
+
+FILE_PREFIX = "backup_"
+FILE_SUFFIX = ".csv"
+DEFAULT_PERSIST_PATH = "~/.glancesync_persist/"
+
+Change = Callable[[list[Image]], list[Image]]
+
+
+class MemoryStore:
+    """Regions held in a dict; :func:`memory_store` returns the process-wide one."""
+
+    def __init__(self) -> None:
+        self.regions_: dict[str, list[Image]] = {}
+
+    def regions(self) -> list[str]:
+        return list(self.regions_)
+
+    def read(self, fullname: str) -> list[Image]:
+        if fullname not in self.regions_:
+            raise ImageNotFound(f"{fullname}: region not found in the mock store", fullname)
+        return list(self.regions_[fullname])
+
+    def change(self, fullname: str, change: Change, create: bool = False) -> None:
+        if fullname not in self.regions_ and not create:
+            raise ImageNotFound(f"{fullname}: region not found in the mock store", fullname)
+        self.regions_[fullname] = change(list(self.regions_.get(fullname, [])))
+
+    def clear(self) -> None:
+        self.regions_.clear()
+
+
+_MEMORY = MemoryStore()
+
+
+def memory_store() -> MemoryStore:
+    """The in-memory store shared by every mock facade of this process."""
+    return _MEMORY
+
+
+class DirectoryStore:
+    """Regions held as ``backup_<fullname>.csv`` files in a directory (created if missing)."""
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(os.path.expanduser(path))
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as exc:
+            raise FacadeError(f"mock store {self.path} cannot be created: {exc.strerror}") from None
+        self._lock = FileLock(os.path.join(self.path, ".lock"))
+
+    def file_of(self, fullname: str) -> str:
+        return os.path.join(self.path, f"{FILE_PREFIX}{fullname}{FILE_SUFFIX}")
+
+    def regions(self) -> list[str]:
+        names = []
+        for path in sorted(glob.glob(os.path.join(glob.escape(self.path), FILE_PREFIX + "*" + FILE_SUFFIX))):
+            names.append(os.path.basename(path)[len(FILE_PREFIX): -len(FILE_SUFFIX)])
+        return names
+
+    def read(self, fullname: str) -> list[Image]:
+        path = self.file_of(fullname)
+        if not os.path.isfile(path):
+            raise ImageNotFound(f"{fullname}: region not found in the mock store {self.path}", fullname)
+        return read_backup_file(path)
+
+    def change(self, fullname: str, change: Change, create: bool = False) -> None:
+        with self._lock:
+            path = self.file_of(fullname)
+            if os.path.isfile(path):
+                images = read_backup_file(path)
+            elif create:
+                images = []
+            else:
+                raise ImageNotFound(f"{fullname}: region not found in the mock store {self.path}", fullname)
+            self.write(fullname, change(images))
+
+    def write(self, fullname: str, images: list[Image]) -> None:
+        """Replace a region's file atomically (callers hold the lock or own the directory)."""
+        handle, temporary = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=FILE_SUFFIX)
+        try:
+            with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
+                write_backup(images, stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, self.file_of(fullname))
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+
+    def clear(self) -> None:
+        with self._lock:
+            for fullname in self.regions():
+                os.unlink(self.file_of(fullname))
+
+
+class MockFacade:
+    """A :class:`ServersFacade` over a mock store, for one target."""
+
+    def __init__(self, target: Target, store: MemoryStore | DirectoryStore):
+        self.target = target
+        self.store = store
+
+    def get_regions(self) -> list[str]:
+        names = []
+        for fullname in self.store.regions():
+            region = Region.parse(fullname)
+            if region.target == self.target.name:
+                names.append(region.name)
+        return names
+
+    def get_tenant_id(self) -> str:
+        return self.target.tenant_id or self.target.tenant + "id"
+
+    def get_imagelist(self, region: Region) -> list[Image]:
+        return self.store.read(region.fullname)
+
+    def update_metadata(self, region: Region, image: Image) -> None:
+        def update(images: list[Image]) -> list[Image]:
+            for index, stored in enumerate(images):
+                if stored.id == image.id:
+                    images[index] = replace(stored, name=image.name, is_public=image.is_public,
+                                            user_properties=dict(image.user_properties))
+                    return images
+            raise ImageNotFound(f"{region.fullname}: Update of {image.name} failed. "
+                                f"Cause: no image with id {image.id}", region.fullname)
+
+        self.store.change(region.fullname, update)
+
+    def upload_image(self, region: Region, image: Image, source: ImageSource) -> str:
+        created: list[str] = []
+
+        def add(images: list[Image]) -> list[Image]:
+            taken = {stored.id for stored in images}
+            number = 1
+            while f"{number}${image.name}" in taken:
+                number += 1
+            new_id = f"{number}${image.name}"
+            created.append(new_id)
+            return images + [replace(image, id=new_id, region=region.fullname,
+                                     owner=self.target.tenant + "id",
+                                     user_properties=dict(image.user_properties))]
+
+        self.store.change(region.fullname, add, create=True)
+        return created[0]
+
+    def delete_image(self, region: Region, image_id: str) -> bool:
+        removed: list[Image] = []
+
+        def remove(images: list[Image]) -> list[Image]:
+            kept = [stored for stored in images if stored.id != image_id]
+            removed.extend(stored for stored in images if stored.id == image_id)
+            return kept
+
+        try:
+            self.store.change(region.fullname, remove)
+        except ImageNotFound:
+            return False
+        return bool(removed)
+
+    def download_image(self, region: Region, image_id: str) -> Iterator[bytes]:
+        raise FacadeError(f"{region.fullname}: the mock stores no image data (image {image_id})",
+                          region.fullname)
+
+
+# --------------------------------------------------------------------------- seeding CLI
+
+def load_seed(directory: str) -> dict[str, list[Image]]:
+    """Regions of a seed directory: every ``backup_<fullname>.csv`` in it (file name = region)."""
+    regions: dict[str, list[Image]] = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(directory), FILE_PREFIX + "*" + FILE_SUFFIX))):
+        fullname = os.path.basename(path)[len(FILE_PREFIX): -len(FILE_SUFFIX)]
+        regions[fullname] = read_backup_file(path)
+    return regions
+
+
+def seed_store(path: str, seed_directory: str, confirm: bool) -> str:
+    """Replace the store in ``path`` by the contents of ``seed_directory``; returns the path.
+
+    The seed is read and checked completely before the store is touched.
+    """
+    if not os.path.isdir(seed_directory):
+        raise GlanceSyncError(f'The directory "{seed_directory}" with the initial load must exist')
+    regions = load_seed(seed_directory)
+    store = DirectoryStore(path)
+    if store.regions() and not confirm:
+        raise GlanceSyncError(f'The directory "{store.path}" is not empty. If you are sure, pass --confirm')
+    store.clear()
+    for fullname, images in regions.items():
+        store.write(fullname, images)
+    return store.path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="glancesync-mock",
+        description="Start a clean persistent session of the GlanceSync mock from backup CSV files")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--path", default=DEFAULT_PERSIST_PATH,
+                       help="directory of the persistent mock store (default: %(default)s)")
+    where.add_argument("--random", action="store_true", help="use a new temporary directory")
+    parser.add_argument("--confirm", action="store_true", help="replace the contents of a non-empty store")
+    parser.add_argument("initial_load", help="directory with backup_<region>.csv files")
+    args = parser.parse_args(argv)
+    path = tempfile.mkdtemp(prefix="glancesync_tmp") if args.random else os.path.normpath(os.path.expanduser(args.path))
+    try:
+        stored = seed_store(path, args.initial_load, args.confirm)
+    except (GlanceSyncError, BackupFormatError) as exc:
+        print(f"ERROR:{exc}", file=sys.stderr)
+        return 1
+    print(f"export GLANCESYNC_MOCKPERSISTENT_PATH={stored}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The image value object and the backup CSV format.
+
+An :class:`Image` is what the engine knows of one Glance image in one region.  It is frozen:
+the engine derives new values with :func:`dataclasses.replace` instead of mutating.
+
+Backup CSV (the original's format, kept for compatibility): one row per image with the columns
+``region, name, id, status, size, checksum, owner, is_public, properties`` where ``is_public``
+is ``True``/``False`` and ``properties`` is a Python dict literal (``{'type': 'base', 'nid': 1}``,
+``u''`` prefixes accepted when reading).  Rows are written with ``\\r\\n`` line ends; reading
+accepts ``\\r\\n`` or ``\\n`` and skips blank lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping
+
+from .errors import BackupFormatError
+
+KERNEL_ID = "kernel_id"
+RAMDISK_ID = "ramdisk_id"
+AMI_PROPERTIES = (KERNEL_ID, RAMDISK_ID)
+
+CSV_COLUMNS = ("region", "name", "id", "status", "size", "checksum", "owner", "is_public", "properties")
+
+
+@dataclass(frozen=True, eq=True)
+class Image:
+    """One Glance image as seen in one region.
+
+    ``region`` is the full region name (``Burgos``, ``other:Madrid``).  ``is_public`` maps to
+    Glance v2 ``visibility == "public"``.  ``user_properties`` holds the custom (non-schema)
+    properties.  The remaining fields are the ones an upload copies from the master image and
+    the hashes a transfer is verified against; the mock leaves them at their defaults.
+    """
+
+    name: str
+    id: str
+    region: str
+    owner: str | None = None
+    is_public: bool = True
+    checksum: str | None = None
+    size: int = 0
+    status: str | None = None
+    user_properties: Mapping[str, Any] = field(default_factory=dict)
+    disk_format: str | None = None
+    container_format: str | None = None
+    min_disk: int = 0
+    min_ram: int = 0
+    protected: bool = False
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
+
+    @property
+    def size_mb(self) -> float:
+        """Size in MiB as the log lines print it."""
+        return self.size / 1024 / 1024
+
+    def to_row(self) -> list[Any]:
+        """The backup CSV row of this image (see the module docstring)."""
+        return [
+            self.region,
+            self.name,
+            self.id,
+            self.status,
+            self.size,
+            self.checksum,
+            self.owner,
+            self.is_public,
+            repr(dict(self.user_properties)),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"Region: {self.region} Name: {self.name} Id: {self.id} Status: {self.status} "
+            f"Size: {self.size} Checksum: {self.checksum} Owner: {self.owner} "
+            f"Public: {self.is_public} Properties: {dict(self.user_properties)}"
+        )
+
+
+# Parsed property dicts, keyed by their literal text.  Property columns repeat a lot (every image
+# of a kind carries the same dict), and literal_eval dominates the cost of reading a large store.
+_PROPERTIES_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def parse_properties(text: str) -> dict[str, Any]:
+    """Parse the properties column: a Python dict literal, evaluated without running code.
+
+    Raises ValueError when the text is not a dict literal.
+    """
+    text = text.strip()
+    if not text or text == "{}":
+        return {}
+    cached = _PROPERTIES_CACHE.get(text)
+    if cached is None:
+        value = ast.literal_eval(text)  # accepts u'' prefixes; never executes code
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a dict literal, got {type(value).__name__}")
+        if len(_PROPERTIES_CACHE) < 65536:
+            _PROPERTIES_CACHE[text] = value
+        cached = value
+    return dict(cached)
+
+
+def image_from_row(fields: list[str]) -> Image:
+    """Build an Image from one backup CSV row; raises ValueError naming the bad column."""
+    if len(fields) != len(CSV_COLUMNS):
+        raise ValueError(f"expected {len(CSV_COLUMNS)} columns ({', '.join(CSV_COLUMNS)}), got {len(fields)}")
+    region, name, image_id, status, size, checksum, owner, is_public, properties = fields
+    try:
+        size_value = int(size) if size.strip() else 0
+    except ValueError:
+        raise ValueError(f"size {size!r} is not an integer") from None
+    try:
+        props = parse_properties(properties)
+    except (ValueError, SyntaxError) as exc:
+        raise ValueError(f"properties {properties!r} are not a dict literal ({exc})") from None
+    return Image(
+        name=name,
+        id=image_id,
+        region=region,
+        owner=owner,
+        is_public=is_public.strip() == "True",
+        checksum=checksum,
+        size=size_value,
+        status=status,
+        user_properties=props,
+    )
+
+
+def read_backup(stream: Iterable[str], source: str) -> Iterator[Image]:
+    """Yield the images of a backup CSV stream; ``source`` names it in error messages.
+
+    Raises BackupFormatError naming the source and the line of the first malformed row.
+    """
+    reader = csv.reader(stream)
+    for fields in reader:
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        try:
+            yield image_from_row(fields)
+        except ValueError as exc:
+            raise BackupFormatError(f"{source}, line {reader.line_num}: {exc}") from None
+
+
+def read_backup_file(path: str) -> list[Image]:
+    """All images of one backup CSV file (see :func:`read_backup`)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as stream:
+            return list(read_backup(stream, path))
+    except UnicodeDecodeError as exc:
+        raise BackupFormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def write_backup(images: Iterable[Image], stream: io.TextIOBase) -> None:
+    """Write images as backup CSV rows (``\\r\\n`` line ends, the original's format)."""
+    writer = csv.writer(stream, lineterminator="\r\n")
+    for image in images:
+        writer.writerow(image.to_row())
