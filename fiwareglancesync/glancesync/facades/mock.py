@@ -94,7 +94,7 @@ class DirectoryStore:
     def read(self, fullname: str) -> list[Image]:
         path = self.file_of(fullname)
         if not os.path.isfile(path):
-            raise ImageNotFound(f"{fullname}: region not found in the mock store {self.path}", fullname)
+            raise ImageNotFound(f"{fullname}: region not found in the mock store", fullname)
         return read_backup_file(path)
 
     def change(self, fullname: str, change: Change, create: bool = False) -> None:
@@ -105,7 +105,7 @@ class DirectoryStore:
             elif create:
                 images = []
             else:
-                raise ImageNotFound(f"{fullname}: region not found in the mock store {self.path}", fullname)
+                raise ImageNotFound(f"{fullname}: region not found in the mock store", fullname)
             self.write(fullname, change(images))
 
     def write(self, fullname: str, images: list[Image]) -> None:
