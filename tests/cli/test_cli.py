@@ -1,0 +1,171 @@
+"""sync.py and glancesync-mock as an operator runs them: modes, region lists, bad input."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+B64 = base64.b64encode(b"pw").decode()
+
+CONFIG = f"""[main]
+master_region = Valladolid
+preferable_order = other:Madrid, Segovia
+
+[master]
+credential = u,{B64},http://k:5000/v3,tenant1
+ignore_regions = Ignored
+
+[other]
+credential = u2,{B64},http://k2:5000/v3,tenant2
+"""
+
+ROW = "{region},img1,{id},active,100,c1,{owner},True,{{}}\r\n"
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A seeded mock store and a config; returns a runner of sync.py."""
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "backup_Valladolid.csv").write_text(ROW.format(region="Valladolid", id="001", owner="tenant1id"))
+    for region in ("Burgos", "Segovia", "Ignored", "other:Madrid"):
+        (seed / f"backup_{region}.csv").write_text("")
+    store = tmp_path / "store"
+    done = subprocess.run([BIN / "glancesync-mock", "--path", store, str(seed)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    config = tmp_path / "glancesync.conf"
+    config.write_text(CONFIG)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
+    env.update(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(config))
+
+    def run(*args, extra_env=None, cwd=tmp_path):
+        # bytes, decoded here: text mode would hide the \r\n line ends of the status CSV
+        done = subprocess.run([BIN / "sync.py", *args], capture_output=True, cwd=cwd,
+                              env={**env, **(extra_env or {})}, timeout=60)
+        return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
+    run.store, run.config, run.tmp = store, config, tmp_path
+    return run
+
+
+def one_error_line(result, code=1):
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_show_regions(site):
+    result = site("--show-regions")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Burgos Segovia other:Madrid\n"
+
+
+def test_default_regions_follow_preferable_order(site):
+    result = site("--dry-run")
+    assert result.returncode == 0, result.stderr
+    headers = [line for line in result.stdout.splitlines() if line.startswith("======")]
+    assert headers == ["======Master is Valladolid", "======Segovia", "======Burgos"]
+
+
+def test_target_expansion_and_order(site):
+    result = site("--show-status", "Burgos", "master:", "other:")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ("pending_upload,other:Madrid,img1\r\n\n" "pending_upload,Segovia,img1\r\n\n"
+                             "pending_upload,Burgos,img1\r\n\n" "pending_upload,Burgos,img1\r\n\n")
+
+
+def test_explicit_list_is_kept(site):
+    result = site("--show-status", "Burgos", "other:Madrid")
+    assert [line.split(",")[1] for line in result.stdout.split()] == ["Burgos", "other:Madrid"]
+
+
+def test_sync_then_status_and_logs_on_stderr(site):
+    result = site("Burgos")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "======Master is Valladolid\n======Burgos\n"
+    assert "INFO:Burgos: Uploading image img1 (9.5367431640625e-05 MB)" in result.stderr
+    assert "INFO:Burgos: Image uploaded." in result.stderr
+    assert site("--show-status", "Burgos").stdout == "ok,Burgos,img1\r\n\n"
+
+
+def test_make_backup(site):
+    result = site("--make-backups", "Burgos")
+    assert result.returncode == 0, result.stderr
+    [directory] = list(site.tmp.glob("backup_glance_*"))
+    assert sorted(p.name for p in directory.iterdir()) == ["backup_Burgos.csv", "backup_Valladolid.csv"]
+    assert (directory / "backup_Valladolid.csv").read_bytes() == ROW.format(
+        region="Valladolid", id="001", owner="tenant1id").encode()
+    assert "INFO:Backup of region Valladolid" in result.stderr
+
+
+def test_mutually_exclusive_modes(site):
+    line = one_error_line(site("--dry-run", "--show-status"), code=2)
+    assert "not allowed with argument" in line
+
+
+@pytest.mark.parametrize("args,env,fragment", [
+    (["--config", "novalue"], {}, "config options must have the format key=value"),
+    (["--config", "a.b.c=1", "--show-status"], {}, "keys are 'option' or 'section.option'"),
+    (["--show-status", "nowhere:"], {}, "unknown target 'nowhere'"),
+    (["--show-status", "nowhere:X"], {}, "unknown target 'nowhere'"),
+    (["--show-status"], {"GLANCESYNC_CONFIG": "/nonexistent/glancesync.conf"}, "GLANCESYNC_CONFIG names /nonexistent"),
+    (["--show-status", "--config", "master.only_tenant_images=perhaps"], {}, "'perhaps' is not a boolean"),
+    (["--show-status", "--config", "master.credential=u,!!!,http://k,t"], {}, "not valid base64"),
+    (["--show-status", "--config", "master.credential=u,cHc=,http://k"], {}, "expected 4 comma-separated fields"),
+    (["--show-status", "--config", "metadata_condition=__import__('os').system('id')"], {},
+     "metadata_condition of target master: call of __import__('os').system is not allowed"),
+    (["--show-status", "--config", "main.master_region=Atlantis"], {}, "Atlantis: region not found in the mock store"),
+])
+def test_bad_input_gives_one_clear_line(site, args, env, fragment):
+    result = site(*args, extra_env=env)
+    line = one_error_line(result, code=2 if fragment.startswith("config options") else 1)
+    assert fragment in line, line
+
+
+def test_malformed_store_csv_names_file_and_line(site):
+    (site.store / "backup_Burgos.csv").write_text("Burgos,x,1,active,1,c,o,True,{}\r\nBurgos,broken\r\n")
+    result = site("--show-status", "Burgos")
+    line = one_error_line(result)
+    assert "backup_Burgos.csv, line 2: expected 9 columns" in line
+
+
+def test_failing_region_does_not_stop_the_others(site):
+    result = site("Burgos", "Nowhere", "Segovia")
+    assert result.returncode == 1
+    assert "ERROR:Nowhere: region not found in the mock store" in result.stderr
+    assert site("--show-status", "Burgos", "Segovia").stdout == "ok,Burgos,img1\r\n\nok,Segovia,img1\r\n\n"
+
+
+def test_no_config_file_uses_the_environment(site):
+    result = site("--show-status", "Burgos", extra_env={
+        "GLANCESYNC_CONFIG": "", "OS_REGION_NAME": "Valladolid", "OS_USERNAME": "u", "OS_PASSWORD": "p",
+        "OS_AUTH_URL": "http://k/v3", "OS_PROJECT_NAME": "tenant1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "pending_upload,Burgos,img1\r\n\n"
+
+
+def test_mock_seeding_errors(tmp_path):
+    missing = subprocess.run([BIN / "glancesync-mock", "--path", tmp_path / "s", tmp_path / "none"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and f'The directory "{tmp_path / "none"}" with the initial load must exist' in missing.stderr
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "backup_R.csv").write_text("R,a,1,active,1,c,o,True,{}\n")
+    ok = subprocess.run([BIN / "glancesync-mock", "--path", tmp_path / "s", seed], capture_output=True, text=True)
+    assert ok.returncode == 0
+    again = subprocess.run([BIN / "glancesync-mock", "--path", tmp_path / "s", seed], capture_output=True, text=True)
+    assert again.returncode == 1 and "is not empty. If you are sure, pass --confirm" in again.stderr
+    (seed / "backup_R.csv").write_text("R,a,1,active,1,c,o,True,{}\nR,b,2,active,x,c,o,True,{}\n")
+    bad = subprocess.run([BIN / "glancesync-mock", "--path", tmp_path / "s", "--confirm", seed], capture_output=True, text=True)
+    assert bad.returncode == 1 and "backup_R.csv, line 2: size 'x' is not an integer" in bad.stderr
+    assert (tmp_path / "s" / "backup_R.csv").read_bytes() == b"R,a,1,active,1,c,o,True,{}\r\n", "store left intact"
+    rnd = subprocess.run([BIN / "glancesync-mock", "--random", seed], capture_output=True, text=True)
+    assert rnd.returncode == 1  # the seed is still malformed; nothing printed to stdout
+    assert rnd.stdout == ""

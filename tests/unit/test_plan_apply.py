@@ -1,0 +1,140 @@
+"""Plan then apply: dry-run makes no write call, writes happen in the documented order."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from fiwareglancesync.glancesync.config import load_string
+from fiwareglancesync.glancesync.engine import GlanceSync
+from fiwareglancesync.glancesync.errors import TransferError
+from fiwareglancesync.glancesync.facades.mock import MemoryStore, MockFacade
+from fiwareglancesync.glancesync.image import Image
+from fiwareglancesync.glancesync.plan import Upload, UploadKind, dependencies_first
+
+WRITES = ("update_metadata", "upload_image", "delete_image")
+
+CONFIG = """
+[main]
+master_region = Master
+[master]
+user = u
+password = p
+keystone_url = http://k/v3
+tenant = t
+metadata_set = type, nid
+replace = cX
+rename = cR
+"""
+
+
+class RecordingFacade(MockFacade):
+    """A mock facade that records every call, in order."""
+
+    def __init__(self, target, store, calls):
+        super().__init__(target, store)
+        self.calls = calls
+
+    def __getattribute__(self, name):
+        attribute = super().__getattribute__(name)
+        if name in ("get_regions", "get_tenant_id", "get_imagelist", "download_image") + WRITES:
+            calls = super().__getattribute__("calls")
+
+            def recorded(*args, **kwargs):
+                calls.append((name, args))
+                return attribute(*args, **kwargs)
+            return recorded
+        return attribute
+
+
+def image(name, id_, size, checksum, region, public=True, **props):
+    return Image(name=name, id=id_, region=region, owner="tid", is_public=public, checksum=checksum,
+                 size=size, status="active", user_properties=props)
+
+
+@pytest.fixture
+def world():
+    store = MemoryStore()
+    store.regions_["Master"] = [
+        image("kern", "m1", 500, "ck", "Master", type="b"),
+        image("ami", "m2", 100, "ca", "Master", type="b", kernel_id="m1"),
+        image("meta", "m3", 200, "cm", "Master", type="b", nid="2"),
+        image("rep", "m4", 300, "c4", "Master", type="b"),
+        image("ren", "m5", 310, "c5", "Master", type="b"),
+        image("gone_obsolete", "m6", 50, "cg", "Master", type="b"),
+        image("fixami", "m7", 1000, "cf", "Master", type="b", kernel_id="m1"),
+    ]
+    store.regions_["Burgos"] = [
+        image("meta", "r3", 200, "cm", "Burgos", type="b", nid="1", local="keep"),
+        image("rep", "r4", 300, "cX", "Burgos", type="b"),
+        image("ren", "r5", 310, "cR", "Burgos", type="b"),
+        image("gone", "r6", 50, "cg", "Burgos"),
+        image("fixami", "r7", 1000, "cf", "Burgos", type="b", kernel_id="stale"),
+    ]
+    calls = []
+    config = load_string(CONFIG, environ={})
+    engine = GlanceSync(config, lambda target: RecordingFacade(target, store, calls),
+                        logger=logging.getLogger("test-plan"))
+    return engine, store, calls
+
+
+def test_dry_run_makes_no_write_call(world, caplog):
+    engine, store, calls = world
+    before = {k: list(v) for k, v in store.regions_.items()}
+    with caplog.at_level(logging.INFO, "test-plan"):
+        report = engine.sync_region("Burgos", dry_run=True)
+    assert [c for c in calls if c[0] in WRITES] == []
+    assert store.regions_ == before
+    assert report.uploads == 4 and report.metadata_updates == 1 and report.obsolete_updates == 1
+    text = caplog.text
+    assert "Burgos: Pending update of obsolete image gone_obsolete" in text
+    assert "Burgos: Pending update of kernel_id/ramdisk_id of image fixami" in text
+    assert "Burgos: MBs pending : 0" in text
+
+
+def test_sync_writes_in_plan_order(world):
+    engine, store, calls = world
+    engine.sync_region("Burgos")
+    writes = [(name, args[1].name if name != "delete_image" else args[1]) for name, args in calls if name in WRITES]
+    assert writes == [
+        ("update_metadata", "gone_obsolete"),    # 1. obsolete pass
+        ("update_metadata", "meta"),             # 2. metadata pass
+        ("upload_image", "kern"),                # 3. uploads: kernel before its (smaller) AMI
+        ("upload_image", "ami"),
+        ("upload_image", "rep"), ("delete_image", "r4"),
+        ("upload_image", "ren"), ("update_metadata", "ren.old"),
+        ("update_metadata", "fixami"),           # 4. AMI fixes after the kernel exists
+    ]
+    burgos = {i.name: i for i in store.regions_["Burgos"]}
+    assert burgos["ami"].user_properties["kernel_id"] == burgos["kern"].id == "1$kern"
+    assert burgos["fixami"].user_properties["kernel_id"] == "1$kern"
+    assert burgos["meta"].user_properties == {"type": "b", "nid": "2", "local": "keep"}
+    assert burgos["ren.old"].is_public is False and burgos["ren.old"].id == "r5"
+    assert "r4" not in {i.id for i in store.regions_["Burgos"]}
+    assert all(e.status.value in ("ok",) for e in engine.region_status("Burgos"))
+
+
+def test_failed_write_stops_the_region_and_names_it(world):
+    engine, store, calls = world
+    store.regions_["Burgos"] = [i for i in store.regions_["Burgos"] if i.name != "meta"]
+    original = MockFacade.upload_image
+
+    def broken(self, region, image, source):
+        raise TransferError(f"{region.fullname}: Upload of {image.name} Failed. Cause: boom", region.fullname)
+
+    MockFacade.upload_image = broken
+    try:
+        with pytest.raises(Exception) as raised:
+            engine.sync_region("Burgos")
+    finally:
+        MockFacade.upload_image = original
+    assert "Burgos: Upload of kern Failed. Cause: boom" in str(raised.value)
+    assert not any(c[0] == "delete_image" for c in calls)
+
+
+def test_dependencies_first_keeps_size_order_otherwise():
+    def up(name, size, **props):
+        return Upload(UploadKind.UPLOAD, image(name, name, size, "c", "M", **props), {})
+    actions = [up("ami", 1, kernel_id="kern", ramdisk_id="ramd"), up("a", 2), up("ramd", 3), up("kern", 4)]
+    assert [a.master.name for a in dependencies_first(actions)] == ["kern", "ramd", "ami", "a"]
