@@ -1,0 +1,13 @@
+"""The API v1 blueprint: ``GET /``, ``/regions/<region>`` and ``/regions/<region>/tasks/<task>``."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__)
+
+
+def register(app) -> None:
+    """Attach the routes and the JSON error handlers to ``app``."""
+    from . import errors, info, regions, tasks  # noqa: F401  (modules add their routes to bp)
+
+    app.register_blueprint(bp)
+    errors.register(app)

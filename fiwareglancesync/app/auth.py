@@ -1,0 +1,254 @@
+"""``X-Auth-Token`` validation against Keystone: the only module of the service that does it.
+
+A request is authorised when Keystone (v3 by default, v2.0 when configured) confirms its token
+and the token carries the ``admin`` role.  The service talks to Keystone with its own credentials
+(``[openstack]`` of fiware-glancesync.cfg) through a keystoneauth1 session, which keeps the
+service token and re-authenticates when it is refused.
+
+Outcomes, as :class:`~fiwareglancesync.app.errors.ApiError`:
+
+* 401: no header, empty token, token unknown to Keystone or expired, token without roles,
+  token without ``admin``; the message says which;
+* 500: Keystone refuses the service credentials (a configuration problem, not the caller's);
+* 502: Keystone answers the validation with an unexpected error;
+* 503: Keystone cannot be reached.
+
+Validated tokens are cached in the process until shortly before they expire, and for at most
+``TOKEN_CACHE_SECONDS`` so that a revoked token stops working within that time.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Protocol, TypeVar
+
+from flask import current_app, g, request
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v2 as ks_v2
+from keystoneauth1.identity import v3 as ks_v3
+
+from .errors import ApiError
+
+LOG = logging.getLogger(__name__)
+
+TOKEN_HEADER = "X-Auth-Token"
+REQUIRED_ROLE = "admin"
+# A token this close to its expiry is not cached: it would stop working while still cached.
+EXPIRY_MARGIN_SECONDS = 30
+CACHE_MAX_ENTRIES = 4096
+
+NO_TOKEN = f"The request you have made requires authentication: no {TOKEN_HEADER} header"
+EMPTY_TOKEN = "Token is empty"
+INVALID_TOKEN = "The token is not valid (unknown to Keystone, revoked or expired)"
+EXPIRED_TOKEN = "The token has expired"
+NO_ROLES = "User hasn't defined roles"
+NOT_ADMIN = "Role is not admin"
+BAD_SERVICE_CREDENTIALS = ("You should have defined the correct admin user and its password in the "
+                           "configuration file (fiware-glancesync.cfg)")
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What the service keeps of a validated token."""
+
+    user: str
+    user_id: str | None
+    project: str | None
+    roles: frozenset[str]
+    expires: datetime  # aware, UTC
+
+
+class TokenValidator(Protocol):
+    def validate(self, token: str) -> TokenInfo:
+        """Keystone's view of ``token``; raises ApiError (401 unknown/expired, 5xx Keystone trouble)."""
+        ...
+
+
+class KeystoneTokenValidator:
+    """Validates tokens with python-keystoneclient, authenticated as the service user."""
+
+    def __init__(self, *, auth_url: str, api_version: str, user: str, password: str,
+                 project: str = "", project_id: str = "", user_domain_name: str = "Default",
+                 project_domain_name: str = "Default", timeout: float = 10, ca_file: str = ""):
+        self.auth_url = auth_url
+        self.api_version = api_version
+        self._credentials = dict(user=user, password=password, project=project, project_id=project_id,
+                                 user_domain_name=user_domain_name, project_domain_name=project_domain_name)
+        self._timeout = timeout
+        self._verify: bool | str = ca_file or True
+        self._lock = threading.Lock()
+        self._session: ks_session.Session | None = None
+        self._client = None
+
+    def validate(self, token: str) -> TokenInfo:
+        if not self.auth_url:
+            raise ApiError(500, "The service has no Keystone URL configured ([openstack] KEYSTONE_URL)")
+        session, client = self._connect()
+        try:
+            session.get_token()
+        except ks_exc.Unauthorized:
+            LOG.error("Keystone %s refused the service credentials of fiware-glancesync.cfg", self.auth_url)
+            raise ApiError(500, BAD_SERVICE_CREDENTIALS) from None
+        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout) as exc:
+            raise ApiError(503, f"Keystone at {self.auth_url} cannot be reached: {type(exc).__name__}") from None
+        except ks_exc.ClientException as exc:
+            raise ApiError(502, f"Keystone at {self.auth_url} failed the service authentication: "
+                                f"{_short(exc)}") from None
+        try:
+            if self.api_version == "2.0":
+                access = client.tokens.validate_access_info(token)
+            else:
+                access = client.tokens.validate(token, include_catalog=False)
+        except (ks_exc.NotFound, ks_exc.Unauthorized, ks_exc.BadRequest):
+            raise ApiError(401, INVALID_TOKEN) from None
+        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout) as exc:
+            raise ApiError(503, f"Keystone at {self.auth_url} cannot be reached: {type(exc).__name__}") from None
+        except ks_exc.ClientException as exc:
+            raise ApiError(502, f"Keystone at {self.auth_url} failed to validate the token: {_short(exc)}") from None
+        expires = access.expires
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=timezone.utc)
+        return TokenInfo(user=access.username or access.user_id or "?", user_id=access.user_id,
+                         project=access.project_name, roles=frozenset(access.role_names or ()),
+                         expires=expires)
+
+    def _connect(self):
+        with self._lock:
+            if self._session is None:
+                self._session, self._client = self._build()
+            return self._session, self._client
+
+    def _build(self):
+        creds = self._credentials
+        if self.api_version == "2.0":
+            from keystoneclient.v2_0 import client as ks_client
+
+            plugin = ks_v2.Password(auth_url=self.auth_url, username=creds["user"], password=creds["password"],
+                                    tenant_name=creds["project"] or None, tenant_id=creds["project_id"] or None)
+        else:
+            from keystoneclient.v3 import client as ks_client
+
+            plugin = ks_v3.Password(auth_url=self.auth_url, username=creds["user"], password=creds["password"],
+                                    user_domain_name=creds["user_domain_name"],
+                                    project_name=creds["project"] or None,
+                                    project_id=None if creds["project"] else (creds["project_id"] or None),
+                                    project_domain_name=creds["project_domain_name"] if creds["project"] else None)
+        session = ks_session.Session(auth=plugin, verify=self._verify, timeout=self._timeout)
+        # Validate against the configured URL itself, as the original did, not a catalog entry.
+        client = ks_client.Client(session=session, endpoint_override=self.auth_url, interface="public")
+        return session, client
+
+
+class TokenCache:
+    """Validated tokens of this process, keyed by a hash of the token (the token is not kept)."""
+
+    def __init__(self, max_seconds: float, clock: Callable[[], float] = time.time,
+                 max_entries: int = CACHE_MAX_ENTRIES):
+        self.max_seconds = max_seconds
+        self.clock = clock
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, TokenInfo]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> TokenInfo | None:
+        key = _key(token)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self.clock():
+                del self._entries[key]
+                return None
+            return entry[1]
+
+    def put(self, token: str, info: TokenInfo) -> None:
+        now = self.clock()
+        until = min(info.expires.timestamp() - EXPIRY_MARGIN_SECONDS, now + self.max_seconds)
+        if until <= now:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                while len(self._entries) >= self.max_entries:
+                    del self._entries[next(iter(self._entries))]
+            self._entries[_key(token)] = (until, info)
+
+
+class Authenticator:
+    """Token validation with caching and the role check; one per app."""
+
+    def __init__(self, validator: TokenValidator, cache: TokenCache):
+        self.validator = validator
+        self.cache = cache
+
+    def authenticate(self, header_value: str | None) -> TokenInfo:
+        """The caller's token info; ApiError 401 (or 5xx) when the request is not authorised."""
+        if header_value is None:
+            raise ApiError(401, NO_TOKEN)
+        token = header_value.strip()
+        if not token:
+            raise ApiError(401, EMPTY_TOKEN)
+        info = self.cache.get(token)
+        if info is None:
+            info = self.validator.validate(token)
+            if info.expires <= datetime.now(timezone.utc):
+                raise ApiError(401, EXPIRED_TOKEN)
+            self.cache.put(token, info)
+        if not info.roles:
+            raise ApiError(401, NO_ROLES)
+        if REQUIRED_ROLE not in info.roles:
+            LOG.info("refused token of user %s (project %s): roles %s", info.user, info.project,
+                     ",".join(sorted(info.roles)))
+            raise ApiError(401, NOT_ADMIN)
+        return info
+
+
+def authenticator_from_config(config) -> Authenticator:
+    """The Authenticator for a Flask config (the KEYSTONE_* keys of ``settings.flask_config``)."""
+    validator = config.get("TOKEN_VALIDATOR") or KeystoneTokenValidator(
+        auth_url=config.get("KEYSTONE_AUTH_URL", ""),
+        api_version=config.get("KEYSTONE_API_VERSION", "3"),
+        user=config.get("KEYSTONE_ADMIN_USER", ""),
+        password=config.get("KEYSTONE_ADMIN_PASSWORD", ""),
+        project=config.get("KEYSTONE_ADMIN_PROJECT", ""),
+        project_id=config.get("KEYSTONE_ADMIN_PROJECT_ID", ""),
+        user_domain_name=config.get("KEYSTONE_USER_DOMAIN_NAME", "Default"),
+        project_domain_name=config.get("KEYSTONE_PROJECT_DOMAIN_NAME", "Default"),
+        timeout=config.get("KEYSTONE_TIMEOUT", 10),
+        ca_file=config.get("KEYSTONE_CA_FILE", ""),
+    )
+    return Authenticator(validator, TokenCache(config.get("TOKEN_CACHE_SECONDS", 300)))
+
+
+View = TypeVar("View", bound=Callable)
+
+
+def admin_required(view: View) -> View:
+    """Run ``view`` only for a request whose token carries ``admin``; ``g.token`` is its TokenInfo.
+
+    :raise ApiError 401: no/empty/invalid/expired token, or no ``admin`` role.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        authenticator: Authenticator = current_app.extensions["glancesync"].authenticator
+        g.token = authenticator.authenticate(request.headers.get(TOKEN_HEADER))
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _key(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

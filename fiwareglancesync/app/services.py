@@ -1,0 +1,311 @@
+"""Task operations of the REST service; the only module that commits to the database.
+
+A task is a sync of one region.  :func:`start_sync_task` inserts it as ``syncing`` and hands the
+work to the runner; the work (:func:`run_sync_task`, in a worker thread) calls
+``engine.sync_region(region)`` and records ``synced`` or ``failed`` with the reason.
+
+At most one ``syncing`` task per region: the database's partial unique index refuses a second
+row, so two processes racing for one region end up returning the same task.
+
+A task left ``syncing`` by a process that died is *orphaned*.  Every task row names the process
+that runs it (:class:`ProcessIdentity`: host, kernel boot id, pid, process start time), and that
+process refreshes ``heartbeat_at`` while it runs tasks.  A task is orphaned when its process is on
+this host and no longer exists (or the host rebooted), or, for a process on another host sharing
+the database, when its heartbeat is older than ``TASK_STALE_SECONDS``.  Orphans are marked
+``failed`` when a process starts (:func:`fail_orphaned_tasks`) and whenever one is looked at, so
+a crashed sync never blocks its region.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from ..glancesync.errors import GlanceSyncError
+from .errors import ApiError
+from .extensions import db
+from .models import Task, TaskStatus, utcnow
+from .runner import TaskRunner
+
+LOG = logging.getLogger(__name__)
+
+TASK_IS_SYNCING = "Task status is syncing. Unable to delete it."
+ORPHANED = "interrupted: the process running the sync ({owner}) stopped before it finished"
+START_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """Names one process for its whole life: a pid alone is reused, a start time is not."""
+
+    host: str
+    boot_id: str
+    pid: int
+    start: str
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.boot_id}/{self.pid}/{self.start}"
+
+    @classmethod
+    def parse(cls, text: str) -> "ProcessIdentity | None":
+        parts = text.rsplit("/", 3)
+        if len(parts) != 4 or not parts[2].isdigit():
+            return None
+        return cls(parts[0], parts[1], int(parts[2]), parts[3])
+
+    @classmethod
+    def current(cls) -> "ProcessIdentity":
+        """This process (recomputed after a fork: gunicorn workers are forked)."""
+        global _CURRENT
+        pid = os.getpid()
+        if _CURRENT is None or _CURRENT.pid != pid:
+            _CURRENT = cls(socket.gethostname().replace("/", "_"), _boot_id(), pid, _start_time(pid) or "?")
+        return _CURRENT
+
+    def is_running(self) -> bool | None:
+        """Whether this process still runs; None when that cannot be told from here (other host)."""
+        me = ProcessIdentity.current()
+        if self.host != me.host:
+            return None
+        if self.boot_id != me.boot_id:
+            return False
+        if self.pid == me.pid:
+            return self.start == me.start
+        start = _start_time(self.pid)
+        if start is not None:
+            return start == self.start
+        if os.path.isdir("/proc"):
+            return False  # Linux without /proc/<pid>: gone
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+
+
+_CURRENT: ProcessIdentity | None = None
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as stream:
+            return stream.read().strip()
+    except OSError:
+        return "-"
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stream:
+            stat = stream.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+class Heartbeat:
+    """Refreshes ``heartbeat_at`` of this process's ``syncing`` tasks every ``interval`` seconds.
+
+    Started on the first task a process runs (so after gunicorn has forked the worker).
+    """
+
+    def __init__(self, app: Flask, interval: float):
+        self.app = app
+        self.interval = interval
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def ensure_running(self) -> None:
+        if self.interval <= 0:
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            threading.Thread(target=self._loop, name="glancesync-heartbeat", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                with self.app.app_context():
+                    touch_running_tasks()
+            except SQLAlchemyError as exc:
+                LOG.warning("cannot refresh the heartbeat of running tasks: %s", _one_line(exc))
+
+
+def touch_running_tasks() -> int:
+    """Refresh the heartbeat of the ``syncing`` tasks this process runs; returns how many."""
+    result = db.session.execute(
+        sa.update(Task)
+        .where(Task.owner == str(ProcessIdentity.current()), Task.status == TaskStatus.SYNCING)
+        .values(heartbeat_at=utcnow())
+    )
+    db.session.commit()
+    return result.rowcount
+
+
+def start_sync_task(region: str, requested_by: str | None, run: Callable[[str, str], None],
+                    runner: TaskRunner, heartbeat: Heartbeat | None = None) -> tuple[Task, bool]:
+    """The ``syncing`` task of ``region``, created and submitted to ``runner`` if there was none.
+
+    Returns ``(task, created)``.  ``run(task_id, region)`` is what the runner executes (normally
+    :func:`run_sync_task` bound to the app).  An orphaned ``syncing`` task is marked failed first.
+    """
+    for _ in range(START_ATTEMPTS):
+        existing = _syncing_task(region)
+        if existing is not None and not _fail_if_orphaned(existing):
+            return existing, False
+        task = Task(region=region, requested_by=requested_by, owner=str(ProcessIdentity.current()),
+                    status=TaskStatus.SYNCING)
+        db.session.add(task)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            # Another request (maybe in another process) created the region's task first.
+            db.session.rollback()
+            continue
+        LOG.info("task %s: sync of region %s requested by %s", task.id, region, requested_by)
+        if heartbeat is not None:
+            heartbeat.ensure_running()
+        try:
+            runner.submit(lambda: run(task.id, region))
+        except RuntimeError as exc:  # the pool is shutting down
+            finish_task(task.id, TaskStatus.FAILED, f"not started: {exc}")
+            raise ApiError(503, "The service is shutting down; try again") from None
+        return task, True
+    raise ApiError(503, f"Could not start a task for region {region}: too much contention, try again")
+
+
+def run_sync_task(app: Flask, engine_factory: Callable[[], object], task_id: str, region: str) -> None:
+    """Body of a task (runs in a worker thread): sync ``region`` and record the outcome."""
+    with app.app_context():
+        db.session.execute(sa.update(Task).where(Task.id == task_id).values(started_at=utcnow()))
+        db.session.commit()
+        try:
+            engine = engine_factory()
+            report = engine.sync_region(region)
+        except GlanceSyncError as exc:
+            LOG.error("task %s: sync of region %s failed: %s", task_id, region, exc)
+            finish_task(task_id, TaskStatus.FAILED, _one_line(exc))
+        except Exception as exc:  # a bug must still end the task, with a reason
+            LOG.exception("task %s: sync of region %s crashed", task_id, region)
+            finish_task(task_id, TaskStatus.FAILED, f"internal error: {type(exc).__name__}: {_one_line(exc)}")
+        else:
+            failure = _report_failure(report)
+            if failure:
+                LOG.error("task %s: sync of region %s had errors: %s", task_id, region, failure)
+                finish_task(task_id, TaskStatus.FAILED, failure)
+            else:
+                LOG.info("task %s: region %s synced", task_id, region)
+                finish_task(task_id, TaskStatus.SYNCED, None)
+
+
+def finish_task(task_id: str, status: TaskStatus, message: str | None) -> bool:
+    """Record the end of a ``syncing`` task; False when it was no longer syncing."""
+    result = db.session.execute(
+        sa.update(Task)
+        .where(Task.id == task_id, Task.status == TaskStatus.SYNCING)
+        .values(status=status, ended_at=utcnow(), message=message)
+    )
+    db.session.commit()
+    if result.rowcount != 1:
+        LOG.warning("task %s had already been closed; outcome %s not recorded", task_id, status.value)
+        return False
+    return True
+
+
+def get_task(region: str, task_id: str) -> Task:
+    """The task ``task_id`` of ``region`` (an orphan is marked failed first).
+
+    :raise ApiError 404: no such task, or it belongs to another region.
+    """
+    task = db.session.get(Task, task_id)
+    if task is None or task.region != region:
+        raise ApiError(404, f"Task {task_id} not found in region {region}")
+    if task.status is TaskStatus.SYNCING and _fail_if_orphaned(task):
+        db.session.refresh(task)
+    return task
+
+
+def delete_task(region: str, task_id: str) -> None:
+    """Forget a finished task.
+
+    :raise ApiError 404: no such task in ``region``.
+    :raise ApiError 400: the task is still syncing.
+    """
+    task = get_task(region, task_id)
+    if task.status is TaskStatus.SYNCING:
+        raise ApiError(400, TASK_IS_SYNCING)
+    db.session.execute(sa.delete(Task).where(Task.id == task.id, Task.status != TaskStatus.SYNCING))
+    db.session.commit()
+
+
+def fail_orphaned_tasks() -> int:
+    """Mark failed every ``syncing`` task whose process is gone; returns how many (start-up)."""
+    tasks = db.session.execute(sa.select(Task).where(Task.status == TaskStatus.SYNCING)).scalars().all()
+    return sum(1 for task in tasks if _fail_if_orphaned(task))
+
+
+def _syncing_task(region: str) -> Task | None:
+    return db.session.execute(
+        sa.select(Task).where(Task.region == region, Task.status == TaskStatus.SYNCING)
+    ).scalar_one_or_none()
+
+
+def _fail_if_orphaned(task: Task) -> bool:
+    """Mark ``task`` failed if its process is gone; True when it was (or already is) orphaned."""
+    if not _is_orphaned(task):
+        return False
+    result = db.session.execute(
+        sa.update(Task)
+        .where(Task.id == task.id, Task.status == TaskStatus.SYNCING, Task.owner == task.owner)
+        .values(status=TaskStatus.FAILED, ended_at=utcnow(), message=ORPHANED.format(owner=task.owner))
+    )
+    db.session.commit()
+    if result.rowcount:
+        LOG.warning("task %s of region %s marked failed: its process %s is gone", task.id, task.region, task.owner)
+    return True
+
+
+def _is_orphaned(task: Task) -> bool:
+    owner = ProcessIdentity.parse(task.owner)
+    running = owner.is_running() if owner is not None else None
+    if running is not None:
+        return not running
+    stale_after = timedelta(seconds=current_app.config.get("TASK_STALE_SECONDS", 120))
+    return task.heartbeat_at < utcnow() - stale_after
+
+
+def _report_failure(report: object) -> str | None:
+    """A one-line reason when the engine's report says the region did not fully sync."""
+    errors = getattr(report, "errors", None)
+    if not errors:
+        return None
+    if isinstance(errors, (list, tuple)):
+        shown = "; ".join(_one_line(e) for e in errors[:3])
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        return f"{len(errors)} error(s): {shown}{more}"
+    return f"sync finished with errors: {_one_line(errors)}"
+
+
+def _one_line(value: object) -> str:
+    lines = str(value).strip().splitlines()
+    return lines[0] if lines else type(value).__name__

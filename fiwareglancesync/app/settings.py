@@ -1,0 +1,326 @@
+"""Where the REST service finds its settings, checked when the server starts (never at import).
+
+In the original's order, with its error texts (:data:`SETTINGS_FILE_MISSING` and friends):
+
+1. ``fiware-glancesync.cfg``: ``GLANCESYNC_SETTINGS_FILE``, else
+   ``/etc/fiware.d/fiware-glancesync.cfg``; it must exist.  Keys keep the original's sections
+   and names (``[openstack] KEYSTONE_URL``, ``ADM_USER`` ...); absent keys take the defaults of
+   :data:`DEFAULTS`; credentials left empty fall back to the ``OS_*`` environment.
+2. The logging file: ``GLANCESYNC_LOGGING_SETTINGS_FILE``, else
+   ``/etc/fiware.d/fiware-glancesync-logging.cfg``; it must exist (loaded by
+   :func:`configure_logging`, called by the server shells only).
+3. ``GLANCESYNCAPP_CONFIG`` (optional here, required by the original): when set it must be an
+   absolute path of an existing file whose name contains ``config.py``; it is executed as a
+   Flask config file.
+4. The database: the first of ``SQLALCHEMY_DATABASE_URI`` and ``DATABASE_URL`` in the
+   environment, ``[database] URL`` in fiware-glancesync.cfg, ``SQLALCHEMY_DATABASE_URI`` set by
+   the ``GLANCESYNCAPP_CONFIG`` file, else SQLite ``$GLANCESYNCAPP_DATABASE_PATH/glancesyncapi.db``
+   (then ``GLANCESYNCAPP_DATABASE_PATH`` is required).
+
+Every problem raises :class:`SettingsError`; the server prints its message and exits 1.
+The engine's own configuration (glancesync.conf) is not read here: the engine reads it exactly
+as the CLI does.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging.config
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import flask
+
+from .. import __version__
+
+ETC_DIR = "/etc/fiware.d"
+DEFAULT_SETTINGS_FILE = os.path.join(ETC_DIR, "fiware-glancesync.cfg")
+DEFAULT_LOGGING_FILE = os.path.join(ETC_DIR, "fiware-glancesync-logging.cfg")
+DATABASE_FILE_NAME = "glancesyncapi.db"
+
+# The original's texts, to the character: a leading newline, continuation lines indented by
+# seven spaces, trailing spaces where the original had them.
+SETTINGS_FILE_MISSING = (
+    "\nERROR: There is neither defined GLANCESYNC_SETTINGS_FILE environment variable \n"
+    "       pointing to fiware-glancesync.cfg nor /etc/fiware.d/etc/fiware-glancesync.cfg \n"
+    "       file. Please correct at least one of them to execute the program."
+)
+LOGGING_FILE_MISSING = (
+    "\nERROR: There is neither defined GLANCESYNC_LOGGING_SETTINGS_FILE environment variable pointing\n"
+    "       to fiware-glancesync-logging.cfg nor /etc/fiware.d/etc/fiware-glancesync-logging.cfg \n"
+    "       file. Please correct at least one of them to execute the program."
+)
+APP_CONFIG_MISSING = (
+    "\nERROR: There is not defined GLANCESYNCAPP_CONFIG environment variable \n"
+    "       pointing to config.py path file\n"
+    "       Please correct at least one of them to execute the program."
+)
+DATABASE_PATH_MISSING = (
+    "\nERROR: There is not defined GLANCESYNCAPP_DATABASE_PATH environment variable \n"
+    "       pointing to database path file\n"
+    "       Please correct at least one of them to execute the program."
+)
+
+# (section, key) -> default.  Keys of the original not listed here ([http] ..., SETTINGS_TYPE,
+# ADM_TENANT_ID when a name is given, REGION_LIST_API_V3) are accepted and ignored.
+DEFAULTS: Mapping[tuple[str, str], str] = {
+    ("openstack", "KEYSTONE_URL"): "",
+    ("openstack", "KEYSTONE_API_VERSION"): "",
+    ("openstack", "AUTH_API_V3"): "v3",
+    ("openstack", "AUTH_API_V2"): "v2.0",
+    ("openstack", "ADM_USER"): "",
+    ("openstack", "ADM_PASS"): "",
+    ("openstack", "ADM_TENANT_NAME"): "",
+    ("openstack", "ADM_TENANT_ID"): "",
+    ("openstack", "USER_DOMAIN_NAME"): "Default",
+    ("openstack", "PROJECT_DOMAIN_NAME"): "Default",
+    ("openstack", "CA_FILE"): "",
+    ("openstack", "KEYSTONE_TIMEOUT"): "10",
+    ("openstack", "TOKEN_CACHE_SECONDS"): "300",
+    ("glancesync", "OWNER"): "FIWARE",
+    ("glancesync", "API_INFO_URL"): "http://docs.glancesync.apiary.io/#",
+    ("glancesync", "VERSION"): __version__,
+    ("glancesync", "STATUS"): "SUPPORTED",
+    ("glancesync", "UPDATED"): "",
+    ("glancesync", "HOST"): "0.0.0.0",
+    ("glancesync", "PORT"): "8080",
+    ("glancesync", "TASK_WORKERS"): "2",
+    ("gunicorn", "WORKERS"): "4",
+    ("gunicorn", "PIDFILE"): "",
+    ("gunicorn", "LOGLEVEL"): "info",
+    ("gunicorn", "TIMEOUT"): "60",
+    ("database", "URL"): "",
+}
+
+# Service credential key -> environment variables used when the key is empty.
+ENV_FALLBACK: Mapping[str, tuple[str, ...]] = {
+    "KEYSTONE_URL": ("OS_AUTH_URL",),
+    "ADM_USER": ("OS_USERNAME",),
+    "ADM_PASS": ("OS_PASSWORD",),
+    "ADM_TENANT_NAME": ("OS_PROJECT_NAME", "OS_TENANT_NAME"),
+}
+
+
+class SettingsError(Exception):
+    """The service cannot start with these settings; ``str(exc)`` is the text to print."""
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything the server needs besides glancesync.conf, resolved and validated."""
+
+    settings_file: str
+    logging_file: str
+    database_uri: str
+    keystone_auth_url: str          # with the version path (…/v3 or …/v2.0)
+    keystone_api_version: str       # "3" or "2.0"
+    admin_user: str
+    admin_password: str = field(repr=False)
+    admin_project: str
+    admin_project_id: str
+    user_domain_name: str
+    project_domain_name: str
+    keystone_ca_file: str
+    keystone_timeout: float
+    token_cache_seconds: int
+    info_owner: str
+    info_version: str
+    info_status: str
+    info_updated: str
+    info_href: str
+    host: str
+    port: int
+    task_workers: int
+    gunicorn_workers: int
+    gunicorn_pidfile: str
+    gunicorn_loglevel: str
+    gunicorn_timeout: int
+    extra_config: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def flask_config(self) -> dict[str, Any]:
+        """The Flask configuration :func:`fiwareglancesync.app.create_app` expects."""
+        config = dict(self.extra_config)
+        config.update(
+            SQLALCHEMY_DATABASE_URI=self.database_uri,
+            KEYSTONE_AUTH_URL=self.keystone_auth_url,
+            KEYSTONE_API_VERSION=self.keystone_api_version,
+            KEYSTONE_ADMIN_USER=self.admin_user,
+            KEYSTONE_ADMIN_PASSWORD=self.admin_password,
+            KEYSTONE_ADMIN_PROJECT=self.admin_project,
+            KEYSTONE_ADMIN_PROJECT_ID=self.admin_project_id,
+            KEYSTONE_USER_DOMAIN_NAME=self.user_domain_name,
+            KEYSTONE_PROJECT_DOMAIN_NAME=self.project_domain_name,
+            KEYSTONE_CA_FILE=self.keystone_ca_file,
+            KEYSTONE_TIMEOUT=self.keystone_timeout,
+            TOKEN_CACHE_SECONDS=self.token_cache_seconds,
+            INFO_OWNER=self.info_owner,
+            INFO_VERSION=self.info_version,
+            INFO_STATUS=self.info_status,
+            INFO_UPDATED=self.info_updated,
+            INFO_HREF=self.info_href,
+            TASK_WORKERS=self.task_workers,
+        )
+        return config
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
+    """Resolve and check every setting (see the module docstring); raises SettingsError."""
+    environ = os.environ if environ is None else environ
+    settings_file = _existing_file(environ.get("GLANCESYNC_SETTINGS_FILE") or DEFAULT_SETTINGS_FILE,
+                                   SETTINGS_FILE_MISSING)
+    values = _read_cfg(settings_file)
+    logging_file = _existing_file(environ.get("GLANCESYNC_LOGGING_SETTINGS_FILE") or DEFAULT_LOGGING_FILE,
+                                  LOGGING_FILE_MISSING)
+    extra_config = _read_app_config(environ)
+    database_uri = _database_uri(environ, values, extra_config)
+    reader = _Values(settings_file, values, environ)
+    version, auth_url = reader.keystone()
+    return ServiceSettings(
+        settings_file=settings_file,
+        logging_file=logging_file,
+        database_uri=database_uri,
+        keystone_auth_url=auth_url,
+        keystone_api_version=version,
+        admin_user=reader.credential("ADM_USER"),
+        admin_password=reader.credential("ADM_PASS"),
+        admin_project=reader.text("openstack", "ADM_TENANT_NAME", fallback=True),
+        admin_project_id=reader.text("openstack", "ADM_TENANT_ID"),
+        user_domain_name=reader.text("openstack", "USER_DOMAIN_NAME") or "Default",
+        project_domain_name=reader.text("openstack", "PROJECT_DOMAIN_NAME") or "Default",
+        keystone_ca_file=reader.text("openstack", "CA_FILE"),
+        keystone_timeout=reader.number("openstack", "KEYSTONE_TIMEOUT", float, minimum=1),
+        token_cache_seconds=reader.number("openstack", "TOKEN_CACHE_SECONDS", int, minimum=0),
+        info_owner=reader.text("glancesync", "OWNER"),
+        info_version=reader.text("glancesync", "VERSION") or __version__,
+        info_status=reader.text("glancesync", "STATUS"),
+        info_updated=reader.text("glancesync", "UPDATED"),
+        info_href=reader.text("glancesync", "API_INFO_URL"),
+        host=reader.text("glancesync", "HOST") or "0.0.0.0",
+        port=reader.number("glancesync", "PORT", int, minimum=1),
+        task_workers=reader.number("glancesync", "TASK_WORKERS", int, minimum=1),
+        gunicorn_workers=reader.number("gunicorn", "WORKERS", int, minimum=1),
+        gunicorn_pidfile=reader.text("gunicorn", "PIDFILE"),
+        gunicorn_loglevel=reader.text("gunicorn", "LOGLEVEL") or "info",
+        gunicorn_timeout=reader.number("gunicorn", "TIMEOUT", int, minimum=1),
+        extra_config=extra_config,
+    )
+
+
+def configure_logging(settings: ServiceSettings) -> None:
+    """Load the logging file (``logging.config.fileConfig``); module loggers stay enabled."""
+    try:
+        logging.config.fileConfig(settings.logging_file, disable_existing_loggers=False)
+    except (configparser.Error, KeyError, ValueError, OSError) as exc:
+        raise SettingsError(f"{settings.logging_file}: not a usable logging configuration ({exc!r})") from None
+
+
+def normalise_database_uri(uri: str) -> str:
+    """Let ``postgres://`` / ``postgresql://`` URLs use psycopg 3, the driver the service ships with."""
+    for prefix in ("postgres://", "postgresql://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg://" + uri[len(prefix):]
+    return uri
+
+
+def _existing_file(path: str, message: str) -> str:
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise SettingsError(message)
+    return path
+
+
+def _read_cfg(path: str) -> dict[tuple[str, str], str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            parser.read_file(stream, source=path)
+    except (configparser.Error, OSError, UnicodeDecodeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SettingsError(f"{path}: cannot be read: {first_line}") from None
+    values = dict(DEFAULTS)
+    for section in parser.sections():
+        for key, value in parser.items(section):
+            values[(section.lower(), key.upper())] = value.strip()
+    return values
+
+
+def _read_app_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    path = environ.get("GLANCESYNCAPP_CONFIG")
+    if path is None:
+        return {}
+    if not (path.startswith("/") and "config.py" in path and os.path.isfile(path)):
+        raise SettingsError(APP_CONFIG_MISSING)
+    config = flask.Config(os.path.dirname(path))
+    try:
+        config.from_pyfile(path)
+    except SystemExit as exc:
+        # The original's config.py calls exit(<message>) when its variable is missing.
+        message = exc.code if isinstance(exc.code, str) else f"{path} exited with status {exc.code}"
+        raise SettingsError(message) from None
+    except Exception as exc:  # an operator's Python file: report any failure in one line
+        raise SettingsError(f"{path}: cannot be loaded: {exc!r}") from None
+    return dict(config)
+
+
+def _database_uri(environ: Mapping[str, str], values: Mapping[tuple[str, str], str],
+                  extra_config: Mapping[str, Any]) -> str:
+    for candidate in (environ.get("SQLALCHEMY_DATABASE_URI"), environ.get("DATABASE_URL"),
+                      values[("database", "URL")], extra_config.get("SQLALCHEMY_DATABASE_URI")):
+        if candidate:
+            return normalise_database_uri(str(candidate))
+    directory = environ.get("GLANCESYNCAPP_DATABASE_PATH")
+    if not directory:
+        raise SettingsError(DATABASE_PATH_MISSING)
+    if not os.path.isdir(directory):
+        raise SettingsError(f"GLANCESYNCAPP_DATABASE_PATH names {directory}, which is not a directory")
+    return "sqlite:///" + os.path.join(os.path.abspath(directory), DATABASE_FILE_NAME)
+
+
+class _Values:
+    """Typed access to the cfg values, with errors naming the file, section and key."""
+
+    def __init__(self, path: str, values: Mapping[tuple[str, str], str], environ: Mapping[str, str]):
+        self.path = path
+        self.values = values
+        self.environ = environ
+
+    def text(self, section: str, key: str, fallback: bool = False) -> str:
+        value = self.values[(section, key)]
+        if not value and fallback:
+            value = next((self.environ[v] for v in ENV_FALLBACK[key] if self.environ.get(v)), "")
+        return value
+
+    def credential(self, key: str) -> str:
+        value = self.text("openstack", key, fallback=True)
+        if not value:
+            names = " or ".join(ENV_FALLBACK[key])
+            raise SettingsError(f"{self.path}: [openstack] {key} is empty and {names} is not set; "
+                                "the service needs it to validate tokens")
+        return value
+
+    def number(self, section: str, key: str, kind: type, minimum: float) -> Any:
+        raw = self.values[(section, key)]
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise SettingsError(f"{self.path}: [{section}] {key} = {raw!r} is not a number") from None
+        if value < minimum:
+            raise SettingsError(f"{self.path}: [{section}] {key} = {raw!r} must be at least {minimum}")
+        return value
+
+    def keystone(self) -> tuple[str, str]:
+        """(API version, versioned auth URL): a version in the URL wins, then KEYSTONE_API_VERSION."""
+        url = self.credential("KEYSTONE_URL").rstrip("/")
+        v3_path = self.values[("openstack", "AUTH_API_V3")].strip("/") or "v3"
+        v2_path = self.values[("openstack", "AUTH_API_V2")].strip("/") or "v2.0"
+        if url.endswith("/" + v3_path) or url.endswith("/v3"):
+            return "3", url
+        if url.endswith("/" + v2_path) or url.endswith("/v2.0"):
+            return "2.0", url
+        requested = self.values[("openstack", "KEYSTONE_API_VERSION")].lower().lstrip("v")
+        if requested in ("", "3"):
+            return "3", f"{url}/{v3_path}"
+        if requested in ("2", "2.0"):
+            return "2.0", f"{url}/{v2_path}"
+        raise SettingsError(f"{self.path}: [openstack] KEYSTONE_API_VERSION = "
+                            f"{self.values[('openstack', 'KEYSTONE_API_VERSION')]!r}: use 3 or 2.0")
