@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import io
 import logging
 import os
 import sys
@@ -61,6 +62,18 @@ def configure_logging(stream: TextIO) -> logging.Logger:
     return logger
 
 
+_CSV_SPECIAL = frozenset(',"\r\n')
+
+
+def status_line(*columns: str) -> str:
+    """One status CSV line (``\r\n``-terminated), quoted as the csv module would."""
+    if any(_CSV_SPECIAL.intersection(column) for column in columns):
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\r\n").writerow(columns)
+        return buffer.getvalue()
+    return ",".join(columns) + "\r\n"
+
+
 class Cli:
     """One invocation: the engine, the output stream and the failure flag."""
 
@@ -86,13 +99,10 @@ class Cli:
         self.log.error(text if text.startswith(f"{region}:") else f"{region}: {text}")
 
     def show_status(self, regions: list[str]) -> None:
-        writer = csv.writer(self.out, lineterminator="\r\n")
-
         def report(region: str) -> None:
             entries = self.engine.region_status(region)
             fullname = self.engine.region(region).fullname
-            for entry in entries:
-                writer.writerow([entry.status.value, fullname, entry.name])
+            self.out.write("".join(status_line(entry.status.value, fullname, entry.name) for entry in entries))
             self.out.write("\n")
             self.out.flush()
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from enum import Enum
 from typing import AbstractSet, Callable, Mapping
 
-from .image import AMI_PROPERTIES, Image
+from .image import AMI_PROPERTIES, KERNEL_ID, RAMDISK_ID, Image
 
 Warn = Callable[[str], None]
 
@@ -54,6 +54,9 @@ def ids_to_names(master: Mapping[str, Image], warn: Warn) -> dict[str, Image]:
 def check_ami(regional: Image, master: Image, present: Mapping[str, Image],
               pending: AbstractSet[str]) -> tuple[AmiState, list[str]]:
     """State of the references of ``regional`` against ``master``; also the missing names."""
+    theirs, ours = regional.user_properties, master.user_properties
+    if KERNEL_ID not in ours and RAMDISK_ID not in ours and KERNEL_ID not in theirs and RAMDISK_ID not in theirs:
+        return AmiState.READY, []  # the common case: no references at all
     states: list[AmiState] = []
     missing: list[str] = []
     for prop in AMI_PROPERTIES:

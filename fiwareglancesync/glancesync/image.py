@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import csv
 import io
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import BackupFormatError
@@ -105,11 +105,11 @@ def parse_properties(text: str) -> dict[str, Any]:
     return dict(cached)
 
 
-def image_from_row(fields: list[str]) -> Image:
+def image_from_row(row: list[str]) -> Image:
     """Build an Image from one backup CSV row; raises ValueError naming the bad column."""
-    if len(fields) != len(CSV_COLUMNS):
-        raise ValueError(f"expected {len(CSV_COLUMNS)} columns ({', '.join(CSV_COLUMNS)}), got {len(fields)}")
-    region, name, image_id, status, size, checksum, owner, is_public, properties = fields
+    if len(row) != len(CSV_COLUMNS):
+        raise ValueError(f"expected {len(CSV_COLUMNS)} columns ({', '.join(CSV_COLUMNS)}), got {len(row)}")
+    region, name, image_id, status, size, checksum, owner, is_public, properties = row
     try:
         size_value = int(size) if size.strip() else 0
     except ValueError:
@@ -118,17 +118,24 @@ def image_from_row(fields: list[str]) -> Image:
         props = parse_properties(properties)
     except (ValueError, SyntaxError) as exc:
         raise ValueError(f"properties {properties!r} are not a dict literal ({exc})") from None
-    return Image(
-        name=name,
-        id=image_id,
-        region=region,
-        owner=owner,
-        is_public=is_public.strip() == "True",
-        checksum=checksum,
-        size=size_value,
-        status=status,
-        user_properties=props,
-    )
+    return _build_image(name, image_id, region, owner, is_public.strip() == "True", checksum, size_value,
+                        status, props)
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in fields(Image) if f.default is not MISSING}
+
+
+def _build_image(name, image_id, region, owner, is_public, checksum, size, status, props) -> Image:
+    """Image(...) without the frozen dataclass's per-field ``object.__setattr__`` calls.
+
+    Reading a large store builds hundreds of thousands of images; this is several times faster
+    and yields an object equal to the one the constructor builds.
+    """
+    image = object.__new__(Image)
+    image.__dict__.update(_FIELD_DEFAULTS, name=name, id=image_id, region=region, owner=owner,
+                          is_public=is_public, checksum=checksum, size=size, status=status,
+                          user_properties=props)
+    return image
 
 
 def read_backup(stream: Iterable[str], source: str) -> Iterator[Image]:
@@ -137,11 +144,11 @@ def read_backup(stream: Iterable[str], source: str) -> Iterator[Image]:
     Raises BackupFormatError naming the source and the line of the first malformed row.
     """
     reader = csv.reader(stream)
-    for fields in reader:
-        if not fields or all(not f.strip() for f in fields):
-            continue
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
         try:
-            yield image_from_row(fields)
+            yield image_from_row(row)
         except ValueError as exc:
             raise BackupFormatError(f"{source}, line {reader.line_num}: {exc}") from None
 

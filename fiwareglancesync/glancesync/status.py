@@ -27,7 +27,7 @@ from enum import Enum
 from typing import AbstractSet, Mapping
 
 from .ami import AmiState, check_ami
-from .image import AMI_PROPERTIES, Image
+from .image import AMI_PROPERTIES, KERNEL_ID, RAMDISK_ID, Image
 
 ANY = "any"
 
@@ -99,7 +99,7 @@ def compare(regional: Image, master: Image, metadata_set: AbstractSet[str]) -> s
         for prop in metadata_set:
             if prop not in AMI_PROPERTIES and ours.get(prop) != theirs.get(prop):
                 return PROPERTIES_DIFFER
-        if any((prop in ours) != (prop in theirs) for prop in AMI_PROPERTIES):
+        if ((KERNEL_ID in ours) != (KERNEL_ID in theirs)) or ((RAMDISK_ID in ours) != (RAMDISK_ID in theirs)):
             return PROPERTIES_DIFFER
     else:
         if len(theirs) != len(ours):

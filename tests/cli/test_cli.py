@@ -169,3 +169,9 @@ def test_mock_seeding_errors(tmp_path):
     rnd = subprocess.run([BIN / "glancesync-mock", "--random", seed], capture_output=True, text=True)
     assert rnd.returncode == 1  # the seed is still malformed; nothing printed to stdout
     assert rnd.stdout == ""
+
+
+def test_status_line_quotes_like_the_csv_module():
+    from fiwareglancesync.sync import status_line
+    assert status_line("ok", "Burgos", "plain") == "ok,Burgos,plain\r\n"
+    assert status_line("ok", "Burgos", 'a,"b"') == 'ok,Burgos,"a,""b"""\r\n'
