@@ -36,6 +36,7 @@ setup(
             "sync.py = fiwareglancesync.sync:main",
             "glancesync = fiwareglancesync.sync:main",
             "glancesync-mock = fiwareglancesync.glancesync.facades.mock:main",
+            "glancesync-server = fiwareglancesync.run:main",
         ],
     },
     classifiers=[

