@@ -14,8 +14,8 @@ from typing import Callable, Iterable, Mapping
 from . import config as config_module
 from .ami import ids_to_names
 from .config import Config, Target
-from .errors import FacadeError, GlanceSyncError, RegionError, UsageError
-from .executor import SyncReport, apply
+from .errors import GlanceSyncError, RegionError, UsageError
+from .executor import RegionSyncFailed, SyncReport, apply
 from .facades import make_facade
 from .facades.base import ServersFacade
 from .image import Image, write_backup
@@ -150,8 +150,12 @@ class GlanceSync:
             images = own_images(images, tenant_id)
         return compute(master, images, target, tenant_id, region, log.warning)
 
-    def sync_region(self, name: str, dry_run: bool = False, logger=None) -> SyncReport:
-        """Synchronise a region (or log what would be done when ``dry_run``)."""
+    def sync_region(self, name: str, dry_run: bool = False, logger=None, observer=None) -> SyncReport:
+        """Synchronise a region (or log what would be done when ``dry_run``).
+
+        Raises RegionError (with ``.report``, what was done until the failure) when a write
+        fails.  ``observer`` (a :class:`progress.TransferObserver`) follows the uploads.
+        """
         log = logger or self.log
         plan = self.plan_region(name, log)
         facade = self.facade(plan.region.target)
@@ -161,9 +165,17 @@ class GlanceSync:
             return select_source(self.config.images_dir, image, self.facade(MASTER_TARGET), master_region)
 
         try:
-            return apply(plan, facade, dry_run=dry_run, logger=log, source_for=source_for)
-        except FacadeError as exc:
-            raise RegionError(str(exc), plan.region.fullname) from exc
+            return apply(plan, facade, dry_run=dry_run, logger=log, source_for=source_for, observer=observer)
+        except RegionSyncFailed as failure:
+            cause = failure.cause
+            message = str(cause) if isinstance(cause, GlanceSyncError) else f"{type(cause).__name__}: {cause}"
+            error = RegionError(message, plan.region.fullname)
+            error.report = failure.report
+            raise error from cause
+
+    def forget_connections(self) -> None:
+        """Drop the facades (and their connections), e.g. in a forked child; keeps the catalogue."""
+        self._facades.clear()
 
     # ----------------------------------------------------------------- backups
     def backup_region(self, name: str, directory: str) -> str:

@@ -17,6 +17,7 @@ from .ami import resolve_references
 from .facades.base import ImageSource, ServersFacade
 from .image import Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
+from .progress import ObservedSource, TransferObserver
 
 SourceFor = Callable[[Image], ImageSource]
 
@@ -31,43 +32,76 @@ class SyncReport:
     bytes: int = 0
     metadata_updates: int = 0
     obsolete_updates: int = 0
+    errors: int = 0
     seconds: float = 0.0
+    transfer_seconds: float = 0.0
+    failed: bool = False
 
     @property
     def changed(self) -> bool:
         """Whether the region was (or would be) out of sync: uploads or metadata updates."""
         return bool(self.uploads or self.metadata_updates)
 
+    def summary(self) -> str:
+        """One line: uploads, bytes, time, average rate, metadata updates, errors."""
+        mb = self.bytes / 1024 / 1024
+        rate = f"{mb / self.transfer_seconds:.1f} MB/s" if self.transfer_seconds > 0 else "n/a"
+        verb = "to upload" if self.dry_run else "uploaded"
+        return (f"{self.region}: Summary: {self.uploads} images {verb} ({mb:.1f} MB) in {self.seconds:.1f} s, "
+                f"average rate {rate}, {self.metadata_updates} metadata updates, {self.errors} errors"
+                + (" (the region failed)" if self.failed else ""))
+
+
+class RegionSyncFailed(Exception):
+    """Wraps the error that stopped a region, with the report of what was done until then."""
+
+    def __init__(self, cause: Exception, report: SyncReport):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.report = report
+
 
 class Executor:
     """Carries one plan out; see :func:`apply`."""
 
     def __init__(self, plan: RegionPlan, facade: ServersFacade, *, dry_run: bool,
-                 logger: logging.Logger | logging.LoggerAdapter, source_for: SourceFor):
+                 logger: logging.Logger | logging.LoggerAdapter, source_for: SourceFor,
+                 observer: TransferObserver | None = None):
         self.plan = plan
+        self.observer = observer
         self.facade = facade
         self.dry_run = dry_run
         self.log = logger
         self.source_for = source_for
         self.name = plan.region.fullname
         self.ids_by_name = dict(plan.ids_by_name)
-        self.report = SyncReport(region=self.name, dry_run=dry_run)
+        self.report = SyncReport(region=self.name, dry_run=dry_run,
+                                 errors=sum(1 for entry in plan.statuses if entry.status.is_error))
 
     def run(self) -> SyncReport:
+        """Apply the plan; on failure raise :class:`RegionSyncFailed` carrying the partial report."""
         started = time.monotonic()
-        for image in self.plan.obsolete:
-            self._obsolete(image)
-        for update in self.plan.metadata:
-            self._metadata(update)
-        for action in self.plan.transfers:
-            if isinstance(action, ChecksumConflict):
-                self.log.warning(action.entry.message)
-            else:
-                self._transfer(action)
-        for update in self.plan.ami_fixes:
-            self._ami(update)
+        try:
+            for image in self.plan.obsolete:
+                self._obsolete(image)
+            for update in self.plan.metadata:
+                self._metadata(update)
+            for action in self.plan.transfers:
+                if isinstance(action, ChecksumConflict):
+                    self.log.warning(action.entry.message)
+                else:
+                    self._transfer(action)
+            for update in self.plan.ami_fixes:
+                self._ami(update)
+        except Exception as exc:
+            self.report.failed = True
+            self.report.errors += 1
+            self.report.seconds = time.monotonic() - started
+            self.log.info(self.report.summary())
+            raise RegionSyncFailed(exc, self.report) from exc
         self.report.seconds = time.monotonic() - started
-        self._summary()
+        self._region_line()
+        self.log.info(self.report.summary())
         return self.report
 
     def _obsolete(self, image: Image) -> None:
@@ -117,7 +151,16 @@ class Executor:
             return
         copy = replace(master, id="", region=self.name, owner=None,
                        user_properties=self._resolve(upload.properties, master))
-        new_id = self.facade.upload_image(self.plan.region, copy, self.source_for(master))
+        source = self.source_for(master)
+        if self.observer is not None:
+            source = ObservedSource(source, self.observer, self.name, master.name, master.size)
+        started = time.monotonic()
+        new_id = self.facade.upload_image(self.plan.region, copy, source)
+        elapsed = time.monotonic() - started
+        self.report.transfer_seconds += elapsed
+        rate = f"{master.size_mb / elapsed:.1f} MB/s" if elapsed > 0 else "n/a"
+        self.log.info(f"{self.name}: {master.name}: {master.size} bytes from {source.description} "
+                      f"in {elapsed:.2f} s ({rate})")
         self.ids_by_name[master.name] = new_id
         if upload.kind is UploadKind.REPLACE:
             self.facade.delete_image(self.plan.region, upload.old.id)
@@ -126,7 +169,7 @@ class Executor:
             self.facade.update_metadata(self.plan.region, replace(old, name=old.name + ".old", is_public=False))
         self.log.info(f"{self.name}: Image uploaded.")
 
-    def _summary(self) -> None:
+    def _region_line(self) -> None:
         total_mb = int(self.report.bytes / 1024 / 1024)
         if not self.report.changed:
             self.log.info(f"{self.name}: Region is synchronized.")
@@ -137,6 +180,8 @@ class Executor:
 
 
 def apply(plan: RegionPlan, facade: ServersFacade, *, dry_run: bool,
-          logger: logging.Logger | logging.LoggerAdapter, source_for: SourceFor) -> SyncReport:
+          logger: logging.Logger | logging.LoggerAdapter, source_for: SourceFor,
+          observer: TransferObserver | None = None) -> SyncReport:
     """Carry out ``plan`` on ``facade`` (or only log it when ``dry_run``)."""
-    return Executor(plan, facade, dry_run=dry_run, logger=logger, source_for=source_for).run()
+    return Executor(plan, facade, dry_run=dry_run, logger=logger, source_for=source_for,
+                    observer=observer).run()

@@ -1,6 +1,6 @@
 """The file-backed mock facade and its seeding CLI (``glancesync-mock``).
 
-The mock keeps image *metadata* only (no bytes), in one store shared by every target, keyed by
+The mock keeps image *metadata* only (it reads the data of an upload and discards it), in one store shared by every target, keyed by
 region full name (``Burgos``, ``other:Madrid``).  Two stores:
 
 * :class:`MemoryStore` (``GLANCESYNC_USE_MOCK``): a process-wide dict, empty at start;
@@ -30,7 +30,7 @@ from filelock import FileLock
 from ..config import Target
 from ..errors import BackupFormatError, FacadeError, GlanceSyncError, ImageNotFound
 from ..image import Image, read_backup_file, write_backup
-from ..region import MASTER_TARGET, Region
+from ..region import Region
 from .base import ImageSource
 
 FILE_PREFIX = "backup_"
@@ -162,6 +162,16 @@ class MockFacade:
         self.store.change(region.fullname, update)
 
     def upload_image(self, region: Region, image: Image, source: ImageSource) -> str:
+        # Read the data as a server would (and discard it), so sources and progress observers
+        # behave as with a real cloud; a failing source leaves the store untouched.
+        chunks = source.open()
+        try:
+            for _ in chunks:
+                pass
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
         created: list[str] = []
 
         def add(images: list[Image]) -> list[Image]:
@@ -193,8 +203,10 @@ class MockFacade:
         return bool(removed)
 
     def download_image(self, region: Region, image_id: str) -> Iterator[bytes]:
-        raise FacadeError(f"{region.fullname}: the mock stores no image data (image {image_id})",
-                          region.fullname)
+        """The mock stores no data: an existing image streams as empty."""
+        if not any(image.id == image_id for image in self.store.read(region.fullname)):
+            raise ImageNotFound(f"{region.fullname}: no image with id {image_id}", region.fullname)
+        return iter(())
 
 
 # --------------------------------------------------------------------------- seeding CLI
