@@ -1,0 +1,501 @@
+"""OpenStackFacade logic that needs no server: Keystone URL/plugin choice, error translation,
+credential scrubbing, listing deadline, and the clean-up of failed uploads (against a fake Glance
+client that records what it is asked)."""
+
+import hashlib
+import itertools
+import json
+import os
+import uuid
+from dataclasses import replace
+
+import pytest
+from glanceclient import exc as glance_exc
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1.identity import v2 as ks_v2
+from keystoneauth1.identity import v3 as ks_v3
+
+from fiwareglancesync.glancesync.config import Target
+from fiwareglancesync.glancesync.errors import FacadeError, ImageNotFound, ListingTimeout, TransferError
+from fiwareglancesync.glancesync.facades import openstack
+from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade, auth_url
+from fiwareglancesync.glancesync.image import Image
+from fiwareglancesync.glancesync.region import Region
+from fiwareglancesync.glancesync.transfer import CHUNK_SIZE
+
+PASSWORD = "s3cret-Pa55"
+TOKEN = "gAAAAABtokentokentoken"
+MIB = 1024 * 1024
+DATA = os.urandom(2 * MIB + 100)
+REGION = Region("master", "Spain")
+
+
+def target(**fields) -> Target:
+    base = dict(name="master", user="admin", password=PASSWORD, keystone_url="http://keystone:5000/v3",
+                tenant="admin")
+    base.update(fields)
+    return Target(**base)
+
+
+def master_image(**fields) -> Image:
+    base = dict(name="base", id="", region="Spain", is_public=True, size=len(DATA),
+                checksum=hashlib.md5(DATA).hexdigest(), os_hash_algo="sha512",
+                os_hash_value=hashlib.sha512(DATA).hexdigest(), user_properties={"nid": "1"},
+                disk_format="qcow2", container_format="bare")
+    base.update(fields)
+    return Image(**base)
+
+
+class Source:
+    """An ImageSource over bytes; ``fail_after`` pieces it raises instead."""
+
+    description = "test data"
+
+    def __init__(self, data=DATA, piece=MIB // 2, fail_after=None):
+        self.data, self.piece, self.fail_after = data, piece, fail_after
+        self.closed = False
+
+    def open(self):
+        def chunks():
+            try:
+                for index, start in enumerate(range(0, len(self.data), self.piece)):
+                    if self.fail_after is not None and index >= self.fail_after:
+                        raise OSError("disk read error")
+                    yield self.data[start:start + self.piece]
+            finally:
+                self.closed = True
+        return chunks()
+
+
+class Response:
+    def __init__(self, status_code=200):
+        self.status_code = status_code
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+class FakeGlance:
+    """Enough of glanceclient's v2 Client (http_client + images) for the facade's calls."""
+
+    def __init__(self):
+        self.records: dict[str, dict] = {}
+        self.calls: list[str] = []
+        self.chunk_sizes: list[int] = []
+        self.fail: dict[str, Exception] = {}  # operation -> exception to raise
+        self.store_checksum: str | None = None  # report this instead of the real MD5
+        self.http_client = self
+        self.images = self
+
+    def _maybe_fail(self, operation):
+        self.calls.append(operation)
+        if operation in self.fail:
+            raise self.fail[operation]
+
+    # http_client
+    def post(self, url, data):
+        self._maybe_fail("create")
+        record = dict(data, id=str(uuid.uuid4()), status="queued", size=None, checksum=None,
+                      owner="p1", os_hash_algo=None, os_hash_value=None)
+        self.records[record["id"]] = record
+        return Response(201), dict(record)
+
+    def get(self, url, timeout=None):
+        self._maybe_fail("get")
+        image_id = url.split("/")[3]
+        if image_id not in self.records:
+            raise glance_exc.HTTPNotFound(f"No image found with ID {image_id}")
+        if url.endswith("/file"):
+            data = self.records[image_id]["_data"]
+            return Response(), iter([data[i:i + MIB] for i in range(0, len(data), MIB)])
+        return Response(), {k: v for k, v in self.records[image_id].items() if k != "_data"}
+
+    def patch(self, url, headers, data):
+        self._maybe_fail("patch")
+        assert headers == {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+        record = self.records[url.split("/")[3]]
+        for op in json.loads(data):
+            key = op["path"][1:].replace("~1", "/").replace("~0", "~")
+            if op["op"] == "remove":
+                del record[key]
+            else:
+                record[key] = op["value"]
+        return Response(), dict(record)
+
+    # images
+    def upload(self, image_id, reader, image_size=None):
+        record = self.records[image_id]
+        record["status"] = "saving"
+        received = bytearray()
+        while chunk := reader.read(CHUNK_SIZE):  # what glanceclient's chunked body does
+            self.chunk_sizes.append(len(chunk))
+            received += chunk
+            if "upload" in self.fail:
+                record["status"] = "queued"
+                raise self.fail["upload"]
+        self.calls.append("upload")
+        record.update(status="active", size=len(received), _data=bytes(received),
+                      checksum=self.store_checksum or hashlib.md5(received).hexdigest(),
+                      os_hash_algo="sha512", os_hash_value=hashlib.sha512(received).hexdigest())
+
+    def delete(self, image_id):
+        self._maybe_fail("delete")
+        if image_id not in self.records:
+            raise glance_exc.HTTPNotFound(f"Failed to find image {image_id} to delete")
+        del self.records[image_id]
+
+
+class FakeSession:
+    def __init__(self, regions=("Spain",), project_id="p1", error=None):
+        self.regions, self.project_id, self.error = regions, project_id, error
+
+    def get_endpoint(self, service_type, interface, region_name):
+        if self.error:
+            raise self.error
+        if region_name not in self.regions:
+            raise ks_exc.EndpointNotFound(f"public endpoint for image service in {region_name} region not found")
+        return f"http://glance-{region_name}:9292"
+
+    def get_project_id(self):
+        if self.error:
+            raise self.error
+        return self.project_id
+
+
+@pytest.fixture
+def glance():
+    return FakeGlance()
+
+
+@pytest.fixture
+def facade(glance):
+    facade = OpenStackFacade(target())
+    facade._session = FakeSession()
+    facade._clients[REGION.name] = glance
+    return facade
+
+
+# ---------------------------------------------------------------------------- Keystone
+@pytest.mark.parametrize("url, version, expected", [
+    ("http://ks:5000", "3", "http://ks:5000/v3"),
+    ("http://ks:5000/", "2.0", "http://ks:5000/v2.0"),
+    ("http://ks:5000/v3/", "3", "http://ks:5000/v3"),
+    ("http://ks:5000/v2.0", "2.0", "http://ks:5000/v2.0"),
+    ("https://cloud/identity", "3", "https://cloud/identity/v3"),
+])
+def test_auth_url_gets_the_chosen_version_when_it_has_none(url, version, expected):
+    assert auth_url(url, version) == expected
+
+
+def test_keystone_v3_password_with_the_target_domains_by_default():
+    facade = OpenStackFacade(target(keystone_url="http://ks:5000", user_domain_name="users",
+                                    project_domain_name="projects"))
+    plugin = facade._auth_plugin()
+    assert isinstance(plugin, ks_v3.Password)
+    assert plugin.auth_url == "http://ks:5000/v3"
+    method = plugin.auth_methods[0]
+    assert (method.username, method.user_domain_name) == ("admin", "users")
+    assert (plugin.project_name, plugin.project_domain_name) == ("admin", "projects")
+
+
+@pytest.mark.parametrize("fields", [dict(keystone_url="http://ks:5000", use_keystone_v3=False),
+                                    dict(keystone_url="http://ks:5000/v2.0/")])
+def test_keystone_v2_password_when_configured(fields):
+    plugin = OpenStackFacade(target(**fields))._auth_plugin()
+    assert isinstance(plugin, ks_v2.Password)
+    assert plugin.auth_url == "http://ks:5000/v2.0"
+    assert (plugin.username, plugin.tenant_name) == ("admin", "admin")
+
+
+def test_the_session_is_created_once_and_lazily():
+    facade = OpenStackFacade(target())
+    assert facade._session is None
+    assert facade.session is facade.session
+    assert facade.session.timeout == openstack.HTTP_TIMEOUT
+
+
+def test_tenant_id_is_the_project_of_the_session(facade):
+    assert facade.get_tenant_id() == "p1"
+
+
+# ---------------------------------------------------------------------------- errors
+def test_no_password_or_token_in_any_message(facade):
+    facade._session = FakeSession(error=ks_exc.ConnectFailure(
+        f"POST http://keystone:5000/v3/auth/tokens {{'password': '{PASSWORD}'}} "
+        f"X-Auth-Token: {TOKEN} failed"))
+    with pytest.raises(FacadeError) as caught:
+        facade.get_tenant_id()
+    message = str(caught.value)
+    assert PASSWORD not in message and TOKEN not in message
+    assert message.startswith("master: Error retrieving the project id. Cause: POST http://keystone:5000")
+    assert "'password': '***'" in message and "X-Auth-Token: ***" in message
+
+
+def test_the_current_token_is_scrubbed_wherever_it_appears(facade, glance):
+    class Auth:
+        class auth_ref:
+            auth_token = TOKEN
+    facade._session.auth = Auth()
+    glance.fail["get"] = glance_exc.HTTPInternalServerError(f"boom near {TOKEN}")
+    with pytest.raises(FacadeError) as caught:
+        facade.update_metadata(REGION, master_image(id="x"))
+    assert TOKEN not in str(caught.value) and "boom near ***" in str(caught.value)
+
+
+def test_wrong_credentials_are_reported_without_them():
+    facade = OpenStackFacade(target())
+    facade._session = FakeSession(error=ks_exc.Unauthorized("The request you have made requires authentication."))
+    with pytest.raises(FacadeError) as caught:
+        facade.get_imagelist(REGION)
+    assert str(caught.value) == ("Spain: Error retrieving image list. Cause: Keystone http://keystone:5000/v3 "
+                                 "rejected the credentials of target master (HTTP 401)")
+    assert caught.value.region == "Spain"
+
+
+def test_long_html_escaped_causes_are_cleaned(facade, glance):
+    glance.fail["patch"] = glance_exc.HTTPBadRequest("Provided object does not match schema &#x27;image&#x27;:\n"
+                                                     + "x" * 2000)
+    glance.records["i1"] = {"id": "i1", "name": "a", "visibility": "public"}
+    with pytest.raises(FacadeError) as caught:
+        facade.update_metadata(REGION, master_image(id="i1", name="b"))
+    message = str(caught.value)
+    assert message.startswith("Spain: Update of b failed. Cause: ")
+    assert "'image': x" in message and "\n" not in message and message.endswith("...")
+    assert len(message) < 500
+
+
+def test_unknown_region_listing_is_image_not_found(facade):
+    with pytest.raises(ImageNotFound, match="^Nowhere: Error retrieving image list. Cause: the catalog of "
+                                            "target master has no public image endpoint in region Nowhere"):
+        facade.get_imagelist(Region("master", "Nowhere"))
+
+
+def test_update_of_a_missing_image_is_image_not_found(facade):
+    with pytest.raises(ImageNotFound, match="^Spain: Update of b failed. Cause: no image with id nope$"):
+        facade.update_metadata(REGION, master_image(id="nope", name="b"))
+
+
+def test_delete(facade, glance):
+    glance.records["i1"] = {"id": "i1"}
+    assert facade.delete_image(REGION, "i1") is True
+    assert facade.delete_image(REGION, "i1") is False
+    glance.fail["delete"] = glance_exc.HTTPForbidden("403 Forbidden: Image 1 is protected and cannot be deleted.")
+    with pytest.raises(FacadeError, match="^Spain: Deletion of image i1 Failed. Cause: HTTP 403 Forbidden: Image 1 is protected and cannot be deleted.$"):
+        facade.delete_image(REGION, "i1")
+
+
+# ---------------------------------------------------------------------------- listing
+class Pager:
+    """A paged ``GET /v2/images`` with a fake clock that advances ``step`` seconds per page."""
+
+    def __init__(self, pages, clock, step=0.0, error=None):
+        self.pages, self.clock, self.step, self.error = pages, clock, step, error
+        self.urls, self.timeouts = [], []
+
+    def get(self, url, timeout=None):
+        self.urls.append(url)
+        self.timeouts.append(timeout)
+        if self.error:
+            raise self.error
+        self.clock[0] += self.step
+        index = len(self.urls) - 1
+        body = {"images": self.pages[index]}
+        if index + 1 < len(self.pages):
+            body["next"] = f"/v2/images?limit=100&marker={self.pages[index][-1]['id']}"
+        return Response(), body
+
+
+def record(n, **fields):
+    return dict({"id": f"id{n}", "name": f"img{n}", "status": "active", "visibility": "public",
+                 "size": n, "owner": "p1", "nid": str(n)}, **fields)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(openstack.time, "monotonic", lambda: now[0])
+    return now
+
+
+def with_pager(facade, pager):
+    facade._clients[REGION.name] = type("Client", (), {"http_client": pager})()
+    return facade
+
+
+def test_listing_follows_pages_and_maps_records(facade, clock):
+    pager = Pager([[record(1), record(2)], [record(2), record(3)], [record(4)]], clock, step=1)
+    images = with_pager(facade, pager).get_imagelist(REGION)
+    assert [i.name for i in images] == ["img1", "img2", "img3", "img4"]  # the overlap is dropped
+    assert pager.urls[0] == "/v2/images?limit=100" and pager.urls[1].startswith("/v2/images?limit=100&marker=id2")
+    assert images[0].region == "Spain" and images[0].user_properties == {"nid": "1"}
+    # each page gets the time left of the target's list_images_timeout (30 s) as HTTP timeout
+    assert pager.timeouts == [30.0, 29.0, 28.0]
+
+
+def test_listing_slower_than_the_timeout_fails(facade, clock):
+    pages = [[record(n)] for n in range(10)]
+    with pytest.raises(ListingTimeout, match=r"^Spain: Timeout while retrieving image list\.$"):
+        with_pager(facade, Pager(pages, clock, step=11)).get_imagelist(REGION)
+
+
+def test_an_http_timeout_is_a_listing_timeout(facade, clock):
+    try:
+        raise ks_exc.ConnectTimeout("Request to http://glance/v2/images timed out")
+    except ks_exc.ConnectTimeout as cause:
+        try:
+            raise glance_exc.InvalidEndpoint("Error communicating with http://glance")
+        except glance_exc.InvalidEndpoint as wrapped:
+            error = wrapped
+    with pytest.raises(ListingTimeout, match="^Spain: Timeout while retrieving image list.$"):
+        with_pager(facade, Pager([[]], clock, error=error)).get_imagelist(REGION)
+
+
+def test_other_listing_errors_keep_the_original_wording(facade, clock):
+    error = glance_exc.HTTPServiceUnavailable("503 Service Unavailable")
+    with pytest.raises(FacadeError, match="^Spain: Error retrieving image list. Cause: HTTP 503 Service Unavailable$"):
+        with_pager(facade, Pager([[]], clock, error=error)).get_imagelist(REGION)
+
+
+# ---------------------------------------------------------------------------- upload
+def test_upload_streams_verifies_and_publishes_at_the_end(facade, glance):
+    source = Source(piece=4096)
+    new_id = facade.upload_image(REGION, master_image(protected=True), source)
+    record = glance.records[new_id]
+    assert (record["status"], record["visibility"], record["protected"]) == ("active", "public", True)
+    assert record["checksum"] == hashlib.md5(DATA).hexdigest() and record["nid"] == "1"
+    assert glance.calls == ["create", "upload", "get", "patch"]
+    assert set(glance.chunk_sizes[:-1]) == {CHUNK_SIZE}  # re-chunked from 4 KiB pieces
+    assert source.closed
+
+
+def test_a_private_unprotected_copy_needs_no_finishing_patch(facade, glance):
+    facade.upload_image(REGION, master_image(is_public=False), Source())
+    assert glance.calls == ["create", "upload", "get"]
+
+
+def assert_nothing_left(glance):
+    assert glance.records == {}
+    assert glance.calls[-1] == "delete"
+
+
+@pytest.mark.parametrize("case, image, source, setup, cause", [
+    ("source fails midway", master_image(), Source(fail_after=3), {},
+     "reading test data failed: disk read error"),
+    ("data does not match the checksum", master_image(checksum="0" * 32), Source(), {},
+     "checksum mismatch: test data has MD5"),
+    ("data does not match the sha512", master_image(os_hash_value="0" * 128), Source(), {},
+     "sha512 mismatch"),
+    ("shorter than the master", master_image(size=len(DATA) + 1), Source(), {}, "holds"),
+    ("server error during upload", master_image(), Source(),
+     {"fail": {"upload": glance_exc.HTTPInternalServerError("Internal Server Error")}}, "Internal Server Error"),
+    ("region reports another checksum", master_image(), Source(), {"store_checksum": "f" * 32},
+     "the region reports checksum ffffffffffffffffffffffffffffffff"),
+    ("publishing refused", master_image(), Source(),
+     {"fail": {"patch": glance_exc.HTTPForbidden("You are not authorized to complete publicize_image action.")}},
+     "publicize_image"),
+])
+def test_any_failure_after_create_deletes_the_copy(facade, glance, case, image, source, setup, cause):
+    for key, value in setup.items():
+        setattr(glance, key, value)
+    with pytest.raises(TransferError) as caught:
+        facade.upload_image(REGION, image, source)
+    assert str(caught.value).startswith("Spain: Upload of base Failed. Cause: ")
+    assert cause in str(caught.value)
+    assert caught.value.region == "Spain"
+    assert_nothing_left(glance)
+
+
+def test_a_failed_create_leaves_nothing_and_says_why(facade, glance):
+    glance.fail["create"] = glance_exc.HTTPForbidden("403 Forbidden: Attribute 'checksum' is read-only.")
+    source = Source()
+    with pytest.raises(TransferError, match="^Spain: Upload of base Failed. Cause: HTTP 403 Forbidden: Attribute 'checksum' is read-only.$"):
+        facade.upload_image(REGION, master_image(), source)
+    assert glance.records == {} and "upload" not in glance.calls
+
+
+def test_a_source_that_cannot_be_opened_creates_nothing(facade, glance):
+    class Unopenable:
+        description = "file /nope"
+
+        def open(self):
+            raise TransferError("cannot open /nope: No such file or directory")
+
+    with pytest.raises(TransferError, match="^Spain: Cannot open the image base to upload. Cause: cannot open /nope"):
+        facade.upload_image(REGION, master_image(), Unopenable())
+    assert glance.calls == []
+
+
+def test_an_interrupt_during_the_upload_still_deletes_the_copy(facade, glance):
+    glance.fail["upload"] = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        facade.upload_image(REGION, master_image(), Source())
+    assert_nothing_left(glance)
+
+
+def test_a_failing_clean_up_is_logged_with_the_left_over_id(facade, glance, caplog):
+    glance.fail["upload"] = glance_exc.HTTPInternalServerError("boom")
+    glance.fail["delete"] = glance_exc.HTTPServiceUnavailable("down")
+    with pytest.raises(TransferError):
+        facade.upload_image(REGION, master_image(), Source())
+    left = next(iter(glance.records))
+    assert f"left image {left}, which could not be deleted" in caplog.text
+
+
+def test_placeholders_are_not_sent_and_warned_about(facade, glance, caplog):
+    image = master_image(user_properties={"kernel_id": "__kern", "nid": "1"})
+    new_id = facade.upload_image(REGION, image, Source())
+    assert "kernel_id" not in glance.records[new_id]
+    assert "Spain: property kernel_id=__kern of image base is not sent to Glance" in caplog.text
+
+
+# ---------------------------------------------------------------------------- download
+def test_download_streams_and_closes_the_response(facade, glance):
+    new_id = facade.upload_image(REGION, master_image(), Source())
+    assert b"".join(facade.download_image(REGION, new_id)) == DATA
+    stream = facade.download_image(REGION, new_id)
+    next(stream)
+    stream.close()  # a consumer giving up early
+
+
+def test_download_of_a_missing_image_fails_at_once(facade):
+    with pytest.raises(ImageNotFound, match="^Spain: Download of image nope Failed. Cause: no image with id nope$"):
+        facade.download_image(REGION, "nope")
+
+
+def test_a_download_failing_midway_is_a_transfer_error(facade, glance):
+    import requests
+
+    def broken():
+        yield b"x" * MIB
+        raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+
+    response = Response()
+    glance.get = lambda url, timeout=None: (response, broken())
+    stream = facade.download_image(REGION, "i1")
+    assert next(stream) == b"x" * MIB
+    with pytest.raises(TransferError, match="^Spain: Download of image i1 Failed. Cause: Connection broken"):
+        next(stream)
+    assert response.closed
+
+
+def test_region_to_region_copy_through_the_facade(facade, glance):
+    from fiwareglancesync.glancesync.transfer import RegionSource
+
+    first = facade.upload_image(REGION, master_image(), Source())
+    second = facade.upload_image(REGION, master_image(), RegionSource(facade, REGION, first))
+    assert glance.records[second]["checksum"] == glance.records[first]["checksum"]
+    assert list(itertools.islice(glance.chunk_sizes, 0, 2)) == [CHUNK_SIZE, CHUNK_SIZE]
+
+
+def test_update_sends_only_the_differences(facade, glance):
+    glance.records["i1"] = {"id": "i1", "name": "a", "visibility": "public", "nid": "1", "old": "x",
+                            "min_ram": 0}
+    facade.update_metadata(REGION, master_image(id="i1", name="a", is_public=False,
+                                                user_properties={"nid": 2, "new": "y"}))
+    assert glance.records["i1"] == {"id": "i1", "name": "a", "visibility": "private", "nid": "2",
+                                    "new": "y", "min_ram": 0}
+    calls = len(glance.calls)
+    facade.update_metadata(REGION, replace(master_image(id="i1", name="a", is_public=False),
+                                           user_properties={"nid": "2", "new": "y"}))
+    assert glance.calls[calls:] == ["get"]  # nothing to change: no PATCH

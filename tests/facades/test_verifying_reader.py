@@ -1,0 +1,163 @@
+"""transfer.VerifyingReader: re-chunking, hashing while streaming, and failing bad data early."""
+
+import hashlib
+import os
+
+import pytest
+
+from fiwareglancesync.glancesync.errors import TransferError
+from fiwareglancesync.glancesync.image import Image
+from fiwareglancesync.glancesync.transfer import CHUNK_SIZE, Expected, FileSource, VerifyingReader
+
+MIB = 1024 * 1024
+DATA = os.urandom(3 * MIB + 12345)
+
+
+def expected_for(data: bytes, algo: str | None = "sha512") -> Expected:
+    return Expected(size=len(data), checksum=hashlib.md5(data).hexdigest(), hash_algo=algo,
+                    hash_value=hashlib.new(algo, data).hexdigest() if algo else None)
+
+
+def pieces(data: bytes, size: int):
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+def drain(reader: VerifyingReader, size: int = CHUNK_SIZE) -> list[bytes]:
+    """What an HTTP client does: read(size) until b""."""
+    chunks = []
+    while chunk := reader.read(size):
+        chunks.append(chunk)
+    return chunks
+
+
+@pytest.fixture(params=[True, False], ids=["threaded", "inline"])
+def threaded(request):
+    return request.param
+
+
+@pytest.mark.parametrize("piece_size", [1, 4096, 65536, MIB, MIB + 1, 5 * MIB])
+def test_chunks_are_one_mib_whatever_the_source_yields(piece_size, threaded):
+    source = pieces(DATA, piece_size) if piece_size > 1 else pieces(DATA[:3000], 1)
+    data = DATA if piece_size > 1 else DATA[:3000]
+    with VerifyingReader(source, expected_for(data), threaded=threaded) as reader:
+        chunks = drain(reader)
+    assert b"".join(chunks) == data
+    assert all(len(chunk) == CHUNK_SIZE for chunk in chunks[:-1])
+    assert 0 < len(chunks[-1]) <= CHUNK_SIZE
+    assert reader.md5 == hashlib.md5(data).hexdigest()
+    assert reader.hash_value == hashlib.sha512(data).hexdigest()
+    assert reader.bytes_read == len(data)
+
+
+def test_iteration_yields_the_same_chunks(threaded):
+    with VerifyingReader(pieces(DATA, 1000), expected_for(DATA), threaded=threaded) as reader:
+        chunks = list(reader)
+    assert b"".join(chunks) == DATA and {len(c) for c in chunks[:-1]} == {CHUNK_SIZE}
+
+
+def test_read_without_size_returns_one_chunk_not_everything():
+    with VerifyingReader(pieces(DATA, MIB), expected_for(DATA)) as reader:
+        assert len(reader.read()) == CHUNK_SIZE
+        assert len(reader.read(None)) == CHUNK_SIZE
+
+
+def test_checksum_mismatch_fails_before_the_end_of_the_stream(threaded):
+    wrong = Expected(size=len(DATA), checksum="0" * 32)
+    reader = VerifyingReader(pieces(DATA, MIB), wrong, description="file x", threaded=threaded)
+    with reader, pytest.raises(TransferError, match=r"checksum mismatch: file x has MD5 [0-9a-f]{32}, expected 0{32}"):
+        drain(reader)
+    assert isinstance(reader.failure, TransferError)
+    with pytest.raises(TransferError):  # and it keeps failing: the body never ends cleanly
+        reader.read(CHUNK_SIZE)
+
+
+def test_sha512_mismatch_fails_even_when_md5_matches(threaded):
+    bad = Expected(size=len(DATA), checksum=hashlib.md5(DATA).hexdigest(), hash_algo="sha512",
+                   hash_value="0" * 128)
+    with VerifyingReader(pieces(DATA, MIB), bad, threaded=threaded) as reader, \
+            pytest.raises(TransferError, match="sha512 mismatch"):
+        drain(reader)
+
+
+def test_short_data_fails():
+    expected = expected_for(DATA)
+    with VerifyingReader(pieces(DATA[:-1], MIB), expected) as reader, \
+            pytest.raises(TransferError, match=f"holds {len(DATA) - 1} bytes, expected {len(DATA)}"):
+        drain(reader)
+
+
+def test_too_much_data_fails_as_soon_as_it_is_read():
+    expected = Expected(size=MIB)
+    reader = VerifyingReader(pieces(DATA, MIB), expected)
+    with reader:
+        assert len(reader.read(MIB)) == MIB
+        with pytest.raises(TransferError, match=f"more than the expected {MIB} bytes"):
+            reader.read(MIB)
+    assert reader.bytes_read == 2 * MIB  # it stopped at the first piece too many
+
+
+def test_a_failing_source_becomes_a_transfer_error_and_is_closed(threaded):
+    closed = []
+
+    def source():
+        try:
+            yield DATA[:MIB]
+            raise ConnectionResetError("peer went away")
+        finally:
+            closed.append(True)
+
+    reader = VerifyingReader(source(), expected_for(DATA), description="image 42 of region Master",
+                             threaded=threaded)
+    with reader:
+        reader.read(MIB)
+        with pytest.raises(TransferError, match="reading image 42 of region Master failed: peer went away"):
+            reader.read(MIB)
+    assert closed == [True]
+    assert "peer went away" in str(reader.failure)
+
+
+def test_close_releases_an_unfinished_source():
+    closed = []
+
+    def source():
+        try:
+            while True:
+                yield DATA[:MIB]
+        finally:
+            closed.append(True)
+
+    with VerifyingReader(source(), Expected()) as reader:
+        reader.read(MIB)
+    assert closed == [True]
+
+
+def test_unknown_expectations_accept_any_data_and_still_hash(threaded):
+    with VerifyingReader(pieces(DATA, 7777), Expected(), threaded=threaded) as reader:
+        assert b"".join(drain(reader)) == DATA
+    assert reader.md5 == hashlib.md5(DATA).hexdigest() and reader.hash_value is None
+
+
+def test_an_algorithm_python_lacks_is_skipped_md5_still_checked():
+    expected = Expected(size=len(DATA), checksum=hashlib.md5(DATA).hexdigest(),
+                        hash_algo="no-such-hash", hash_value="abc")
+    with VerifyingReader(pieces(DATA, MIB), expected) as reader:
+        assert b"".join(drain(reader)) == DATA
+
+
+def test_expected_of_an_image():
+    img = Image(name="a", id="1", region="R", size=10, checksum="c", os_hash_algo="sha512",
+                os_hash_value="h")
+    assert Expected.of(img) == Expected(size=10, checksum="c", hash_algo="sha512", hash_value="h")
+    # the mock and backup CSVs carry neither size nor checksum: nothing to check
+    assert Expected.of(Image(name="a", id="1", region="R")) == Expected()
+    # an empty image with a checksum must be empty
+    assert Expected.of(Image(name="a", id="1", region="R", checksum="d41d8cd98f00b204e9800998ecf8427e")).size == 0
+
+
+def test_file_source_through_the_reader(tmp_path):
+    path = tmp_path / "image"
+    path.write_bytes(DATA)
+    source = FileSource(str(path))
+    with VerifyingReader(source.open(), expected_for(DATA), description=source.description) as reader:
+        assert b"".join(drain(reader)) == DATA
