@@ -16,6 +16,7 @@ import argparse
 import csv
 import datetime
 import io
+import json
 import logging
 import os
 import sys
@@ -25,6 +26,8 @@ from .glancesync import GlanceSync
 from .glancesync.config import parse_overrides
 from .glancesync.engine import LOGGER_NAME
 from .glancesync.errors import ConfigError, GlanceSyncError
+from .parallel import log_directory, run_parallel
+from .progressbar import ProgressBars
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -47,17 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--show-regions", action="store_true", help="do not sync, only show the available regions")
     mode.add_argument("--make-backup", "--make-backups", dest="make_backup", action="store_true",
                       help="do not sync, make a backup of the regions' metadata")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="output of --show-status and --show-regions (default: text, the original CSV)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="only warnings and errors on stderr, no progress bars")
     return parser
 
 
-def configure_logging(stream: TextIO) -> logging.Logger:
+def configure_logging(stream: TextIO, level: int = logging.INFO) -> logging.Logger:
     """The CLI logger: ``LEVEL:message`` lines on ``stream`` (stderr)."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.handlers[:] = []
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s:%(message)s"))
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(level)
     logger.propagate = False
     return logger
 
@@ -77,10 +84,11 @@ def status_line(*columns: str) -> str:
 class Cli:
     """One invocation: the engine, the output stream and the failure flag."""
 
-    def __init__(self, engine: GlanceSync, out: TextIO, log: logging.Logger):
+    def __init__(self, engine: GlanceSync, out: TextIO, log: logging.Logger, observer=None):
         self.engine = engine
         self.out = out
         self.log = log
+        self.observer = observer
         self.failed = False
 
     def each_region(self, regions: list[str], action: Callable[[str], None]) -> None:
@@ -108,8 +116,33 @@ class Cli:
 
         self.each_region(regions, report)
 
-    def show_regions(self) -> None:
-        print(" ".join(self.engine.show_regions()), file=self.out)
+    def show_status_json(self, regions: list[str]) -> None:
+        """The JSON form of --show-status (schema in README.rst, "Machine-readable output")."""
+        document = {"master_region": self.engine.master_region, "regions": []}
+
+        def report(region: str) -> None:
+            fullname = self.engine.region(region).fullname
+            block = {"region": fullname, "error": None, "images": []}
+            document["regions"].append(block)
+            try:
+                entries = self.engine.region_status(region)
+            except GlanceSyncError as exc:
+                block["error"] = str(exc)
+                raise
+            block["images"] = [{"name": e.name, "status": e.status.value, "id": e.region_image_id,
+                                "message": e.message} for e in entries]
+
+        self.each_region(regions, report)
+        json.dump(document, self.out, indent=2)
+        self.out.write("\n")
+
+    def show_regions(self, as_json: bool = False) -> None:
+        regions = self.engine.show_regions()
+        if as_json:
+            json.dump({"regions": regions}, self.out, indent=2)
+            self.out.write("\n")
+        else:
+            print(" ".join(regions), file=self.out)
 
     def make_backup(self, regions: list[str]) -> None:
         directory = "backup_glance_" + datetime.datetime.now().isoformat()
@@ -122,7 +155,7 @@ class Cli:
 
         def sync_one(region: str) -> None:
             print(f"======{region}", file=self.out, flush=True)
-            self.engine.sync_region(region, dry_run=dry_run)
+            self.engine.sync_region(region, dry_run=dry_run, observer=self.observer)
 
         self.each_region(regions, sync_one)
 
@@ -130,18 +163,20 @@ class Cli:
 def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
          environ=None) -> int:
     out = out or sys.stdout
-    log = configure_logging(err or sys.stderr)
+    err = err or sys.stderr
     parser = build_parser()
     args = parser.parse_args(argv)
+    log = configure_logging(err, logging.WARNING if args.quiet else logging.INFO)
     try:
         overrides = parse_overrides(args.config)
     except ConfigError as exc:
         parser.error(str(exc))
     try:
         engine = GlanceSync.from_environment(overrides=overrides, environ=environ, logger=log)
-        cli = Cli(engine, out, log)
+        show_progress = not args.quiet and not args.parallel and err.isatty()
+        cli = Cli(engine, out, log, observer=ProgressBars(err) if show_progress else None)
         if args.show_regions:
-            cli.show_regions()
+            cli.show_regions(as_json=args.format == "json")
             return EXIT_OK
         regions = engine.expand_regions(args.regions)
         if args.make_backup:
@@ -149,9 +184,17 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
             return EXIT_FAILED if cli.failed else EXIT_OK
         engine.master_images()  # the master catalogue is needed by every other mode: fail once, early
         if args.show_status:
-            cli.show_status(regions)
+            if args.format == "json":
+                cli.show_status_json(regions)
+            else:
+                cli.show_status(regions)
+        elif args.parallel:
+            print(f"======Master is {engine.master_region}", file=out, flush=True)
+            directory = log_directory()
+            ok = run_parallel(engine, regions, max_children=engine.config.max_children, dry_run=args.dry_run,
+                              out=out, directory=directory)
+            cli.failed = not ok
         else:
-            # --parallel is accepted; regions are synchronised one after another for now
             cli.sync(regions, dry_run=args.dry_run)
     except GlanceSyncError as exc:
         log.error(str(exc))

@@ -33,6 +33,7 @@ class SyncReport:
     metadata_updates: int = 0
     obsolete_updates: int = 0
     errors: int = 0
+    bytes_transferred: int = 0
     seconds: float = 0.0
     transfer_seconds: float = 0.0
     failed: bool = False
@@ -45,11 +46,16 @@ class SyncReport:
     def summary(self) -> str:
         """One line: uploads, bytes, time, average rate, metadata updates, errors."""
         mb = self.bytes / 1024 / 1024
-        rate = f"{mb / self.transfer_seconds:.1f} MB/s" if self.transfer_seconds > 0 else "n/a"
         verb = "to upload" if self.dry_run else "uploaded"
-        return (f"{self.region}: Summary: {self.uploads} images {verb} ({mb:.1f} MB) in {self.seconds:.1f} s, "
-                f"average rate {rate}, {self.metadata_updates} metadata updates, {self.errors} errors"
+        return (f"{self.region}: Summary: {self.uploads} images {verb} ({mb:.1f} MB), "
+                f"{self.bytes_transferred} bytes sent in {self.seconds:.1f} s "
+                f"(average rate {_rate(self.bytes_transferred, self.transfer_seconds)}), "
+                f"{self.metadata_updates} metadata updates, {self.errors} errors"
                 + (" (the region failed)" if self.failed else ""))
+
+
+def _rate(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / 1024 / 1024 / seconds:.1f} MB/s" if seconds > 0 else "n/a"
 
 
 class RegionSyncFailed(Exception):
@@ -151,16 +157,14 @@ class Executor:
             return
         copy = replace(master, id="", region=self.name, owner=None,
                        user_properties=self._resolve(upload.properties, master))
-        source = self.source_for(master)
-        if self.observer is not None:
-            source = ObservedSource(source, self.observer, self.name, master.name, master.size)
+        source = ObservedSource(self.source_for(master), self.observer, self.name, master.name, master.size)
         started = time.monotonic()
         new_id = self.facade.upload_image(self.plan.region, copy, source)
         elapsed = time.monotonic() - started
         self.report.transfer_seconds += elapsed
-        rate = f"{master.size_mb / elapsed:.1f} MB/s" if elapsed > 0 else "n/a"
-        self.log.info(f"{self.name}: {master.name}: {master.size} bytes from {source.description} "
-                      f"in {elapsed:.2f} s ({rate})")
+        self.report.bytes_transferred += source.bytes_read
+        self.log.info(f"{self.name}: {master.name}: {source.bytes_read} bytes sent from {source.description} "
+                      f"in {elapsed:.2f} s ({_rate(source.bytes_read, elapsed)})")
         self.ids_by_name[master.name] = new_id
         if upload.kind is UploadKind.REPLACE:
             self.facade.delete_image(self.plan.region, upload.old.id)

@@ -25,15 +25,17 @@ class TransferObserver(Protocol):
         """The upload ended (``ok`` False when it failed)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class ObservedSource:
-    """An :class:`ImageSource` that reports its progress to an observer."""
+    """An :class:`ImageSource` that counts the bytes read (``bytes_read``) and reports them to an
+    optional observer."""
 
     source: ImageSource
-    observer: TransferObserver
+    observer: TransferObserver | None
     region: str
     image: str
     total: int
+    bytes_read: int = 0
 
     @property
     def description(self) -> str:
@@ -44,15 +46,20 @@ class ObservedSource:
         return self._observe(chunks)
 
     def _observe(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        self.observer.started(self.region, self.image, self.total)
+        observer = self.observer
+        if observer is not None:
+            observer.started(self.region, self.image, self.total)
         ok = False
         try:
             for chunk in chunks:
-                self.observer.advanced(len(chunk))
+                self.bytes_read += len(chunk)
+                if observer is not None:
+                    observer.advanced(len(chunk))
                 yield chunk
             ok = True
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-            self.observer.finished(ok)
+            if observer is not None:
+                observer.finished(ok)

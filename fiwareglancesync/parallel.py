@@ -1,0 +1,79 @@
+"""``sync.py --parallel``: one child process per region, at most ``max_children`` at a time.
+
+The parent lists the master catalogue once, then forks a child per region.  Each child logs to
+``sync_<YYYYMMDD>_<HHMM>/<region>.txt`` (``%(message)s`` lines; the directory is reused if it
+exists; region names are made safe for file names) and exits 0 when its region is synchronised, 1
+otherwise.  The parent prints ``Region <r> has finished`` or ``... has finished with errors`` as
+children end, then ``All is done.``.  A child that crashes only ends its own region.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import traceback
+from typing import TextIO
+
+from .glancesync import GlanceSync
+from .glancesync.errors import GlanceSyncError
+from .glancesync.region import safe_file_name
+
+
+def log_directory(now: datetime.datetime | None = None, base: str = ".") -> str:
+    """``sync_<YYYYMMDD>_<HHMM>`` (local time), created if missing."""
+    now = now or datetime.datetime.now()
+    path = os.path.join(base, f"sync_{now:%Y%m%d_%H%M}")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, dry_run: bool,
+                 out: TextIO, directory: str) -> bool:
+    """Synchronise ``regions`` in child processes; returns True when every region succeeded."""
+    engine.master_images()  # list the master once; the children inherit the catalogue
+    context = multiprocessing.get_context("fork")
+    pending = list(regions)
+    running: dict[int, tuple[multiprocessing.Process, str]] = {}
+    all_ok = True
+    while pending or running:
+        while pending and len(running) < max(1, max_children):
+            region = pending.pop(0)
+            path = os.path.join(directory, safe_file_name(region) + ".txt")
+            process = context.Process(target=_child, args=(engine, region, path, dry_run), name=f"sync {region}")
+            process.start()
+            running[process.sentinel] = (process, region)
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            process, region = running.pop(sentinel)
+            process.join()
+            if process.exitcode == 0:
+                print(f"Region {region} has finished", file=out, flush=True)
+            else:
+                all_ok = False
+                print(f"Region {region} has finished with errors", file=out, flush=True)
+    print("All is done.", file=out, flush=True)
+    return all_ok
+
+
+def _child(engine: GlanceSync, region: str, path: str, dry_run: bool) -> None:
+    """Body of a child process: sync one region, logging to ``path``; exit status 0 or 1."""
+    status = 1
+    logger = engine.log if isinstance(engine.log, logging.Logger) else logging.getLogger(engine.log.name)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    try:
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        engine.forget_connections()  # never share the parent's HTTP connections
+        engine.sync_region(region, dry_run=dry_run, logger=logger)
+        status = 0
+    except GlanceSyncError as exc:
+        logger.error(str(exc))
+    except BaseException:  # the region ends with errors; the traceback goes to its own log
+        logger.error(f"{region}: unexpected error\n{traceback.format_exc()}")
+    finally:
+        handler.flush()
+        handler.close()
+        os._exit(status)  # skip the parent's atexit handlers and buffered output
