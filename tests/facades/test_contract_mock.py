@@ -1,0 +1,37 @@
+"""The facade contract suite on the mock facade: in-memory and directory stores, master target
+and another target (``other:Madrid``)."""
+
+import pytest
+
+from fiwareglancesync.glancesync.config import Target
+from fiwareglancesync.glancesync.facades.mock import DirectoryStore, MemoryStore, MockFacade
+from fiwareglancesync.glancesync.region import Region
+from tests.facades.contract import FacadeContract, World
+
+
+def mock_target(name: str) -> Target:
+    return Target(name=name, user="user", password="secret", keystone_url="http://keystone:5000/v3",
+                  tenant="tenant1")
+
+
+@pytest.fixture(params=["memory", "directory"])
+def store(request, tmp_path):
+    return MemoryStore() if request.param == "memory" else DirectoryStore(str(tmp_path / "store"))
+
+
+@pytest.fixture(params=[("master", "Spain", "Spain2"), ("other", "Madrid", "Lisbon")],
+                ids=["master", "other"])
+def world(request, store):
+    target_name, region_name, other_name = request.param
+    region, other = Region(target_name, region_name), Region(target_name, other_name)
+    for fullname in (region.fullname, other.fullname, "unrelated:Paris"):
+        store.change(fullname, lambda images: images, create=True)  # an empty region
+    world = World(facade=MockFacade(mock_target(target_name), store), region=region,
+                  expected_regions={region_name, other_name}, tenant_id="tenant1id", other_region=other)
+    yield world
+    world.clean()
+
+
+class TestMockFacadeContract(FacadeContract):
+    def test_regions_of_other_targets_are_not_listed(self, world):
+        assert "Paris" not in world.facade.get_regions()

@@ -1,0 +1,186 @@
+"""The OpenStack facade against the lab, beyond the shared contract: streamed region-to-region
+copies (also across Keystones), credentials and Keystone URLs, what needs the admin role, AMI
+placeholders, and images of other projects."""
+
+import hashlib
+import logging
+import os
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from fiwareglancesync.glancesync.errors import FacadeError, ImageNotFound, TransferError
+from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
+from fiwareglancesync.glancesync.image import Image
+from fiwareglancesync.glancesync.region import Region
+from fiwareglancesync.glancesync.transfer import FileSource, RegionSource
+from tests.integration.test_contract_openstack import lab_target
+
+MIB = 1024 * 1024
+MASTER = Region("master", "Master")
+REGION_A = Region("master", "RegionA")
+REGION_B = Region("other", "RegionB")
+
+
+@pytest.fixture
+def prefix():
+    return f"facade-{uuid.uuid4().hex[:8]}-"
+
+
+@pytest.fixture
+def facades(lab, prefix):
+    """{"master": ks1 admin facade, "other": ks2 admin facade}; images named ``prefix*`` are
+    deleted afterwards in every region."""
+    made = {"master": OpenStackFacade(lab_target(lab, "master", "ks1")),
+            "other": OpenStackFacade(lab_target(lab, "other", "ks2"))}
+    yield made
+    for facade, region in ((made["master"], MASTER), (made["master"], REGION_A), (made["other"], REGION_B)):
+        for image in facade.get_imagelist(region):
+            if image.name.startswith(prefix):
+                facade.delete_image(region, image.id)
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    """9 MiB + 3 bytes of random data in a file, with its MD5 and SHA-512."""
+    data = os.urandom(9 * MIB + 3)
+    path = tmp_path_factory.mktemp("images") / "image.bin"
+    path.write_bytes(data)
+    return str(path), hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest(), len(data)
+
+
+def listed(facade, region, image_id) -> Image:
+    (image,) = [i for i in facade.get_imagelist(region) if i.id == image_id]
+    return image
+
+
+def upload_master(facades, prefix, image_file, **fields) -> Image:
+    path, md5, sha512, size = image_file
+    image = Image(name=prefix + "base", id="", region="Master", is_public=True, checksum=md5, size=size,
+                  status="active", user_properties={"type": "baseimages", "nid": "1"},
+                  disk_format="qcow2", container_format="bare", min_disk=1, min_ram=256,
+                  os_hash_algo="sha512", os_hash_value=sha512)
+    image = replace(image, **fields)
+    new_id = facades["master"].upload_image(MASTER, image, FileSource(path))
+    return listed(facades["master"], MASTER, new_id)
+
+
+@pytest.mark.parametrize("destination", ["RegionA", "RegionB"])
+def test_streamed_copy_from_the_master_region_keeps_the_hashes(facades, prefix, image_file, destination):
+    """RegionA shares the master's Keystone; RegionB sits behind the other one (another target)."""
+    master = upload_master(facades, prefix, image_file)
+    assert (master.checksum, master.os_hash_value) == (image_file[1], image_file[2])
+    region, facade = (REGION_A, facades["master"]) if destination == "RegionA" else (REGION_B, facades["other"])
+    source = RegionSource(facades["master"], MASTER, master.id)
+    copy_id = facade.upload_image(region, replace(master, id="", region=region.fullname, owner=None), source)
+    copy = listed(facade, region, copy_id)
+    assert copy.checksum == master.checksum
+    assert (copy.os_hash_algo, copy.os_hash_value) == ("sha512", master.os_hash_value)
+    assert copy.size == master.size
+    assert (copy.name, copy.is_public, dict(copy.user_properties)) == \
+        (master.name, True, {"type": "baseimages", "nid": "1"})
+    assert (copy.disk_format, copy.container_format, copy.min_disk, copy.min_ram) == ("qcow2", "bare", 1, 256)
+    assert copy.owner == facade.get_tenant_id()
+
+
+def test_copy_verified_against_other_hashes_fails_and_leaves_nothing(facades, prefix, image_file):
+    master = upload_master(facades, prefix, image_file)
+    claimed = replace(master, id="", region="other:RegionB", checksum="0" * 32)
+    with pytest.raises(TransferError, match=r"^other:RegionB: Upload of .* Failed\. Cause: checksum mismatch"):
+        facades["other"].upload_image(REGION_B, claimed, RegionSource(facades["master"], MASTER, master.id))
+    assert [i for i in facades["other"].get_imagelist(REGION_B) if i.name == master.name] == []
+
+
+def test_copy_of_a_missing_master_image_creates_nothing(facades, prefix):
+    ghost = Image(name=prefix + "ghost", id="", region="RegionA", size=10, checksum="0" * 32)
+    with pytest.raises(TransferError, match="^RegionA: Cannot open the image .* to upload"):
+        facades["master"].upload_image(REGION_A, ghost, RegionSource(facades["master"], MASTER, str(uuid.uuid4())))
+    assert [i for i in facades["master"].get_imagelist(REGION_A) if i.name == ghost.name] == []
+
+
+def test_download_streams_in_one_mib_chunks(facades, prefix, image_file):
+    master = upload_master(facades, prefix, image_file)
+    chunks = list(facades["master"].download_image(MASTER, master.id))
+    assert {len(c) for c in chunks[:-1]} == {MIB}
+    assert hashlib.sha512(b"".join(chunks)).hexdigest() == image_file[2]
+
+
+def test_an_image_without_data_downloads_as_nothing(lab, facades, prefix):
+    client = lab.glance_client("ks1", "Master")
+    created = client.images.create(name=prefix + "empty", disk_format="raw", container_format="bare")
+    assert list(facades["master"].download_image(MASTER, created.id)) == []
+
+
+def test_a_keystone_url_without_version_means_v3(lab, prefix):
+    url = lab.keystone("ks1").auth_url.removesuffix("/v3")
+    facade = OpenStackFacade(lab_target(lab, "master", "ks1", keystone_url=url + "/"))
+    assert facade.auth_url == url + "/v3"
+    assert facade.get_regions() == ["Master", "RegionA"]
+
+
+def test_a_wrong_password_is_reported_without_it(lab):
+    secret = "Wr0ng-" + uuid.uuid4().hex
+    facade = OpenStackFacade(lab_target(lab, "master", "ks1", password=secret))
+    with pytest.raises(FacadeError) as caught:
+        facade.get_imagelist(MASTER)
+    message = str(caught.value)
+    assert message == (f"Master: Error retrieving image list. Cause: Keystone {lab.keystone('ks1').auth_url} "
+                       "rejected the credentials of target master (HTTP 401)")
+    assert secret not in message
+
+
+def test_an_unreachable_keystone_is_a_facade_error(lab):
+    facade = OpenStackFacade(lab_target(lab, "master", "ks1", keystone_url="http://127.0.0.1:9/v3"))
+    with pytest.raises(FacadeError, match="^master: Error retrieving the regions. Cause: Unable to establish"):
+        facade.get_regions()
+
+
+def test_the_other_keystone_does_not_know_the_master_regions(facades):
+    with pytest.raises(ImageNotFound, match="^other:Master: Error retrieving image list"):
+        facades["other"].get_imagelist(Region("other", "Master"))
+
+
+def test_publishing_needs_admin_and_a_refused_publish_leaves_nothing(lab, facades, prefix, image_file):
+    """Glance's default policy lets only admins make an image public (publicize_image)."""
+    qa = OpenStackFacade(lab_target(lab, "master", "ks1", user="qa"))
+    path, md5, sha512, size = image_file
+    image = Image(name=prefix + "qa-public", id="", region="Master", is_public=True, checksum=md5, size=size,
+                  os_hash_algo="sha512", os_hash_value=sha512, disk_format="raw", container_format="bare")
+    with pytest.raises(TransferError, match="publicize_image"):
+        qa.upload_image(MASTER, image, FileSource(path))
+    assert [i for i in qa.get_imagelist(MASTER) if i.name == image.name] == []
+    private_id = qa.upload_image(MASTER, replace(image, is_public=False), FileSource(path))
+    try:
+        # the admin's listing shows every project's images, with their owner
+        mine = listed(facades["master"], MASTER, private_id)
+        assert mine.owner == qa.get_tenant_id() != facades["master"].get_tenant_id()
+        assert mine.is_public is False
+    finally:
+        assert qa.delete_image(MASTER, private_id) is True
+
+
+def test_ami_placeholders_are_left_out_real_kernel_ids_kept(facades, prefix, caplog):
+    """The lab's schema validates kernel_id/ramdisk_id as UUIDs, like devstack's."""
+    data = os.urandom(1000)
+    small = Image(name=prefix + "kernel", id="", region="Master", checksum=hashlib.md5(data).hexdigest(),
+                  size=len(data), disk_format="aki", container_format="aki", is_public=True)
+
+    class Bytes:
+        description = "kernel bytes"
+
+        def open(self):
+            return iter([data])
+
+    kernel_id = facades["master"].upload_image(MASTER, small, Bytes())
+    ami = replace(small, name=prefix + "ami", disk_format="ami", container_format="ami",
+                  user_properties={"kernel_id": kernel_id, "ramdisk_id": "__" + prefix + "ramdisk"})
+    with caplog.at_level(logging.WARNING):
+        ami_id = facades["master"].upload_image(MASTER, ami, Bytes())
+    stored = listed(facades["master"], MASTER, ami_id)
+    assert dict(stored.user_properties) == {"kernel_id": kernel_id}
+    assert f"Master: property ramdisk_id=__{prefix}ramdisk of image {prefix}ami is not sent" in caplog.text
+    # a later metadata update with the placeholder still in place removes nothing it should keep
+    facades["master"].update_metadata(MASTER, replace(stored, user_properties={
+        "kernel_id": kernel_id, "ramdisk_id": "__" + prefix + "ramdisk", "nid": "7"}))
+    assert dict(listed(facades["master"], MASTER, ami_id).user_properties) == {"kernel_id": kernel_id, "nid": "7"}
