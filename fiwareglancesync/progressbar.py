@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from typing import TextIO
 
 from tqdm import tqdm
+
+
+def terminal_size(stream: TextIO) -> tuple[int, int]:
+    """(columns, lines) of the terminal behind ``stream``; a new pseudo-terminal may report 0x0,
+    which tqdm would take literally and draw nothing, so fall back to 100x24."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        return size.columns or 100, size.lines or 24
+    except (OSError, ValueError, AttributeError):
+        return 100, 24
 
 
 class ProgressBars:
@@ -15,9 +26,10 @@ class ProgressBars:
         self.bar: tqdm | None = None
 
     def started(self, region: str, image: str, total: int) -> None:
+        columns, lines = terminal_size(self.stream)
         self.bar = tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=f"{region}: {image}", file=self.stream, leave=True, dynamic_ncols=True,
-                        miniters=1, mininterval=0.2)
+                        desc=f"{region}: {image}", file=self.stream, leave=True,
+                        ncols=columns, nrows=lines, miniters=1, mininterval=0.2)
 
     def advanced(self, nbytes: int) -> None:
         if self.bar is not None:
