@@ -5,6 +5,7 @@ reads the server settings with :func:`settings.load_settings`).  Its collaborato
 injected: ``engine_factory()`` returns the sync engine (default:
 ``GlanceSync.from_environment()``, which reads glancesync.conf exactly as the CLI does) and
 ``runner`` runs tasks (default: a :class:`~.runner.ThreadPoolRunner` of ``TASK_WORKERS``).
+A configuration file (``GLANCESYNCAPP_CONFIG``) may also set ``ENGINE_FACTORY`` to a callable.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, engine_factory: Calla
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     app.extensions["glancesync"] = ServiceState(
         app=app,
-        engine_factory=engine_factory or default_engine_factory,
+        engine_factory=engine_factory or app.config.get("ENGINE_FACTORY") or default_engine_factory,
         runner=runner if runner is not None else ThreadPoolRunner(app.config["TASK_WORKERS"]),
         authenticator=authenticator_from_config(app.config),
         heartbeat=Heartbeat(app, app.config["TASK_HEARTBEAT_SECONDS"]),

@@ -456,3 +456,63 @@ class PostgresServer:
         if hasattr(self, "_log"):
             self._log.close()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------- gated engine
+GATED_CONFIG = '''\
+# GLANCESYNCAPP_CONFIG of the server tests: the real engine on the mock cloud, except that a
+# sync waits until the gate file exists, so a task stays "syncing" as long as a test needs.
+import os
+import time
+
+from fiwareglancesync.glancesync import GlanceSync
+
+GATE = {gate!r}
+SEEN = {seen!r}
+
+
+class GatedEngine:
+    def __init__(self):
+        self.engine = GlanceSync.from_environment()
+
+    def show_regions(self):
+        # Records which server process handled a request.
+        open(os.path.join(SEEN, str(os.getpid())), "a").close()
+        return self.engine.show_regions()
+
+    def region_status(self, region):
+        return self.engine.region_status(region)
+
+    def sync_region(self, region, dry_run=False):
+        deadline = time.monotonic() + 120
+        while not os.path.exists(GATE) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.engine.sync_region(region, dry_run=dry_run)
+
+
+ENGINE_FACTORY = GatedEngine
+'''
+
+
+@dataclass
+class Gate:
+    """The gate of :data:`GATED_CONFIG`: syncs wait until :meth:`open` is called."""
+
+    path: Path
+    seen: Path
+    config: Path
+
+    def open(self) -> None:
+        self.path.touch()
+
+    def server_pids(self) -> set[int]:
+        return {int(p.name) for p in self.seen.iterdir()}
+
+
+def write_gated_config(directory: Path) -> Gate:
+    directory.mkdir(parents=True, exist_ok=True)
+    seen = directory / "seen"
+    seen.mkdir()
+    gate = Gate(directory / "gate", seen, directory / "gated_config.py")
+    gate.config.write_text(GATED_CONFIG.format(gate=str(gate.path), seen=str(seen)), encoding="utf-8")
+    return gate

@@ -8,3 +8,8 @@
 
 # Options passed to SQLAlchemy's create_engine:
 # SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+# A callable returning the sync engine (default: GlanceSync.from_environment(), which reads
+# glancesync.conf from GLANCESYNC_CONFIG like sync.py does):
+# from fiwareglancesync.glancesync import GlanceSync
+# ENGINE_FACTORY = lambda: GlanceSync.from_environment(config_path="/etc/glancesync/glancesync.conf")
