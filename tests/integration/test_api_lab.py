@@ -1,0 +1,192 @@
+"""The REST service against the real lab: gunicorn workers validating real Keystone tokens and
+syncing real Glance regions through the real engine and OpenStack facade.
+
+The service authenticates to ks1 (the source cloud) with its admin credential; glancesync.conf
+is the lab's (master = ks1, target ``other`` = ks2).  Images are named with a per-test prefix
+that the config's ``metadata_condition`` selects, and are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+
+from fiwareglancesync.app import auth
+from tests.api.harness import ServiceProcess, gunicorn_service, http, write_settings
+
+BAD_REGION = {"error": {"message": "Bad region", "code": 410}}
+
+
+class Deployment:
+    """The service under gunicorn (2 workers) on the lab, plus the test's image helpers."""
+
+    def __init__(self, lab, tmp_path: Path):
+        self.lab = lab
+        self.prefix = f"api{uuid.uuid4().hex[:8]}-"
+        self.clients = {"Master": lab.glance_client("ks1", "Master"),
+                        "RegionA": lab.glance_client("ks1", "RegionA"),
+                        "RegionB": lab.glance_client("ks2", "RegionB")}
+        condition = f"image.name.startswith('{self.prefix}')"
+        conf = lab.write_glancesync_conf(tmp_path / "glancesync.conf",
+                                         master={"metadata_condition": condition, "metadata_set": "type"},
+                                         target={"metadata_condition": condition, "metadata_set": "type"})
+        ks1 = lab.ks1
+        settings = write_settings(tmp_path / "etc", ks1.auth_url.rsplit("/v3", 1)[0])
+        cfg = Path(settings["GLANCESYNC_SETTINGS_FILE"])
+        # The service's own credential: the ks1 admin (the harness wrote the fake Keystone's).
+        text = cfg.read_text()
+        for key, value in (("ADM_USER", ks1.admin.username), ("ADM_PASS", ks1.admin.password),
+                           ("ADM_TENANT_NAME", ks1.admin.project_name)):
+            text = "\n".join(f"{key}: {value}" if line.startswith(f"{key}:") else line for line in text.splitlines())
+        cfg.write_text(text + "\n")
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC"))}
+        environ.update(settings, GLANCESYNC_CONFIG=str(conf), GLANCESYNCAPP_DATABASE_PATH=str(tmp_path))
+        self.environ = environ
+        self.tmp = tmp_path
+        self.service: ServiceProcess | None = None
+
+    def start(self) -> "Deployment":
+        import subprocess
+
+        from tests.api.harness import bin_path
+
+        upgrade = subprocess.run([bin_path("glancesync-server"), "db", "upgrade"], env=self.environ,
+                                 capture_output=True, text=True, timeout=120)
+        assert upgrade.returncode == 0, upgrade.stderr
+        self.service = gunicorn_service(self.tmp, self.environ, workers=2).start()
+        return self
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+        for client in self.clients.values():
+            for image in client.images.list():
+                if image["name"] and image["name"].startswith(self.prefix):
+                    client.images.delete(image["id"])
+
+    def token(self, keystone: str = "ks1", user: str = "admin") -> str:
+        return self.lab.session(keystone, user).get_token()
+
+    def call(self, method: str, path: str, token: str | None) -> tuple[int, dict | None]:
+        return http(method, self.service.url + path, token, timeout=120)
+
+    def create_master_image(self, short: str, data: bytes, **props) -> dict:
+        client = self.clients["Master"]
+        image = client.images.create(name=self.prefix + short, disk_format="raw", container_format="bare",
+                                     visibility="public", **props)
+        client.images.upload(image["id"], io.BytesIO(data), image_size=len(data))
+        return client.images.get(image["id"])
+
+    def copies(self, region: str) -> dict[str, dict]:
+        return {image["name"][len(self.prefix):]: image for image in self.clients[region].images.list()
+                if image["name"] and image["name"].startswith(self.prefix)}
+
+
+@pytest.fixture
+def deployment(lab, tmp_path):
+    world = Deployment(lab, tmp_path)
+    try:
+        yield world.start()
+    finally:
+        world.stop()
+
+
+def error_message(response) -> tuple[int, str]:
+    status, body = response
+    return status, body["error"]["message"]
+
+
+def test_real_admin_token_is_accepted(deployment):
+    status, body = deployment.call("GET", "/regions/RegionA", deployment.token())
+
+    assert (status, body) == (200, {"images": []})
+
+
+def test_real_non_admin_token_is_401(deployment):
+    response = deployment.call("GET", "/regions/RegionA", deployment.token("ks1", "qa"))
+
+    assert error_message(response) == (401, auth.NOT_ADMIN)
+
+
+@pytest.mark.parametrize("token, message", [
+    (None, auth.NO_TOKEN),
+    ("", auth.EMPTY_TOKEN),
+    ("garbage", auth.INVALID_TOKEN),
+    ("gAAAAABn" + "A" * 180, auth.INVALID_TOKEN),
+], ids=["missing", "empty", "garbage", "fernet-like garbage"])
+def test_missing_or_garbage_token_is_401(deployment, token, message):
+    assert error_message(deployment.call("POST", "/regions/RegionA", token)) == (401, message)
+
+
+def test_token_of_the_other_keystone_is_401(deployment):
+    response = deployment.call("GET", "/regions/RegionA", deployment.token("ks2", "admin"))
+
+    assert error_message(response) == (401, auth.INVALID_TOKEN)
+
+
+def test_revoked_token_is_401(deployment, lab):
+    cred = lab.credential("ks1", "admin")
+    session = ks_session.Session(auth=v3.Password(
+        auth_url=lab.ks1.auth_url, username=cred.username, password=cred.password,
+        project_name=cred.project_name, user_domain_name="Default", project_domain_name="Default"))
+    token = session.get_token()
+    session.delete(f"{lab.ks1.auth_url}/auth/tokens", headers={"X-Subject-Token": token})
+
+    response = deployment.call("GET", "/regions/RegionA", token)
+
+    assert error_message(response) == (401, auth.INVALID_TOKEN)
+
+
+def test_regions_are_those_sync_py_would_list(deployment):
+    token = deployment.token()
+
+    assert deployment.call("GET", "/regions/Master", token) == (410, BAD_REGION)
+    assert deployment.call("GET", "/regions/Atlantis", token) == (410, BAD_REGION)
+    assert deployment.call("GET", "/regions/other:RegionB", token)[0] == 200
+
+
+def wait_until_finished(deployment, region: str, task_id: str, token: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = deployment.call("GET", f"/regions/{region}/tasks/{task_id}", token)
+        assert status == 200, body
+        if body["status"] != "syncing" or time.monotonic() > deadline:
+            return body
+        time.sleep(0.25)
+
+
+@pytest.mark.parametrize("region, glance", [("RegionA", "RegionA"), ("other:RegionB", "RegionB")],
+                         ids=["same keystone", "other keystone"])
+def test_post_syncs_the_region_and_the_images_are_in_its_glance(deployment, region, glance):
+    token = deployment.token()
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    master = deployment.create_master_image("base", data, type="baseimage")
+    deployment.create_master_image("small", b"small image data", type="baseimage")
+
+    status, before = deployment.call("GET", f"/regions/{region}", token)
+    assert status == 200
+    assert [(i["name"], i["status"]) for i in before["images"]] == [
+        (deployment.prefix + "small", "pending_upload"), (deployment.prefix + "base", "pending_upload")]
+
+    status, task = deployment.call("POST", f"/regions/{region}", token)
+    assert (status, task["status"]) == (200, "syncing")
+    finished = wait_until_finished(deployment, region, task["taskId"], token)
+
+    assert finished["status"] == "synced", finished
+    copies = deployment.copies(glance)
+    assert sorted(copies) == ["base", "small"]
+    assert copies["base"]["checksum"] == master["checksum"] == hashlib.md5(data).hexdigest()
+    assert copies["base"]["os_hash_value"] == master["os_hash_value"]
+    assert copies["base"]["type"] == "baseimage"
+    status, after = deployment.call("GET", f"/regions/{region}", token)
+    assert {(i["name"][len(deployment.prefix):], i["status"], i["id"]) for i in after["images"]} == {
+        (name, "ok", image["id"]) for name, image in copies.items()}
+    assert deployment.call("DELETE", f"/regions/{region}/tasks/{task['taskId']}", token) == (200, None)
