@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Upload throughput and memory of the OpenStack facade, against a real Glance (the lab).
+
+Throughput: the same file (default 512 MiB of random data) is uploaded to the Master region's
+Glance ``--runs`` times by each variant, interleaved (a, b, a, b, ...) so that load from other
+processes on the machine hits both alike:
+
+* ``plain``  -- python-glanceclient alone: ``images.create`` + ``images.upload(id, file,
+  image_size=n)`` (glanceclient reads the file in 1 MiB chunks);
+* ``facade`` -- ``OpenStackFacade.upload_image`` with a ``FileSource``: the same chunked upload
+  plus MD5/SHA-512 hashing, verification against the master's hashes and the post-upload check.
+
+It prints every run, the median and best MiB/s per variant, and the ratio facade/plain of the
+medians (goal: >= 0.9).  Each uploaded image is deleted right after its run.
+
+Memory: a child process uploads a 64 MiB and then (separately) a 1 GiB image through the facade;
+the parent reads each child's peak RSS (``ru_maxrss`` from ``wait4``).  A child that only
+imports the libraries and authenticates is measured too, as the baseline.  Goal: flat (the
+1 GiB peak equals the 64 MiB peak) and below 150 MB.
+
+Which cloud: with ``OS_AUTH_URL`` (and ``OS_USERNAME``, ``OS_PASSWORD``, ``OS_PROJECT_NAME``,
+optional ``OS_USER_DOMAIN_NAME``/``OS_PROJECT_DOMAIN_NAME``, ``OS_REGION_NAME`` = the region to
+upload to, default Master) in the environment it uses that cloud, e.g. a lab started with
+``eval "$(python -m tests.integration.lab start)"``; without them it starts the project's lab
+itself (tests/integration/lab) and stops it at the end.
+
+Adding a variant (e.g. the end-to-end ``sync.py`` run, once wanted): write a function
+``variant(cloud, path, size) -> None`` that uploads ``path`` once and cleans up after itself,
+and register it in :data:`VARIANTS`; ``--variants`` selects which ones run.
+
+    python bench/upload_throughput.py [--size-mib 512] [--runs 3] [--variants plain facade]
+                                      [--rss-sizes-mib 64 1024] [--no-rss] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the package and tests.integration.lab, run from a checkout
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """A credential and the region uploads go to."""
+
+    auth_url: str
+    username: str
+    password: str
+    project_name: str
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    region: str = "Master"
+
+    @classmethod
+    def from_env(cls, environ) -> "Cloud | None":
+        if not environ.get("OS_AUTH_URL"):
+            return None
+        return cls(auth_url=environ["OS_AUTH_URL"], username=environ["OS_USERNAME"],
+                   password=environ["OS_PASSWORD"],
+                   project_name=environ.get("OS_PROJECT_NAME") or environ["OS_TENANT_NAME"],
+                   user_domain_name=environ.get("OS_USER_DOMAIN_NAME", "Default"),
+                   project_domain_name=environ.get("OS_PROJECT_DOMAIN_NAME", "Default"),
+                   region=environ.get("OS_REGION_NAME", "Master"))
+
+    def env(self) -> dict[str, str]:
+        return {"OS_AUTH_URL": self.auth_url, "OS_USERNAME": self.username, "OS_PASSWORD": self.password,
+                "OS_PROJECT_NAME": self.project_name, "OS_USER_DOMAIN_NAME": self.user_domain_name,
+                "OS_PROJECT_DOMAIN_NAME": self.project_domain_name, "OS_REGION_NAME": self.region}
+
+    def target(self):
+        from fiwareglancesync.glancesync.config import Target
+
+        return Target(name="master", user=self.username, password=self.password, keystone_url=self.auth_url,
+                      tenant=self.project_name, user_domain_name=self.user_domain_name,
+                      project_domain_name=self.project_domain_name)
+
+
+# ------------------------------------------------------------------------------ the variants
+def plain_glanceclient(cloud: Cloud, path: Path, size: int) -> None:
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+    from glanceclient import client
+
+    auth = v3.Password(auth_url=cloud.auth_url, username=cloud.username, password=cloud.password,
+                       project_name=cloud.project_name, user_domain_name=cloud.user_domain_name,
+                       project_domain_name=cloud.project_domain_name)
+    glance = client.Client("2", session=session.Session(auth=auth), region_name=cloud.region,
+                           interface="public")
+    image = glance.images.create(name="bench-plain", disk_format="raw", container_format="bare")
+    try:
+        with open(path, "rb") as stream:
+            glance.images.upload(image.id, stream, image_size=size)
+    finally:
+        glance.images.delete(image.id)
+
+
+def facade_upload(cloud: Cloud, path: Path, size: int, hashes: dict | None = None) -> None:
+    from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
+    from fiwareglancesync.glancesync.image import Image
+    from fiwareglancesync.glancesync.region import Region
+    from fiwareglancesync.glancesync.transfer import FileSource
+
+    hashes = hashes or file_hashes(path)
+    facade = OpenStackFacade(cloud.target())
+    region = Region("master", cloud.region)
+    image = Image(name="bench-facade", id="", region=cloud.region, is_public=False, size=size,
+                  checksum=hashes["md5"], os_hash_algo="sha512", os_hash_value=hashes["sha512"],
+                  disk_format="raw", container_format="bare")
+    new_id = facade.upload_image(region, image, FileSource(str(path)))
+    facade.delete_image(region, new_id)
+
+
+VARIANTS: dict[str, Callable[..., None]] = {"plain": plain_glanceclient, "facade": facade_upload}
+
+
+# ------------------------------------------------------------------------------ helpers
+def file_hashes(path: Path) -> dict[str, str]:
+    md5, sha512 = hashlib.md5(), hashlib.sha512()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(MIB):
+            md5.update(chunk)
+            sha512.update(chunk)
+    return {"md5": md5.hexdigest(), "sha512": sha512.hexdigest()}
+
+
+def random_file(path: Path, size: int) -> Path:
+    with open(path, "wb") as stream:
+        left = size
+        while left:
+            block = min(left, 16 * MIB)
+            stream.write(os.urandom(block))
+            left -= block
+    return path
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process so far, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def throughput(cloud: Cloud, path: Path, runs: int, variants: list[str]) -> dict[str, list[tuple[float, float]]]:
+    """{variant: [(MiB/s, client CPU seconds), ...]}"""
+    size = path.stat().st_size
+    hashes = file_hashes(path)  # the master's hashes: computed once, outside the timing
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    for run in range(1, runs + 1):
+        for name in variants:
+            kwargs = {"hashes": hashes} if name == "facade" else {}
+            started, cpu = time.perf_counter(), cpu_seconds()
+            VARIANTS[name](cloud, path, size, **kwargs)
+            elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+            rate = size / MIB / elapsed
+            results[name].append((rate, cpu))
+            print(f"  run {run} {name:>7}: {elapsed:6.2f} s  {rate:7.1f} MiB/s  client CPU {cpu:5.2f} s"
+                  f"   (load {load()})", flush=True)
+    return results
+
+
+def child_peak_rss(cloud: Cloud, path: Path | None) -> int:
+    """Peak RSS in bytes of a child that uploads ``path`` through the facade (or, with None,
+    only imports and authenticates)."""
+    command = [sys.executable, __file__, "--child", str(path) if path else "-"]
+    process = subprocess.Popen(command, env={**os.environ, **cloud.env()})
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"child {command} failed with status {process.returncode}")
+    return usage.ru_maxrss * 1024  # KiB on Linux
+
+
+def child_main(arg: str) -> int:
+    cloud = Cloud.from_env(os.environ)
+    if arg == "-":
+        from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
+        from fiwareglancesync.glancesync.region import Region
+
+        facade = OpenStackFacade(cloud.target())
+        facade.get_imagelist(Region("master", cloud.region))
+        return 0
+    path = Path(arg)
+    facade_upload(cloud, path, path.stat().st_size)
+    return 0
+
+
+def start_own_lab():
+    from tests.integration.lab import start_lab
+
+    lab = start_lab()
+    ks = lab.keystone("ks1")
+    cloud = Cloud(auth_url=ks.auth_url, username=ks.admin.username, password=ks.admin.password,
+                  project_name=ks.admin.project_name, region=lab.master_region)
+    return lab, cloud
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=512, help="throughput file size (default 512)")
+    parser.add_argument("--runs", type=int, default=3, help="uploads per variant (default 3)")
+    parser.add_argument("--variants", nargs="+", default=["plain", "facade"], choices=sorted(VARIANTS))
+    parser.add_argument("--rss-sizes-mib", type=int, nargs="+", default=[64, 1024])
+    parser.add_argument("--no-rss", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--workdir", help="where to write the test files (default: a temporary dir)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child_main(args.child)
+
+    lab = None
+    cloud = Cloud.from_env(os.environ)
+    if cloud is None:
+        print("no OS_AUTH_URL: starting the project's lab", file=sys.stderr)
+        lab, cloud = start_own_lab()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="glancesync-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        print(f"cloud {cloud.auth_url} region {cloud.region}; {os.cpu_count()} CPUs; load {load()}")
+        path = random_file(workdir / "throughput.bin", args.size_mib * MIB)
+        print(f"throughput: {args.size_mib} MiB x {args.runs} runs per variant, interleaved")
+        results = throughput(cloud, path, args.runs, args.variants)
+        path.unlink()
+        rates = {name: [rate for rate, _ in runs] for name, runs in results.items()}
+        print("summary            MiB/s median     best   client CPU s (median)")
+        for name, runs in results.items():
+            print(f"  {name:>14}  {statistics.median(rates[name]):12.1f} {max(rates[name]):8.1f}"
+                  f"   {statistics.median(cpu for _, cpu in runs):8.2f}")
+        if "plain" in rates and "facade" in rates:
+            ratio = statistics.median(rates["facade"]) / statistics.median(rates["plain"])
+            best = max(rates["facade"]) / max(rates["plain"])
+            print(f"  ratio facade/plain: {ratio:.3f} (medians), {best:.3f} (bests); goal >= 0.9")
+        if not args.no_rss:
+            print("peak RSS of a child process (ru_maxrss)")
+            print(f"  {'import + auth + list':>24}: {child_peak_rss(cloud, None) / 1e6:7.1f} MB")
+            for size in args.rss_sizes_mib:
+                path = random_file(workdir / f"rss-{size}.bin", size * MIB)
+                peak = child_peak_rss(cloud, path)
+                path.unlink()
+                print(f"  {f'facade upload {size} MiB':>24}: {peak / 1e6:7.1f} MB   (goal < 150 MB, flat)")
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if lab is not None:
+            lab.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
