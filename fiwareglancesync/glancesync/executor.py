@@ -112,26 +112,30 @@ class Executor:
 
     def _obsolete(self, image: Image) -> None:
         self.report.obsolete_updates += 1
-        if self.dry_run:
-            self.log.info(f"{self.name}: Pending update of obsolete image {image.name}")
-            return
-        self.log.info(f"{self.name}: updating obsolete image {image.name}")
-        self.facade.update_metadata(self.plan.region, image)
+        self._write(lambda: image, f"Pending update of obsolete image {image.name}",
+                    f"updating obsolete image {image.name}")
 
     def _metadata(self, update: MetadataUpdate) -> None:
         self.report.metadata_updates += 1
-        if self.dry_run:
-            self.log.info(f"{self.name}: Image pending to update the metadata {update.master.name}")
-            return
-        self.log.info(f"{self.name}: Updating the metadata of image {update.master.name}")
-        self.facade.update_metadata(self.plan.region, self._updated(update))
+        name = update.master.name
+        self._write(lambda: self._updated(update), f"Image pending to update the metadata {name}",
+                    f"Updating the metadata of image {name}")
 
     def _ami(self, update: MetadataUpdate) -> None:
+        name = update.master.name
+        self._write(lambda: self._updated(update), f"Pending update of kernel_id/ramdisk_id of image {name}",
+                    f"Updating kernel_id/ramdisk_id of image {name}")
+
+    def _write(self, image: Callable[[], Image], pending: str, doing: str) -> None:
+        """Log ``pending`` in a dry run; else log ``doing`` and write the image's metadata.
+
+        ``image`` is called only when writing: kernel/ramdisk ids resolve against what this run
+        has uploaded so far."""
         if self.dry_run:
-            self.log.info(f"{self.name}: Pending update of kernel_id/ramdisk_id of image {update.master.name}")
+            self.log.info(f"{self.name}: {pending}")
             return
-        self.log.info(f"{self.name}: Updating kernel_id/ramdisk_id of image {update.master.name}")
-        self.facade.update_metadata(self.plan.region, self._updated(update))
+        self.log.info(f"{self.name}: {doing}")
+        self.facade.update_metadata(self.plan.region, image())
 
     def _updated(self, update: MetadataUpdate) -> Image:
         props = self._resolve(update.properties, update.master)
