@@ -116,6 +116,10 @@ def run_gunicorn(args: argparse.Namespace) -> int:
         def load_config(self) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)
+            # gunicorn >= 24 opens a control socket at one fixed path per user, which several
+            # servers on a host would fight over; the service does not use it.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Flask:
             # Runs in each worker after the fork: every worker builds its own app.

@@ -87,6 +87,7 @@ def one_task_from_concurrent_posts(tmp_path, environ, gate, keystone_server):
         assert status == 200 and {image["status"] for image in images["images"]} == {"ok"}
         assert http("DELETE", f"{service.url}/regions/RegionA/tasks/{task_id}", token) == (200, None)
         assert http("GET", f"{service.url}/regions/RegionA/tasks/{task_id}", token)[0] == 404
+        assert "Control socket" not in service.log(), "several servers on a host must not share one socket"
     finally:
         service.stop()
     return task_id

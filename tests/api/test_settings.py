@@ -200,7 +200,8 @@ def test_shipped_example_settings_load_and_configure_logging(files):
     environ = dict(files, GLANCESYNC_SETTINGS_FILE=str(ETC / "fiware-glancesync.cfg"),
                    GLANCESYNC_LOGGING_SETTINGS_FILE=str(ETC / "fiware-glancesync-logging.cfg"),
                    GLANCESYNCAPP_CONFIG=str(ETC / "config.py"),
-                   OS_USERNAME="svc", OS_PASSWORD="pw", OS_PROJECT_NAME="service", PATH="/usr/bin:/bin")
+                   OS_AUTH_URL="http://127.0.0.1:5000", OS_USERNAME="svc", OS_PASSWORD="pw",
+                   OS_PROJECT_NAME="service", PATH="/usr/bin:/bin")
     # In a child process: fileConfig replaces the handlers of this one (pytest's among them).
     code = ("import logging; from fiwareglancesync.app.settings import load_settings, configure_logging; "
             "s = load_settings(); configure_logging(s); "
