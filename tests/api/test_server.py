@@ -170,3 +170,36 @@ def test_postgresql_migrations_constraint_and_task_flow(tmp_path, deployment, ke
         db.engine.dispose()
 
     one_task_from_concurrent_posts(tmp_path, environ, gate, keystone_server)
+
+
+def test_runserver_serves_the_api(tmp_path, deployment, keystone_server):
+    from .harness import free_port
+
+    environ, gate = deployment
+    environ["GLANCESYNCAPP_DATABASE_PATH"] = str(tmp_path)
+    migrate(environ)
+    port = free_port()
+    service = ServiceProcess([bin_path("glancesync-server"), "runserver", "-t", "127.0.0.1", "-p", str(port)],
+                             environ, f"http://127.0.0.1:{port}", tmp_path / "runserver.log").start()
+    try:
+        token = keystone_server.keystone.issue("admin", ("admin",))
+        status, body = http("GET", f"{service.url}/regions/RegionB", token)
+        assert status == 200
+        assert [image["status"] for image in body["images"]] == ["ok", "pending_upload"]
+    finally:
+        service.stop()
+
+
+def test_shell_has_the_app_context(tmp_path, deployment):
+    import subprocess
+
+    environ, _ = deployment
+    environ["GLANCESYNCAPP_DATABASE_PATH"] = str(tmp_path)
+    migrate(environ)
+
+    result = subprocess.run([bin_path("glancesync-server"), "shell"], env=environ, capture_output=True, text=True,
+                            input="print(Task.__tablename__, db.session.query(Task).count())\n", timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert "task 0" in result.stdout
+    assert "service-secret" not in result.stdout + result.stderr
