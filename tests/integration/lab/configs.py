@@ -15,6 +15,8 @@ from pathlib import Path
 from .model import SERVICE
 
 DATA_DIR = Path(__file__).with_name("data")
+# bcrypt's minimum cost: a lab password check costs ~1 ms instead of ~200 ms at the default
+PASSWORD_HASH_ROUNDS = 4
 
 KEYSTONE_CONF = """\
 # Lab Keystone {name} (written by tests/integration/lab/configs.py)
@@ -40,8 +42,7 @@ key_repository = {dir}/fernet-keys
 key_repository = {dir}/credential-keys
 
 [identity]
-# bcrypt's minimum cost: a lab password check costs ~1 ms instead of ~200 ms at the default
-password_hash_rounds = 4
+password_hash_rounds = {rounds}
 
 # Without a cache every authenticated request runs ~200 SQL queries (~150-250 ms on 2 cores);
 # the in-process memory backend brings that to ~10-20 ms and needs no memcached.
@@ -102,13 +103,14 @@ def write_keystone(directory: Path, name: str) -> Path:
     repositories (owned by the current user); return the config path."""
     directory.mkdir(parents=True)
     conf = directory / "keystone.conf"
-    conf.write_text(KEYSTONE_CONF.format(name=name, dir=directory))
+    conf.write_text(KEYSTONE_CONF.format(name=name, dir=directory,
+                                          rounds=PASSWORD_HASH_ROUNDS))
     for repository in ("fernet-keys", "credential-keys"):
-        _write_fernet_repository(directory / repository)
+        write_fernet_repository(directory / repository)
     return conf
 
 
-def _write_fernet_repository(path: Path) -> None:
+def write_fernet_repository(path: Path) -> None:
     """What ``keystone-manage fernet_setup``/``credential_setup`` produce: key ``0`` (staged)
     and key ``1`` (primary), each a url-safe base64 32-byte key.  Written here because the
     tools cost ~1.5 s each and by default chown to a ``keystone`` user that does not exist."""

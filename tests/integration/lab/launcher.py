@@ -1,17 +1,15 @@
 """Build and start the lab: :func:`start_lab` returns a checked, running :class:`Lab`.
 
-Steps (the slow ones run in parallel, the machine may have only 2 cores):
+Steps (the machine may have only 2 cores: what can overlap does):
 
-1. the cached venv (:mod:`.venv`; pip only on the first run);
-2. a fresh run-state directory and free ports; config files and key repositories;
-3. ``db_sync`` of an empty Keystone DB and an empty Glance DB, in parallel; copies of them for
-   every server;
-4. the 3 Glance servers start while both Keystones are bootstrapped (admin user, project, role,
-   identity endpoint), then the 2 Keystone servers start;
-5. wait until all 5 answer HTTP 200;
-6. register users, projects, roles, regions, the image service and its endpoints (one script in
-   the lab venv, both Keystones in parallel);
-7. smoke check: an admin token from each Keystone, whose catalog lists exactly the expected image
+1. the cached venv (:mod:`.venv`; pip only on the first run) and its ready-made empty
+   databases (:mod:`.databases`; ``db_sync`` and ``bootstrap`` only on the first run);
+2. a fresh run-state directory and free ports; config files, key repositories, copies of the
+   databases;
+3. the 2 Keystone and 3 Glance servers start together; wait until all 5 answer HTTP 200;
+4. register users, projects, roles, regions, the identity and image services and their
+   endpoints (one script in the lab venv, both Keystones in parallel);
+5. smoke check: an admin token from each Keystone, whose catalog lists exactly the expected image
    endpoints, accepted by each of its Glances.
 
 Any failure stops what was started and raises :class:`LabError` with the reason and log tails; the
@@ -33,10 +31,11 @@ from pathlib import Path
 
 from . import configs
 from .errors import LabError, PortTaken, tail_text
-from .model import (ADMIN_PROJECT, ADMIN_ROLE, ADMIN_USER, GLANCES, KEYSTONES, QA, QA_ROLES,
+from .model import (ADMIN_PROJECT, ADMIN_USER, GLANCES, KEYSTONES, QA, QA_ROLES,
                     SERVICE, SERVICE_ROLES, Credential, Glance, Keystone, Lab)
 from .processes import (IN_VENV_DIR, UWSGI_GLANCE, pick_ports, server_env, spawn_uwsgi,
                         wait_until_up)
+from .databases import ensure_databases
 from .venv import ensure_venv
 
 START_TIMEOUT = 120.0  # per wait for the servers; generous for a busy 2-core CI machine
@@ -60,23 +59,22 @@ def start_lab(*, venv: Path | None = None, tie_to_parent: bool = True,
     for attempt in range(1, PORT_ATTEMPTS + 1):
         try:
             lab = _start_once(venv_path, tie_to_parent, remove_state_on_stop, log, timings)
+            break
         except PortTaken as exc:
             if attempt == PORT_ATTEMPTS:
                 raise
             log(f"port clash ({str(exc).splitlines()[0]}); retrying with new ports")
-            continue
-        lab.timings["total"] = round(time.monotonic() - started, 2)
-        lab.save()
-        log(f"lab ready in {lab.timings['total']:.1f}s (state {lab.state_dir})")
-        return lab
-    raise AssertionError("unreachable")
+    lab.timings["total"] = round(time.monotonic() - started, 2)
+    lab.save()
+    log(f"lab ready in {lab.timings['total']:.1f}s (state {lab.state_dir})")
+    return lab
 
 
 def _start_once(venv: Path, tie_to_parent: bool, remove_state_on_stop: bool, log,
                 timings: dict[str, float]) -> Lab:
-    state = Path(tempfile.mkdtemp(prefix="glancesync-lab-"))
     ports = dict(zip([k.name for k in KEYSTONES] + [g.name for g in GLANCES],
                      pick_ports(len(KEYSTONES) + len(GLANCES))))
+    state = Path(tempfile.mkdtemp(prefix="glancesync-lab-"))
     keystones = {
         spec.name: Keystone(
             name=spec.name, port=ports[spec.name],
@@ -93,12 +91,13 @@ def _start_once(venv: Path, tie_to_parent: bool, remove_state_on_stop: bool, log
     try:
         _run_steps(lab, venv, state, tie_to_parent, log)
     except BaseException as exc:  # also Ctrl-C: never leave servers behind
-        lab.remove_state_on_stop = False
+        # keep the logs for inspection, unless the start is simply retried on other ports
+        lab.remove_state_on_stop = isinstance(exc, PortTaken)
         try:
             lab.stop()
         except LabError as stop_error:
             log(f"while cleaning up: {stop_error}")
-        if isinstance(exc, LabError):
+        if isinstance(exc, LabError) and not isinstance(exc, PortTaken):
             raise type(exc)(f"{exc}\n(lab state kept in {state})") from None
         raise
     return lab
@@ -112,44 +111,15 @@ def _run_steps(lab: Lab, venv: Path, state: Path, tie_to_parent: bool, log) -> N
         configs.write_glance(state / glance.name, glance.name, glance.port,
                              lab.keystone(glance.keystone).auth_url, venv)
 
-    log("db_sync: empty Keystone and Glance databases")
-    _run_tools(venv, state, {
-        "keystone db_sync": ["keystone-manage", "--config-file",
-                             state / KEYSTONES[0].name / "keystone.conf", "db_sync"],
-        "glance db_sync": ["glance-manage", "--config-file",
-                           state / GLANCES[0].name / "glance-api.conf", "db_sync"],
-    })
-    # Every server starts from a copy of the same empty schema.
-    for name in (g.name for g in GLANCES[1:]):
-        shutil.copyfile(state / GLANCES[0].name / "glance.db", state / name / "glance.db")
-    for name in (k.name for k in KEYSTONES[1:]):
-        shutil.copyfile(state / KEYSTONES[0].name / "keystone.db", state / name / "keystone.db")
-    step("db_sync")
-
-    log("starting 3 Glance servers; bootstrapping 2 Keystones")
+    # Every server starts from a copy of the same empty, bootstrapped databases.
+    databases = ensure_databases(venv, log)
     for glance in lab.glances.values():
-        lab.servers.append(spawn_uwsgi(
-            name=glance.name, venv=venv, directory=state / glance.name, port=glance.port,
-            module="glance_app", env=server_env({"OS_GLANCE_CONFIG_DIR": str(state / glance.name)}),
-            probe_path="/healthcheck", app_log=state / glance.name / "glance-api.log",
-            extra_args=UWSGI_GLANCE, tie_to_parent=tie_to_parent))
-    identity_region = {spec.name: spec.identity_region for spec in KEYSTONES}
-    _run_tools(venv, state, {
-        f"{ks.name} bootstrap": [
-            "keystone-manage", "--config-file", state / ks.name / "keystone.conf", "bootstrap",
-            "--bootstrap-username", ks.admin.username,
-            "--bootstrap-password", ks.admin.password,
-            "--bootstrap-project-name", ks.admin.project_name,
-            "--bootstrap-role-name", ADMIN_ROLE,
-            "--bootstrap-service-name", "keystone",
-            "--bootstrap-region-id", identity_region[ks.name],
-            "--bootstrap-public-url", ks.auth_url,
-            "--bootstrap-internal-url", ks.auth_url,
-            "--bootstrap-admin-url", ks.auth_url]
-        for ks in lab.keystones.values()})
-    step("bootstrap")
+        shutil.copyfile(databases / "glance.db", state / glance.name / "glance.db")
+    for ks in lab.keystones.values():
+        shutil.copyfile(databases / f"keystone-{ks.name}.db", state / ks.name / "keystone.db")
+    step("databases")
 
-    log("starting 2 Keystone servers")
+    log("starting 2 Keystone and 3 Glance servers")
     for ks in lab.keystones.values():
         conf = state / ks.name / "keystone.conf"
         lab.servers.append(spawn_uwsgi(
@@ -157,6 +127,12 @@ def _run_steps(lab: Lab, venv: Path, state: Path, tie_to_parent: bool, log) -> N
             module="keystone_app", env=server_env({"OS_KEYSTONE_CONFIG_FILES": str(conf)}),
             probe_path="/v3", app_log=state / ks.name / "keystone.log",
             tie_to_parent=tie_to_parent))
+    for glance in lab.glances.values():
+        lab.servers.append(spawn_uwsgi(
+            name=glance.name, venv=venv, directory=state / glance.name, port=glance.port,
+            module="glance_app", env=server_env({"OS_GLANCE_CONFIG_DIR": str(state / glance.name)}),
+            probe_path="/healthcheck", app_log=state / glance.name / "glance-api.log",
+            extra_args=UWSGI_GLANCE, tie_to_parent=tie_to_parent))
     wait_until_up(lab.servers, START_TIMEOUT)
     step("servers_up")
     log("all 5 servers answer; registering users, regions and image endpoints")
@@ -167,32 +143,8 @@ def _run_steps(lab: Lab, venv: Path, state: Path, tie_to_parent: bool, log) -> N
     step("smoke")
 
 
-def _run_tools(venv: Path, state: Path, commands: dict[str, list]) -> None:
-    """Run lab-venv console tools in parallel; LabError with the output of any that fails."""
-    running = {}
-    for what, command in commands.items():
-        log_path = state / (what.replace(" ", "-") + ".log")
-        with open(log_path, "wb") as out:
-            running[what] = (log_path, subprocess.Popen(
-                [str(venv / "bin" / command[0]), *map(str, command[1:])],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=server_env({})))
-    failures = []
-    for what, (log_path, popen) in running.items():
-        try:
-            code = popen.wait(timeout=TOOL_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
-            code = f"killed after {TOOL_TIMEOUT:.0f}s"
-        if code != 0:
-            failures.append(f"{what} failed ({code}):\n"
-                            f"{tail_text(log_path.read_text(errors='replace'), 20)}")
-    if failures:
-        raise LabError("\n".join(failures))
-
-
 def _register(lab: Lab, venv: Path, state: Path) -> None:
+    identity_region = {spec.name: spec.identity_region for spec in KEYSTONES}
     plan = {"keystones": [
         {"name": ks.name, "auth_url": ks.auth_url,
          "admin": {"username": ks.admin.username, "password": ks.admin.password,
@@ -201,7 +153,11 @@ def _register(lab: Lab, venv: Path, state: Path) -> None:
                         project_name=SERVICE.project_name, roles=list(SERVICE_ROLES)),
                    dict(username=ks.qa.username, password=ks.qa.password,
                         project_name=ks.qa.project_name, roles=list(QA_ROLES))],
-         "image_endpoints": {region: lab.glance_url(region) for region in ks.regions}}
+         "services": [
+             {"type": "identity", "name": "keystone",
+              "endpoints": {identity_region[ks.name]: ks.auth_url}},
+             {"type": "image", "name": "glance",
+              "endpoints": {region: lab.glance_url(region) for region in ks.regions}}]}
         for ks in lab.keystones.values()]}
     plan_path = state / "register-plan.json"
     plan_path.write_text(json.dumps(plan, indent=2))
@@ -219,19 +175,21 @@ def _register(lab: Lab, venv: Path, state: Path) -> None:
 
 
 def _smoke_check(lab: Lab) -> None:
-    """Admin token per Keystone; its catalog's image endpoints are exactly the expected ones
-    (every region, every interface); each of its Glances lists images with that token."""
+    """Admin token per Keystone; its catalog's identity and image endpoints are exactly the
+    expected ones (every interface); each of its Glances lists images with that token."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    identity_region = {spec.name: spec.identity_region for spec in KEYSTONES}
     for ks in lab.keystones.values():
         token, catalog = _issue_token(opener, ks)
-        found = {(ep["region_id"], ep["interface"]): ep["url"].rstrip("/")
-                 for service in catalog if service["type"] == "image"
-                 for ep in service["endpoints"]}
-        expected = {(region, interface): lab.glance_url(region)
-                    for region in ks.regions for interface in ("public", "internal", "admin")}
+        found = {(service["type"], ep["region_id"], ep["interface"]): ep["url"].rstrip("/")
+                 for service in catalog for ep in service["endpoints"]}
+        expected = {(kind, region, interface): url
+                    for kind, region, url in
+                    [("identity", identity_region[ks.name], ks.auth_url)]
+                    + [("image", region, lab.glance_url(region)) for region in ks.regions]
+                    for interface in ("public", "internal", "admin")}
         if found != expected:
-            raise LabError(f"smoke check: {ks.name} image endpoints are {found}, "
-                           f"expected {expected}")
+            raise LabError(f"smoke check: {ks.name}'s catalog is {found}, expected {expected}")
         for region in ks.regions:
             request = urllib.request.Request(lab.glance_url(region) + "/v2/images",
                                              headers={"X-Auth-Token": token})

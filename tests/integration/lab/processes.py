@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import LabError, PortTaken, tail_file
+from .errors import LabError, PortTaken, tail_file, tail_text
 
 HOST = "127.0.0.1"
 IN_VENV_DIR = Path(__file__).with_name("in_venv")
@@ -169,6 +169,33 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return exc.code
     except (OSError, ValueError):
         return None
+
+
+def run_commands(commands: dict[str, list], log_dir: Path, timeout: float) -> None:
+    """Run short-lived commands side by side (one is fine too), each logging to
+    ``log_dir/<what>.log``; wait for all; raise LabError with the log tail of every one that
+    failed or timed out."""
+    running = {}
+    for what, command in commands.items():
+        log_path = log_dir / (what.replace(" ", "-") + ".log")
+        with open(log_path, "wb") as out:
+            running[what] = (log_path, subprocess.Popen(
+                [str(part) for part in command], stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, env=server_env({})))
+    deadline = time.monotonic() + timeout
+    failures = []
+    for what, (log_path, popen) in running.items():
+        try:
+            code = popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+            code = f"killed after {timeout:.0f}s"
+        if code != 0:
+            failures.append(f"{what} failed (exit {code}), {log_path}:\n"
+                            f"{tail_text(log_path.read_text(errors='replace'), 20)}")
+    if failures:
+        raise LabError("\n".join(failures))
 
 
 def stop_servers(servers: list[Server], grace: float = 10.0) -> dict[str, list[int]]:

@@ -8,13 +8,16 @@ PLAN.json is written by the harness (launcher.py)::
                     "admin": {"username": ..., "password": ..., "project_name": ...},
                     "users": [{"username": ..., "password": ..., "project_name": ...,
                                "roles": ["member", "reader"]}, ...],
-                    "image_endpoints": {"Master": "http://127.0.0.1:G", ...}}, ...]}
+                    "services": [{"type": "image", "name": "glance",
+                                  "endpoints": {"Master": "http://127.0.0.1:G", ...}}, ...]},
+                   ...]}
 
 For every Keystone (each in its own thread, they are independent servers): the projects and
-users with their role grants on their project, the regions, the ``image`` service and a public,
-internal and admin endpoint per region.  Roles and regions that ``keystone-manage bootstrap``
-already made are reused.  Exit status 0 and one summary line per Keystone on success; on failure
-the exception of each failing Keystone on stderr and exit status 1.
+users with their role grants on their project; the regions; each service with a public,
+internal and admin endpoint per region.  The Keystone has only what ``keystone-manage
+bootstrap`` made (admin, default roles, no catalog), so the admin calls go straight to
+``auth_url``.  Exit status 0 and one summary line per Keystone on success; on failure the
+exception of each failing Keystone on stderr and exit status 1.
 """
 import json
 import sys
@@ -26,7 +29,6 @@ warnings.simplefilter("ignore")
 
 from keystoneauth1 import session as ks_session  # noqa: E402
 from keystoneauth1.identity import v3  # noqa: E402
-from keystoneclient import exceptions as ks_exceptions  # noqa: E402
 from keystoneclient.v3 import client as ks_client  # noqa: E402
 
 DOMAIN = "default"
@@ -38,7 +40,8 @@ def register(plan):
     auth = v3.Password(auth_url=plan["auth_url"], username=admin["username"],
                        password=admin["password"], project_name=admin["project_name"],
                        user_domain_id=DOMAIN, project_domain_id=DOMAIN)
-    keystone = ks_client.Client(session=ks_session.Session(auth=auth))
+    keystone = ks_client.Client(session=ks_session.Session(auth=auth),
+                                endpoint_override=plan["auth_url"])
 
     roles = {role.name: role for role in keystone.roles.list()}
     projects = {project.name: project for project in keystone.projects.list(domain=DOMAIN)}
@@ -53,17 +56,19 @@ def register(plan):
                 roles[role_name] = keystone.roles.create(role_name)
             keystone.roles.grant(roles[role_name], user=user, project=projects[name])
 
-    image = keystone.services.create("glance", "image", description="lab Glance")
-    for region, url in sorted(plan["image_endpoints"].items()):
-        try:
-            keystone.regions.get(region)
-        except ks_exceptions.NotFound:
-            keystone.regions.create(id=region)
-        for interface in INTERFACES:
-            keystone.endpoints.create(image, url, interface=interface, region=region)
-    return "%s %s: users %s, image regions %s" % (
+    regions = {region.id for region in keystone.regions.list()}
+    for spec in plan["services"]:
+        service = keystone.services.create(spec["name"], spec["type"])
+        for region, url in sorted(spec["endpoints"].items()):
+            if region not in regions:
+                keystone.regions.create(id=region)
+                regions.add(region)
+            for interface in INTERFACES:
+                keystone.endpoints.create(service, url, interface=interface, region=region)
+    return "%s %s: users %s; %s" % (
         plan["name"], plan["auth_url"], ",".join(u["username"] for u in plan["users"]),
-        ",".join(sorted(plan["image_endpoints"])))
+        "; ".join("%s in %s" % (spec["type"], ",".join(sorted(spec["endpoints"])))
+                  for spec in plan["services"]))
 
 
 def main(path):
