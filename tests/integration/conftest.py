@@ -33,7 +33,7 @@ def lab():
     keep = os.environ.get("GLANCESYNC_LAB_KEEP_STATE") == "1"
     try:
         running = start_lab(remove_state_on_stop=not keep)
-    except LabError as exc:
+    except (LabError, OSError) as exc:
         pytest.fail(f"the Keystone/Glance lab did not start: {exc}", pytrace=False)
     try:
         yield running
