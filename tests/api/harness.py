@@ -245,6 +245,7 @@ class KeystoneServer:
 
 # --------------------------------------------------------------------------------- settings
 def write_settings(directory: Path, keystone_url: str, *, api_version: str = "3", workers: int = 2,
+                   user: str = SERVICE_USER, password: str = SERVICE_PASSWORD, project: str = SERVICE_PROJECT,
                    database_url: str = "", extra: str = "") -> dict[str, str]:
     """fiware-glancesync.cfg and a logging file in ``directory``; returns the env naming them."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -253,9 +254,9 @@ def write_settings(directory: Path, keystone_url: str, *, api_version: str = "3"
         "[openstack]\n"
         f"KEYSTONE_URL: {keystone_url}\n"
         f"KEYSTONE_API_VERSION: {api_version}\n"
-        f"ADM_USER: {SERVICE_USER}\n"
-        f"ADM_PASS: {SERVICE_PASSWORD}\n"
-        f"ADM_TENANT_NAME: {SERVICE_PROJECT}\n"
+        f"ADM_USER: {user}\n"
+        f"ADM_PASS: {password}\n"
+        f"ADM_TENANT_NAME: {project}\n"
         "[glancesync]\nHOST: 127.0.0.1\nPORT: 8080\nTASK_WORKERS: 2\n"
         f"[gunicorn]\nWORKERS: {workers}\nLOGLEVEL: warning\n"
         f"[database]\nURL: {database_url}\n" + extra,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +21,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from fiwareglancesync.app import auth
-from tests.api.harness import ServiceProcess, gunicorn_service, http, write_settings
+from tests.api.harness import ServiceProcess, bin_path, gunicorn_service, http, write_settings
 
 BAD_REGION = {"error": {"message": "Bad region", "code": 410}}
 
@@ -39,14 +40,9 @@ class Deployment:
                                          master={"metadata_condition": condition, "metadata_set": "type"},
                                          target={"metadata_condition": condition, "metadata_set": "type"})
         ks1 = lab.ks1
-        settings = write_settings(tmp_path / "etc", ks1.auth_url.rsplit("/v3", 1)[0])
-        cfg = Path(settings["GLANCESYNC_SETTINGS_FILE"])
-        # The service's own credential: the ks1 admin (the harness wrote the fake Keystone's).
-        text = cfg.read_text()
-        for key, value in (("ADM_USER", ks1.admin.username), ("ADM_PASS", ks1.admin.password),
-                           ("ADM_TENANT_NAME", ks1.admin.project_name)):
-            text = "\n".join(f"{key}: {value}" if line.startswith(f"{key}:") else line for line in text.splitlines())
-        cfg.write_text(text + "\n")
+        # The service's own credential: the ks1 admin; the Keystone URL without version (v3 default).
+        settings = write_settings(tmp_path / "etc", ks1.auth_url.rsplit("/v3", 1)[0], user=ks1.admin.username,
+                                  password=ks1.admin.password, project=ks1.admin.project_name)
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC"))}
         environ.update(settings, GLANCESYNC_CONFIG=str(conf), GLANCESYNCAPP_DATABASE_PATH=str(tmp_path))
         self.environ = environ
@@ -54,10 +50,6 @@ class Deployment:
         self.service: ServiceProcess | None = None
 
     def start(self) -> "Deployment":
-        import subprocess
-
-        from tests.api.harness import bin_path
-
         upgrade = subprocess.run([bin_path("glancesync-server"), "db", "upgrade"], env=self.environ,
                                  capture_output=True, text=True, timeout=120)
         assert upgrade.returncode == 0, upgrade.stderr
