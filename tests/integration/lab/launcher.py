@@ -9,8 +9,8 @@ Steps (the machine may have only 2 cores: what can overlap does):
 3. the 2 Keystone and 3 Glance servers start together; wait until all 5 answer HTTP 200;
 4. register users, projects, roles, regions, the identity and image services and their
    endpoints (one script in the lab venv, both Keystones in parallel);
-5. smoke check: an admin token from each Keystone, whose catalog lists exactly the expected image
-   endpoints, accepted by each of its Glances.
+5. smoke check: an admin token from each Keystone, whose catalog lists exactly the expected
+   identity and image endpoints, accepted by each of its Glances.
 
 Any failure stops what was started and raises :class:`LabError` with the reason and log tails; the
 state directory is then kept for inspection.  A port taken by someone else between choosing and
@@ -30,12 +30,12 @@ import urllib.request
 from pathlib import Path
 
 from . import configs
+from .databases import ensure_databases
 from .errors import LabError, PortTaken, tail_text
 from .model import (ADMIN_PROJECT, ADMIN_USER, GLANCES, KEYSTONES, QA, QA_ROLES,
                     SERVICE, SERVICE_ROLES, Credential, Glance, Keystone, Lab)
 from .processes import (IN_VENV_DIR, UWSGI_GLANCE, pick_ports, server_env, spawn_uwsgi,
                         wait_until_up)
-from .databases import ensure_databases
 from .venv import ensure_venv
 
 START_TIMEOUT = 120.0  # per wait for the servers; generous for a busy 2-core CI machine
@@ -79,7 +79,8 @@ def _start_once(venv: Path, tie_to_parent: bool, remove_state_on_stop: bool, log
         spec.name: Keystone(
             name=spec.name, port=ports[spec.name],
             admin=Credential(ADMIN_USER, spec.admin_password, ADMIN_PROJECT), qa=QA,
-            regions=tuple(g.region for g in GLANCES if g.keystone == spec.name))
+            regions=tuple(g.region for g in GLANCES if g.keystone == spec.name),
+            identity_region=spec.identity_region)
         for spec in KEYSTONES}
     glances = [Glance(name=g.name, port=ports[g.name], region=g.region, keystone=g.keystone)
                for g in GLANCES]
@@ -144,7 +145,6 @@ def _run_steps(lab: Lab, venv: Path, state: Path, tie_to_parent: bool, log) -> N
 
 
 def _register(lab: Lab, venv: Path, state: Path) -> None:
-    identity_region = {spec.name: spec.identity_region for spec in KEYSTONES}
     plan = {"keystones": [
         {"name": ks.name, "auth_url": ks.auth_url,
          "admin": {"username": ks.admin.username, "password": ks.admin.password,
@@ -155,7 +155,7 @@ def _register(lab: Lab, venv: Path, state: Path) -> None:
                         project_name=ks.qa.project_name, roles=list(QA_ROLES))],
          "services": [
              {"type": "identity", "name": "keystone",
-              "endpoints": {identity_region[ks.name]: ks.auth_url}},
+              "endpoints": {ks.identity_region: ks.auth_url}},
              {"type": "image", "name": "glance",
               "endpoints": {region: lab.glance_url(region) for region in ks.regions}}]}
         for ks in lab.keystones.values()]}
@@ -178,14 +178,13 @@ def _smoke_check(lab: Lab) -> None:
     """Admin token per Keystone; its catalog's identity and image endpoints are exactly the
     expected ones (every interface); each of its Glances lists images with that token."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    identity_region = {spec.name: spec.identity_region for spec in KEYSTONES}
     for ks in lab.keystones.values():
         token, catalog = _issue_token(opener, ks)
         found = {(service["type"], ep["region_id"], ep["interface"]): ep["url"].rstrip("/")
                  for service in catalog for ep in service["endpoints"]}
         expected = {(kind, region, interface): url
                     for kind, region, url in
-                    [("identity", identity_region[ks.name], ks.auth_url)]
+                    [("identity", ks.identity_region, ks.auth_url)]
                     + [("image", region, lab.glance_url(region)) for region in ks.regions]
                     for interface in ("public", "internal", "admin")}
         if found != expected:

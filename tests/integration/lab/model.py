@@ -80,6 +80,7 @@ class Keystone:
     admin: Credential
     qa: Credential
     regions: tuple[str, ...]  # regions with an image endpoint in its catalog
+    identity_region: str      # region of its own identity endpoint
 
     @property
     def auth_url(self) -> str:
@@ -283,7 +284,8 @@ class Lab:
             raise LabError(f"cannot read lab state {path}: {exc}") from None
         keystones = {
             name: Keystone(name=ks["name"], port=ks["port"], admin=Credential(**ks["admin"]),
-                           qa=Credential(**ks["qa"]), regions=tuple(ks["regions"]))
+                           qa=Credential(**ks["qa"]), regions=tuple(ks["regions"]),
+                           identity_region=ks["identity_region"])
             for name, ks in data["keystones"].items()}
         servers = [Server(name=s["name"], port=s["port"], pid=s["pid"], probe_url=s["probe_url"],
                           directory=Path(s["directory"]), logs=tuple(map(Path, s["logs"])))

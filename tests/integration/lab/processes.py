@@ -7,8 +7,9 @@ Contracts:
 - :func:`spawn_uwsgi` starts one server and returns its :class:`Server` (PID known at once).
 - :func:`wait_until_up` returns when every server answers HTTP 200 on its probe URL, and raises
   :class:`LabError` with the server's log tails as soon as one exits, or when the timeout passes.
+- :func:`run_commands` runs short-lived tools side by side and raises with their log tails.
 - :func:`stop_servers` ends servers and all their descendants (SIGTERM, then SIGKILL), and
-  returns the PIDs it could not end (empty on success).  A zombie counts as ended.
+  returns the PIDs it could not end per server (empty on success).  A zombie counts as ended.
 """
 
 from __future__ import annotations
