@@ -333,7 +333,7 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.kill()
         self._wait_group_gone()
-        self._log.close()
+        self._close_log()
 
     def kill(self) -> None:
         """SIGKILL to the whole process group: a crash, as far as the service can tell."""
@@ -341,6 +341,11 @@ class ServiceProcess:
         if self.process is not None:
             self.process.wait(10)
         self._wait_group_gone()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if getattr(self, "_log", None) is not None and not self._log.closed:
+            self._log.close()
 
     def _signal_group(self, signum: int) -> None:
         if self.process is None:
