@@ -10,6 +10,8 @@ What it guarantees beyond :mod:`.base`:
 * A listing follows Glance's pages and is bounded, as a whole, by the target's
   ``list_images_timeout``: every page request gets the time that is left as its HTTP timeout.
   (The token request that may precede the first page is bounded by :data:`HTTP_TIMEOUT`.)
+  It is Glance's default listing: every owner the credential may see, every status but
+  ``deleted``, and not the images their owners hid with ``os_hidden``.
 * Records map to :class:`Image` as :mod:`.glance_records` describes; metadata updates send a
   JSON-patch of the differences only (name, visibility, custom properties), never other fields.
 * Uploads are streamed in chunks of :data:`~..transfer.CHUNK_SIZE` through a
