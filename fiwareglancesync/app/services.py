@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
@@ -41,6 +42,7 @@ LOG = logging.getLogger(__name__)
 TASK_IS_SYNCING = "Task status is syncing. Unable to delete it."
 ORPHANED = "interrupted: the process running the sync ({owner}) stopped before it finished"
 START_ATTEMPTS = 3
+OUTCOME_RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds between attempts to record a task's outcome
 
 
 @dataclass(frozen=True)
@@ -197,21 +199,46 @@ def start_sync_task(region: str, requested_by: str | None, run: Callable[[str, s
 def run_sync_task(app: Flask, engine_factory: Callable[[], object], task_id: str, region: str) -> None:
     """Body of a task (runs in a worker thread): sync ``region`` and record the outcome."""
     with app.app_context():
-        db.session.execute(sa.update(Task).where(Task.id == task_id).values(started_at=utcnow()))
-        db.session.commit()
         try:
-            engine = engine_factory()
-            report = engine.sync_region(region)
-        except GlanceSyncError as exc:
-            LOG.error("task %s: sync of region %s failed: %s", task_id, region, exc)
-            finish_task(task_id, TaskStatus.FAILED, _one_line(exc))
-        except Exception as exc:  # a bug must still end the task, with a reason
-            LOG.exception("task %s: sync of region %s crashed", task_id, region)
-            finish_task(task_id, TaskStatus.FAILED, f"internal error: {type(exc).__name__}: {_one_line(exc)}")
-        else:
-            LOG.info("task %s: region %s synced (%d upload(s), %d metadata update(s))",
-                     task_id, region, report.uploads, report.metadata_updates)
-            finish_task(task_id, TaskStatus.SYNCED, None)
+            db.session.execute(sa.update(Task).where(Task.id == task_id).values(started_at=utcnow()))
+            db.session.commit()
+        except SQLAlchemyError as exc:  # only a timestamp: the sync itself can still run
+            db.session.rollback()
+            LOG.warning("task %s: start time not recorded: %s", task_id, _one_line(exc))
+        status, message = _sync(engine_factory, task_id, region)
+        _record_outcome(task_id, status, message)
+
+
+def _sync(engine_factory: Callable[[], object], task_id: str, region: str) -> tuple[TaskStatus, str | None]:
+    try:
+        engine = engine_factory()
+        report = engine.sync_region(region)
+    except GlanceSyncError as exc:
+        LOG.error("task %s: sync of region %s failed: %s", task_id, region, exc)
+        return TaskStatus.FAILED, _one_line(exc)
+    except Exception as exc:  # a bug must still end the task, with a reason
+        LOG.exception("task %s: sync of region %s crashed", task_id, region)
+        return TaskStatus.FAILED, f"internal error: {type(exc).__name__}: {_one_line(exc)}"
+    LOG.info("task %s: region %s synced (%d upload(s), %d metadata update(s))",
+             task_id, region, report.uploads, report.metadata_updates)
+    return TaskStatus.SYNCED, None
+
+
+def _record_outcome(task_id: str, status: TaskStatus, message: str | None) -> None:
+    # A task left "syncing" by a live process would block its region until a restart, so a
+    # database hiccup at this point is worth a few retries.
+    for delay in (*OUTCOME_RETRY_DELAYS, None):
+        try:
+            finish_task(task_id, status, message)
+            return
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            if delay is None:
+                LOG.error("task %s: outcome %s could not be recorded: %s", task_id, status.value, _one_line(exc))
+                return
+            LOG.warning("task %s: recording the outcome failed (%s); retrying in %s s", task_id,
+                        _one_line(exc), delay)
+            time.sleep(delay)
 
 
 def finish_task(task_id: str, status: TaskStatus, message: str | None) -> bool:

@@ -297,3 +297,23 @@ def test_heartbeat_thread_refreshes_running_tasks(app):
     finally:
         heartbeat.stop()
     assert refreshed
+
+
+def test_outcome_is_recorded_after_a_database_hiccup(app, admin_headers, monkeypatch):
+    real_finish = services.finish_task
+    failures = []
+
+    def flaky_finish(task_id, status, message):
+        if not failures:
+            failures.append(task_id)
+            raise sa.exc.OperationalError("UPDATE task", {}, Exception("database is locked"))
+        return real_finish(task_id, status, message)
+
+    monkeypatch.setattr(services, "finish_task", flaky_finish)
+    monkeypatch.setattr(services, "OUTCOME_RETRY_DELAYS", (0,))
+
+    task_id = start(app.test_client(), admin_headers)["taskId"]
+
+    assert failures == [task_id]
+    with app.app_context():
+        assert status_of(task_id) == ("synced", None)
