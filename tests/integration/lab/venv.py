@@ -26,9 +26,8 @@ from .errors import LabError
 from .processes import run_commands, server_env
 
 # What the lab venv is made of.  The constraints file pins every transitive dependency.
-UWSGI = "uWSGI"
 REQUIREMENTS = ("keystone==30.0.0", "glance==33.0.0", "python-glanceclient",
-                "python-keystoneclient", UWSGI)
+                "python-keystoneclient", "uWSGI")
 CONSTRAINTS = Path(__file__).with_name("constraints.txt")
 IMPORT_CHECK = "import keystone, glance, glanceclient, keystoneclient, oslo_db.sqlalchemy.engines"
 # Written last, after the import check passed: a venv without it is a half-finished install.
@@ -93,13 +92,9 @@ def _build(path: Path, log) -> None:
     logs = path.parent
     run_commands({f"{path.name}.venv": [sys.executable, "-m", "venv", path]},
                  logs, 300)
-    # uWSGI has no wheel: compiling it is a third of the install.  Nothing depends on it, so a
-    # second pip builds it while the first installs everything else (2 cores: ~10 s saved).
-    pip = [path / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-input",
-           "--disable-pip-version-check", "-c", CONSTRAINTS]
-    run_commands({f"{path.name}.pip-uwsgi": [*pip, UWSGI],
-                  f"{path.name}.pip-servers": [*pip, *(r for r in REQUIREMENTS if r != UWSGI)]},
-                 logs, PIP_TIMEOUT)
+    run_commands({f"{path.name}.pip": [
+        path / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-input",
+        "--disable-pip-version-check", "-c", CONSTRAINTS, *REQUIREMENTS]}, logs, PIP_TIMEOUT)
     run_commands({f"{path.name}.import-check": [path / "bin" / "python", "-c", IMPORT_CHECK]},
                  logs, 120)
     for tool in ("uwsgi", "keystone-manage", "glance-manage"):
