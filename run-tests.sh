@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # All tests: installs glancesync and the test tools into ./.venv, then runs pytest.  The
 # integration tests install Keystone and Glance from PyPI into a cached virtualenv
-# (~/.cache/glancesync-lab) and run them on 127.0.0.1; extra arguments go to pytest.
+# (~/.cache/glancesync-lab) and run them on 127.0.0.1; as root on Debian it also installs the
+# postgresql server package if missing.  Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || { echo "run-tests.sh: Python 3.11 or newer is needed (set PYTHON=...)" >&2; exit 1; }
+# The REST service's PostgreSQL test starts Debian's server binaries (postgresql package).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >/dev/null \
+        && [ "$(id -u)" = 0 ]; then
+    echo "run-tests.sh: installing Debian's postgresql server (for the PostgreSQL tests)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e . -r test-requirements.txt 2>&1 \
     | grep -v "^WARNING: Location" || true
