@@ -342,7 +342,7 @@ def test_listing_slower_than_the_timeout_fails(facade, clock):
 def test_an_http_timeout_is_a_listing_timeout(facade, clock):
     try:
         raise ks_exc.ConnectTimeout("Request to http://glance/v2/images timed out")
-    except ks_exc.ConnectTimeout as cause:
+    except ks_exc.ConnectTimeout:  # the wrapped exception keeps it as __context__
         try:
             raise glance_exc.InvalidEndpoint("Error communicating with http://glance")
         except glance_exc.InvalidEndpoint as wrapped:
