@@ -173,6 +173,14 @@ class FacadeContract:
         assert source.closed == source.opened == 1
 
     # ---------------------------------------------------------------- update
+    def test_a_source_raising_an_os_error_leaves_no_image(self, world):
+        image = master_image(world, "os-error")
+        source = BytesSource(fail_after=3, fail_with=OSError(5, "Input/output error"))
+        with pytest.raises(TransferError, match="Input/output error") as caught:
+            world.facade.upload_image(world.region, image, source)
+        assert str(caught.value).startswith(f"{world.region.fullname}: Upload of {image.name} Failed. Cause: ")
+        assert_no_image_named(world, image.name)
+
     def test_update_sets_replaces_and_removes_properties(self, world):
         listed = upload(world, master_image(world, "props", user_properties={"type": "a", "nid": "1", "old": "x"}))
         world.facade.update_metadata(world.region, replace(listed, user_properties={"type": "a", "nid": "2",
@@ -263,9 +271,3 @@ class DataContract:
         assert message.startswith(f"{world.region.fullname}: Upload of {image.name} Failed. Cause: ")
         assert_no_image_named(world, image.name)
 
-    def test_a_source_raising_an_os_error_leaves_no_image(self, world):
-        image = master_image(world, "os-error")
-        source = BytesSource(fail_after=3, fail_with=OSError(5, "Input/output error"))
-        with pytest.raises(TransferError, match="Input/output error"):
-            world.facade.upload_image(world.region, image, source)
-        assert_no_image_named(world, image.name)

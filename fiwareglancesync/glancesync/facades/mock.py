@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 from filelock import FileLock
 
 from ..config import Target
-from ..errors import BackupFormatError, FacadeError, GlanceSyncError, ImageNotFound
+from ..errors import BackupFormatError, FacadeError, GlanceSyncError, ImageNotFound, TransferError
 from ..image import Image, read_backup_file, write_backup
 from ..region import Region
 from .base import ImageSource
@@ -164,14 +164,20 @@ class MockFacade:
     def upload_image(self, region: Region, image: Image, source: ImageSource) -> str:
         # Read the data as a server would (and discard it), so sources and progress observers
         # behave as with a real cloud; a failing source leaves the store untouched.
-        chunks = source.open()
         try:
-            for _ in chunks:
-                pass
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+            chunks = source.open()
+            try:
+                for _ in chunks:
+                    pass
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+        except GlanceSyncError:
+            raise
+        except Exception as exc:  # e.g. an OSError of the source: name the region and the image
+            raise TransferError(f"{region.fullname}: Upload of {image.name} Failed. Cause: {exc}",
+                                region.fullname) from exc
         created: list[str] = []
 
         def add(images: list[Image]) -> list[Image]:
