@@ -24,11 +24,15 @@ upload to, default Master) in the environment it uses that cloud, e.g. a lab sta
 ``eval "$(python -m tests.integration.lab start)"``; without them it starts the project's lab
 itself (tests/integration/lab) and stops it at the end.
 
-Adding a variant (e.g. the end-to-end ``sync.py`` run, once wanted): write a function
+* ``syncpy`` -- the whole ``sync.py`` process copying the image from Master to RegionA (its data
+  read from ``images_dir``): start-up, authentication and listings included.  Its client CPU is
+  not measured (another process); the upload time sync.py logs is printed beside it.
+
+Adding a variant: write a function
 ``variant(cloud, path, size) -> None`` that uploads ``path`` once and cleans up after itself,
 and register it in :data:`VARIANTS`; ``--variants`` selects which ones run.
 
-    python bench/upload_throughput.py [--size-mib 512] [--runs 3] [--variants plain facade]
+    python bench/upload_throughput.py [--size-mib 512] [--runs 3] [--variants plain facade syncpy]
                                       [--rss-sizes-mib 64 1024] [--no-rss] [--workdir DIR]
 """
 
@@ -125,7 +129,61 @@ def facade_upload(cloud: Cloud, path: Path, size: int, hashes: dict | None = Non
     facade.delete_image(region, new_id)
 
 
-VARIANTS: dict[str, Callable[..., None]] = {"plain": plain_glanceclient, "facade": facade_upload}
+SYNC_REGION = os.environ.get("GLANCESYNC_BENCH_SYNC_REGION", "RegionA")
+LAST_SYNC_UPLOAD: list[float] = []  # seconds sync.py reported for its upload, per syncpy run
+
+
+def syncpy_upload(cloud: Cloud, path: Path, size: int) -> None:
+    """The whole ``sync.py`` process copying one image from the master region to SYNC_REGION,
+    its data read from ``images_dir/<master id>`` (``path``).  Not timed: creating the master
+    image (a plain upload) and deleting both images afterwards.  Timed: the sync.py run, start-up,
+    authentication, listings and the verified upload included."""
+    import re
+    import uuid
+
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+    from glanceclient import client
+
+    auth = v3.Password(auth_url=cloud.auth_url, username=cloud.username, password=cloud.password,
+                       project_name=cloud.project_name, user_domain_name=cloud.user_domain_name,
+                       project_domain_name=cloud.project_domain_name)
+    sess = session.Session(auth=auth)
+    master = client.Client("2", session=sess, region_name=cloud.region, interface="public")
+    target = client.Client("2", session=sess, region_name=SYNC_REGION, interface="public")
+    name = f"bench-syncpy-{uuid.uuid4().hex[:8]}"
+    image = master.images.create(name=name, disk_format="raw", container_format="bare", visibility="public")
+    images_dir = path.parent / f"images-{name}"
+    images_dir.mkdir()
+    try:
+        with open(path, "rb") as stream:
+            master.images.upload(image.id, stream, image_size=size)
+        os.link(path, images_dir / image.id)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
+        env.update(cloud.env())
+        command = [str(Path(sys.executable).parent / "sync.py"), "--config", f"main.images_dir={images_dir}",
+                   f"master.metadata_condition=image.name == '{name}'", "--", SYNC_REGION]
+        started = time.perf_counter()
+        TIMED.append(started)
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        TIMED.append(time.perf_counter())
+        if done.returncode != 0:
+            raise SystemExit(f"sync.py failed:\n{done.stderr}")
+        sent = re.search(rf"{name}: (\d+) bytes sent from file .* in ([0-9.]+) s", done.stderr)
+        if not sent or int(sent.group(1)) != size:
+            raise SystemExit(f"sync.py did not report the upload of {size} bytes:\n{done.stderr}")
+        LAST_SYNC_UPLOAD.append(float(sent.group(2)))
+    finally:
+        shutil.rmtree(images_dir, ignore_errors=True)
+        for glance in (target, master):
+            for listed in glance.images.list(filters={"name": name}):
+                glance.images.delete(listed["id"])
+
+
+TIMED: list[float] = []  # start/end of the part of a variant that counts, when not all of it does
+
+VARIANTS: dict[str, Callable[..., None]] = {"plain": plain_glanceclient, "facade": facade_upload,
+                                            "syncpy": syncpy_upload}
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -168,13 +226,18 @@ def throughput(cloud: Cloud, path: Path, runs: int, variants: list[str]) -> dict
     for run in range(1, runs + 1):
         for name in variants:
             kwargs = {"hashes": hashes} if name == "facade" else {}
+            TIMED.clear()
             started, cpu = time.perf_counter(), cpu_seconds()
             VARIANTS[name](cloud, path, size, **kwargs)
             elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+            if TIMED:  # the variant timed its own part (syncpy: the sync.py process only)
+                elapsed, cpu = TIMED[1] - TIMED[0], float("nan")
             rate = size / MIB / elapsed
             results[name].append((rate, cpu))
+            extra = (f"; its upload alone {size / MIB / LAST_SYNC_UPLOAD[-1]:.1f} MiB/s"
+                     if name == "syncpy" else "")
             print(f"  run {run} {name:>7}: {elapsed:6.2f} s  {rate:7.1f} MiB/s  client CPU {cpu:5.2f} s"
-                  f"   (load {load()})", flush=True)
+                  f"   (load {load()}){extra}", flush=True)
     return results
 
 
@@ -218,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=512, help="throughput file size (default 512)")
     parser.add_argument("--runs", type=int, default=3, help="uploads per variant (default 3)")
-    parser.add_argument("--variants", nargs="+", default=["plain", "facade"], choices=sorted(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["plain", "facade", "syncpy"], choices=sorted(VARIANTS))
     parser.add_argument("--rss-sizes-mib", type=int, nargs="+", default=[64, 1024])
     parser.add_argument("--no-rss", action="store_true", help="skip the memory measurement")
     parser.add_argument("--workdir", help="where to write the test files (default: a temporary dir)")
@@ -245,10 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, runs in results.items():
             print(f"  {name:>14}  {statistics.median(rates[name]):12.1f} {max(rates[name]):8.1f}"
                   f"   {statistics.median(cpu for _, cpu in runs):8.2f}")
-        if "plain" in rates and "facade" in rates:
-            ratio = statistics.median(rates["facade"]) / statistics.median(rates["plain"])
-            best = max(rates["facade"]) / max(rates["plain"])
-            print(f"  ratio facade/plain: {ratio:.3f} (medians), {best:.3f} (bests); goal >= 0.9")
+        for name in ("facade", "syncpy"):
+            if "plain" in rates and name in rates:
+                ratio = statistics.median(rates[name]) / statistics.median(rates["plain"])
+                best = max(rates[name]) / max(rates["plain"])
+                print(f"  ratio {name}/plain: {ratio:.3f} (medians), {best:.3f} (bests); goal >= 0.9")
         if not args.no_rss:
             print("peak RSS of a child process (ru_maxrss)")
             print(f"  {'import + auth + list':>24}: {child_peak_rss(cloud, None) / 1e6:7.1f} MB")
