@@ -18,6 +18,7 @@ import traceback
 from typing import TextIO
 
 from .glancesync import GlanceSync
+from .glancesync.engine import LOGGER_NAME
 from .glancesync.errors import GlanceSyncError
 from .glancesync.region import safe_file_name
 
@@ -60,7 +61,7 @@ def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, d
 def _child(engine: GlanceSync, region: str, path: str, dry_run: bool) -> None:
     """Body of a child process: sync one region, logging to ``path``; exit status 0 or 1."""
     status = 1
-    logger = engine.log if isinstance(engine.log, logging.Logger) else logging.getLogger(engine.log.name)
+    logger = logging.getLogger(LOGGER_NAME)  # the CLI's logger, now writing to the region's file
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
     try:

@@ -15,7 +15,7 @@ from . import config as config_module
 from .ami import ids_to_names
 from .config import Config, Target
 from .errors import GlanceSyncError, RegionError, UsageError
-from .executor import RegionSyncFailed, SyncReport, apply
+from .executor import SyncReport, apply
 from .facades import make_facade
 from .facades.base import ServersFacade
 from .image import Image, write_backup
@@ -44,12 +44,13 @@ class GlanceSync:
 
     @classmethod
     def from_environment(cls, config_path: str | None = None, overrides: Mapping[str, str] | None = None,
-                         environ: Mapping[str, str] | None = None, **kwargs) -> "GlanceSync":
+                         environ: Mapping[str, str] | None = None, facade_factory: FacadeFactory | None = None,
+                         logger: logging.Logger | logging.LoggerAdapter | None = None) -> "GlanceSync":
         """Read glancesync.conf as the CLI does; the facades follow the same environment."""
         environ = os.environ if environ is None else environ
         config = config_module.load(config_path, overrides, environ)
-        factory = kwargs.pop("facade_factory", None) or (lambda target: make_facade(target, environ))
-        return cls(config, factory, **kwargs)
+        factory = facade_factory or (lambda target: make_facade(target, environ))
+        return cls(config, factory, logger)
 
     @property
     def master_region(self) -> str:
@@ -153,8 +154,9 @@ class GlanceSync:
     def sync_region(self, name: str, dry_run: bool = False, logger=None, observer=None) -> SyncReport:
         """Synchronise a region (or log what would be done when ``dry_run``).
 
-        Raises RegionError (with ``.report``, what was done until the failure) when a write
-        fails.  ``observer`` (a :class:`progress.TransferObserver`) follows the uploads.
+        Raises RegionError naming the region when a write fails (the summary logged before says
+        what was done until then).  ``observer`` (a :class:`progress.TransferObserver`) follows
+        the uploads.
         """
         log = logger or self.log
         plan = self.plan_region(name, log)
@@ -166,12 +168,10 @@ class GlanceSync:
 
         try:
             return apply(plan, facade, dry_run=dry_run, logger=log, source_for=source_for, observer=observer)
-        except RegionSyncFailed as failure:
-            cause = failure.cause
-            message = str(cause) if isinstance(cause, GlanceSyncError) else f"{type(cause).__name__}: {cause}"
-            error = RegionError(message, plan.region.fullname)
-            error.report = failure.report
-            raise error from cause
+        except GlanceSyncError as exc:
+            raise RegionError(str(exc), plan.region.fullname) from exc
+        except Exception as exc:  # a bug must still name the region and leave the others alone
+            raise RegionError(f"{type(exc).__name__}: {exc}", plan.region.fullname) from exc
 
     def forget_connections(self) -> None:
         """Drop the facades (and their connections), e.g. in a forked child; keeps the catalogue."""

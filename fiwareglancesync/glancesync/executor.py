@@ -58,15 +58,6 @@ def _rate(nbytes: int, seconds: float) -> str:
     return f"{nbytes / 1024 / 1024 / seconds:.1f} MB/s" if seconds > 0 else "n/a"
 
 
-class RegionSyncFailed(Exception):
-    """Wraps the error that stopped a region, with the report of what was done until then."""
-
-    def __init__(self, cause: Exception, report: SyncReport):
-        super().__init__(str(cause))
-        self.cause = cause
-        self.report = report
-
-
 class Executor:
     """Carries one plan out; see :func:`apply`."""
 
@@ -85,7 +76,8 @@ class Executor:
                                  errors=sum(1 for entry in plan.statuses if entry.status.is_error))
 
     def run(self) -> SyncReport:
-        """Apply the plan; on failure raise :class:`RegionSyncFailed` carrying the partial report."""
+        """Apply the plan.  A failure stops it: the summary of what was done is logged and the
+        error propagates unchanged."""
         started = time.monotonic()
         try:
             for image in self.plan.obsolete:
@@ -99,12 +91,12 @@ class Executor:
                     self._transfer(action)
             for update in self.plan.ami_fixes:
                 self._ami(update)
-        except Exception as exc:
+        except Exception:
             self.report.failed = True
             self.report.errors += 1
             self.report.seconds = time.monotonic() - started
             self.log.info(self.report.summary())
-            raise RegionSyncFailed(exc, self.report) from exc
+            raise
         self.report.seconds = time.monotonic() - started
         self._region_line()
         self.log.info(self.report.summary())

@@ -76,10 +76,6 @@ class RegionPlan:
     ami_fixes: list[MetadataUpdate] = field(default_factory=list)
     ids_by_name: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def uploads(self) -> list[Upload]:
-        return [action for action in self.transfers if isinstance(action, Upload)]
-
 
 def region_statuses(master: Mapping[str, Image], region_images: list[Image], target: Target,
                     tenant_id: str, region: Region, warn) -> list[StatusEntry]:
