@@ -24,13 +24,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from . import keystone
 from .condition import Condition, ConditionError
 from .errors import ConfigError
 from .region import MASTER_TARGET
 
 DEFAULT_CONFIG_PATHS = ("/etc/glancesync.conf", "/etc/fiware.d/glancesync.conf")
 DEFAULT_IMAGES_DIR = "/var/lib/glance/images"
-DEFAULT_DOMAIN = "Default"
+DEFAULT_DOMAIN = keystone.DEFAULT_DOMAIN
 MAIN_SECTION = "main"
 
 # Built-in defaults, visible from every section as the original's DEFAULT section was.
@@ -88,14 +89,8 @@ class Target:
 
     @property
     def keystone_version(self) -> str:
-        """``"3"`` or ``"2.0"``: v2.0 only for a ``/v2.0`` URL, or for ``use_keystone_v3 = False``
-        with a URL that carries no version."""
-        url = self.keystone_url.rstrip("/")
-        if url.endswith("/v2.0"):
-            return "2.0"
-        if url.endswith("/v3"):
-            return "3"
-        return "2.0" if self.use_keystone_v3 is False else "3"
+        """``"3"`` or ``"2.0"`` (rules in :mod:`.keystone`; ``use_keystone_v3 = False`` asks for v2.0)."""
+        return keystone.api_version(self.keystone_url, keystone.V2 if self.use_keystone_v3 is False else None)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,11 @@ class ListingTimeout(FacadeError):
 
 
 class ImageNotFound(FacadeError):
-    """The image (or the region) addressed does not exist."""
+    """The image addressed does not exist in its region."""
+
+
+class RegionNotFound(FacadeError):
+    """The target has no such region (no public image endpoint in its catalog)."""
 
 
 class TransferError(FacadeError):
@@ -52,3 +56,12 @@ class RegionError(GlanceSyncError):
     def __init__(self, message: str, region: str):
         super().__init__(message)
         self.region = region
+
+
+def one_line(cause: object) -> str:
+    """The first non-blank line of an exception's (or any value's) text, for a log line or a
+    message; the exception's type name when it has no text."""
+    for line in str(cause).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(cause).__name__

@@ -8,6 +8,7 @@ suite (``tests/facades``) runs the same checks against every implementation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, Protocol, runtime_checkable
 
 from ..image import Image
@@ -25,6 +26,15 @@ class ImageSource(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Uploaded:
+    """The outcome of a successful upload: the new image's id and the bytes the facade read from
+    the source (counted there, once: the executor reports them)."""
+
+    image_id: str
+    bytes_sent: int
+
+
 @runtime_checkable
 class ServersFacade(Protocol):
     def get_regions(self) -> list[str]:
@@ -38,7 +48,7 @@ class ServersFacade(Protocol):
     def get_imagelist(self, region: Region) -> list[Image]:
         """Every image the credential sees in ``region`` (any owner, any status).
 
-        Raises ImageNotFound when the region does not exist, ListingTimeout when the listing
+        Raises RegionNotFound when the region does not exist, ListingTimeout when the listing
         takes longer than the target's ``list_images_timeout``, FacadeError otherwise.
         """
         ...
@@ -51,12 +61,12 @@ class ServersFacade(Protocol):
         """
         ...
 
-    def upload_image(self, region: Region, image: Image, source: ImageSource) -> str:
+    def upload_image(self, region: Region, image: Image, source: ImageSource) -> Uploaded:
         """Create a new image in ``region`` from ``image``'s metadata and ``source``'s bytes.
 
         ``image`` carries the name, visibility, properties and formats to create, and the
         master's ``checksum`` / ``size`` / ``os_hash_value`` the data must match.  Returns the new
-        image id.  On any failure after the image was created it is deleted again, so no
+        image id and the number of bytes read from ``source``.  On any failure after the image was created it is deleted again, so no
         partial image is left behind, and TransferError/FacadeError is raised.
         """
         ...
