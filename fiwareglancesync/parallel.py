@@ -18,7 +18,7 @@ import traceback
 from typing import TextIO
 
 from .glancesync import GlanceSync
-from .glancesync.engine import LOGGER_NAME
+from .glancesync.engine import LOG_ROOT
 from .glancesync.errors import GlanceSyncError
 from .glancesync.region import safe_file_name
 
@@ -61,14 +61,14 @@ def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, d
 def _child(engine: GlanceSync, region: str, path: str, dry_run: bool) -> None:
     """Body of a child process: sync one region, logging to ``path``; exit status 0 or 1."""
     status = 1
-    logger = logging.getLogger(LOGGER_NAME)  # the CLI's logger, now writing to the region's file
+    logger = logging.getLogger(LOG_ROOT)  # the CLI's configured parent, now writing to the region's file
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
     try:
         logger.handlers[:] = [handler]
         logger.setLevel(logging.INFO)
         engine.forget_connections()  # never share the parent's HTTP connections
-        engine.sync_region(region, dry_run=dry_run, logger=logger)
+        engine.sync_region(region, dry_run=dry_run)
         status = 0
     except GlanceSyncError as exc:
         logger.error(str(exc))

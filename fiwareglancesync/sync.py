@@ -24,8 +24,8 @@ from typing import Callable, TextIO
 
 from .glancesync import GlanceSync
 from .glancesync.config import parse_overrides
-from .glancesync.engine import LOGGER_NAME
-from .glancesync.errors import ConfigError, GlanceSyncError
+from .glancesync.engine import LOG_ROOT
+from .glancesync.errors import ConfigError, GlanceSyncError, one_line
 from .parallel import log_directory, run_parallel
 from .progressbar import ProgressBars
 
@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(stream: TextIO, level: int = logging.INFO) -> logging.Logger:
-    """The CLI logger: ``LEVEL:message`` lines on ``stream`` (stderr)."""
-    logger = logging.getLogger(LOGGER_NAME)
+    """The parent of every glancesync logger: ``LEVEL:message`` lines on ``stream`` (stderr).
+    The CLI logs its own lines on it too."""
+    logger = logging.getLogger(LOG_ROOT)
     logger.handlers[:] = []
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s:%(message)s"))
@@ -92,14 +93,18 @@ class Cli:
         self.failed = False
 
     def each_region(self, regions: list[str], action: Callable[[str], None]) -> None:
-        """Run ``action`` per region; a failing region is reported and the next one processed."""
+        """Run ``action`` per region; a failing region is reported and the next one processed.
+
+        This is the CLI's one catch-all: an engine error is reported with its message, anything
+        else (a bug) with its type, and neither hides the other regions' work.
+        """
         for region in regions:
             try:
                 action(region)
             except GlanceSyncError as exc:
                 self.fail(region, exc)
-            except Exception as exc:  # a bug must not hide the other regions' work
-                self.fail(region, f"unexpected {type(exc).__name__}: {exc}")
+            except Exception as exc:
+                self.fail(region, f"unexpected {type(exc).__name__}: {one_line(exc)}")
 
     def fail(self, region: str, cause) -> None:
         self.failed = True
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
     except ConfigError as exc:
         parser.error(str(exc))
     try:
-        engine = GlanceSync.from_environment(overrides=overrides, environ=environ, logger=log)
+        engine = GlanceSync.from_environment(overrides=overrides, environ=environ)
         show_progress = not args.quiet and not args.parallel and err.isatty()
         cli = Cli(engine, out, log, observer=ProgressBars(err) if show_progress else None)
         if args.show_regions:

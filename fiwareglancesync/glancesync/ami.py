@@ -3,17 +3,16 @@
 In the master region these properties hold image ids.  Ids differ per region, so the engine
 first turns the master's ids into image *names* (:func:`ids_to_names`); comparisons and uploads
 then translate names into the ids of the region (:func:`check_ami`, :func:`resolve_references`).
+Pure: warnings come back as notes.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from enum import Enum
-from typing import AbstractSet, Callable, Mapping
+from typing import AbstractSet, Mapping
 
 from .image import AMI_PROPERTIES, KERNEL_ID, RAMDISK_ID, Image
-
-Warn = Callable[[str], None]
 
 
 class AmiState(str, Enum):
@@ -23,14 +22,15 @@ class AmiState(str, Enum):
     MISSING = "missing"    # a referenced image will not be in the region
 
 
-def ids_to_names(master: Mapping[str, Image], warn: Warn) -> dict[str, Image]:
-    """Copy of the master images with kernel_id/ramdisk_id holding image names.
+def ids_to_names(master: Mapping[str, Image]) -> tuple[dict[str, Image], list[str]]:
+    """Copy of the master images with kernel_id/ramdisk_id holding image names; and notes.
 
     An empty reference is dropped; a reference to an id that is not among ``master`` (another
-    tenant's, inactive or duplicated image) is dropped with a warning.
+    tenant's, inactive or duplicated image) is dropped with a note.
     """
     names_by_id = {image.id: image.name for image in master.values()}
     result: dict[str, Image] = {}
+    notes: list[str] = []
     for name, image in master.items():
         props = dict(image.user_properties)
         changed = False
@@ -45,10 +45,10 @@ def ids_to_names(master: Mapping[str, Image], warn: Warn) -> dict[str, Image]:
                 props[prop] = names_by_id[value]
             else:
                 del props[prop]
-                warn(f"Image {name}: {prop} {value} is not an image of the master region that can be "
-                     "synchronised; the reference is ignored")
+                notes.append(f"Image {name}: {prop} {value} is not an image of the master region that can be "
+                             "synchronised; the reference is ignored")
         result[name] = replace(image, user_properties=props) if changed else image
-    return result
+    return result, notes
 
 
 def check_ami(regional: Image, master: Image, present: Mapping[str, Image],
@@ -81,13 +81,15 @@ def check_ami(regional: Image, master: Image, present: Mapping[str, Image],
 
 
 def resolve_references(properties: Mapping[str, object], master: Image, ids_by_name: Mapping[str, str],
-                       image_name: str, warn: Warn, region: str) -> dict[str, object]:
-    """``properties`` with kernel_id/ramdisk_id set to the region's ids of the master's references.
+                       region: str) -> tuple[dict[str, object], list[str]]:
+    """``properties`` with kernel_id/ramdisk_id set to the region's ids of the master's
+    references; and notes.
 
     A reference the master lacks is removed.  A referenced image that is not in the region is
-    written as ``__<name>`` with the original's warning.
+    written as ``__<name>``, with the original's warning as a note.
     """
     result = dict(properties)
+    notes: list[str] = []
     for prop in AMI_PROPERTIES:
         wanted = master.user_properties.get(prop)
         if wanted is None:
@@ -95,7 +97,7 @@ def resolve_references(properties: Mapping[str, object], master: Image, ids_by_n
         elif wanted in ids_by_name:
             result[prop] = ids_by_name[wanted]
         else:
-            warn(f"{region}: Not found {wanted} on region. It should be {prop} of image {image_name}")
+            notes.append(f"{region}: Not found {wanted} on region. It should be {prop} of image {master.name}")
             result[prop] = f"__{wanted}"
-    return result
+    return result, notes
 

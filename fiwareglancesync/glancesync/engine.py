@@ -3,6 +3,12 @@
 It composes the pure pieces (config, selection, status, plan) with the facades and the executor.
 Facades are created lazily, one per target, and the master catalogue is listed once per engine
 object (so once per CLI run, once per REST task).
+
+The engine logs what the pure pieces note (under :data:`LOG_ROOT`, which only the shells
+configure): the master catalogue's notes when it is built, a status classification's notes
+when a status is asked for; a plan's notes are logged by the executor that applies it.
+Errors are not caught here: facades raise :class:`~.errors.FacadeError` naming the region, and
+each shell has the one catch-all that keeps a failing region from stopping the others.
 """
 
 from __future__ import annotations
@@ -12,20 +18,19 @@ import os
 from typing import Callable, Iterable, Mapping
 
 from . import config as config_module
-from .ami import ids_to_names
 from .config import Config, Target
-from .errors import GlanceSyncError, RegionError, UsageError
+from .errors import UsageError
 from .executor import SyncReport, apply
 from .facades import make_facade
 from .facades.base import ServersFacade
 from .image import Image, write_backup
-from .plan import RegionPlan, compute, region_statuses
+from .plan import MasterCatalogue, Mode, RegionPlan, classify_region, compute, read_master
 from .region import MASTER_TARGET, Region, order_regions
-from .selection import master_catalogue, own_images
 from .status import StatusEntry
-from .transfer import select_source
+from .sources import select_source
 
-LOGGER_NAME = "GlanceSync-Client"
+LOG_ROOT = "glancesync"  # parent of every logger of the engine and the service
+LOG = logging.getLogger(f"{LOG_ROOT}.engine")
 
 FacadeFactory = Callable[[Target], ServersFacade]
 
@@ -33,24 +38,22 @@ FacadeFactory = Callable[[Target], ServersFacade]
 class GlanceSync:
     """Synchronise, inspect and back up the regions described by a :class:`Config`."""
 
-    def __init__(self, config: Config, facade_factory: FacadeFactory | None = None,
-                 logger: logging.Logger | logging.LoggerAdapter | None = None):
+    def __init__(self, config: Config, facade_factory: FacadeFactory | None = None):
         self.config = config
         self._facade_factory = facade_factory or make_facade
         self._facades: dict[str, ServersFacade] = {}
         self._tenant_ids: dict[str, str] = {}
-        self._master: dict[str, Image] | None = None
-        self.log = logger or logging.getLogger(LOGGER_NAME)
+        self._master: MasterCatalogue | None = None
 
     @classmethod
     def from_environment(cls, config_path: str | None = None, overrides: Mapping[str, str] | None = None,
-                         environ: Mapping[str, str] | None = None, facade_factory: FacadeFactory | None = None,
-                         logger: logging.Logger | logging.LoggerAdapter | None = None) -> "GlanceSync":
+                         environ: Mapping[str, str] | None = None,
+                         facade_factory: FacadeFactory | None = None) -> "GlanceSync":
         """Read glancesync.conf as the CLI does; the facades follow the same environment."""
         environ = os.environ if environ is None else environ
         config = config_module.load(config_path, overrides, environ)
         factory = facade_factory or (lambda target: make_facade(target, environ))
-        return cls(config, factory, logger)
+        return cls(config, factory)
 
     @property
     def master_region(self) -> str:
@@ -121,57 +124,50 @@ class GlanceSync:
         return order_regions(expanded, self.config.preferable_order) if changed else expanded
 
     # ----------------------------------------------------------------- master catalogue
-    def master_images(self) -> dict[str, Image]:
-        """The master catalogue (see :func:`selection.master_catalogue`), references as names."""
+    def master_images(self) -> Mapping[str, Image]:
+        """The master catalogue (:func:`plan.read_master`), listed and its notes logged once."""
         if self._master is None:
             region = Region(MASTER_TARGET, self.master_region)
             listing = self.facade(MASTER_TARGET).get_imagelist(region)
-            catalogue = master_catalogue(listing, self.tenant_id(MASTER_TARGET), self.log.warning)
-            self._master = ids_to_names(catalogue, self.log.warning)
-        return self._master
+            self._master = read_master(listing, self.tenant_id(MASTER_TARGET))
+            _log_notes(self._master.notes)
+        return self._master.images
 
     # ----------------------------------------------------------------- status, plan, sync
     def region_status(self, name: str) -> list[StatusEntry]:
-        """Sync status of every image the region's target selects, in (size, name) order."""
-        region = self.region(name)
-        master = self.master_images()
-        images = self._list(region)
-        target = self.config.targets[region.target]
-        return region_statuses(master, images, target, self.tenant_id(region.target), region, self.log.warning)
-
-    def plan_region(self, name: str, logger=None) -> RegionPlan:
-        """The plan a sync of the region would carry out."""
-        log = logger or self.log
+        """Sync status of every image the region's target selects, in (size, name) order (the
+        classification's notes are logged)."""
         region = self.region(name)
         master = self.master_images()
         target = self.config.targets[region.target]
-        tenant_id = self.tenant_id(region.target)
-        images = self._list(region)
-        if target.only_tenant_images:
-            images = own_images(images, tenant_id)
-        return compute(master, images, target, tenant_id, region, log.warning)
+        seen = classify_region(master, self._list(region), target, self.tenant_id(region.target), region,
+                               Mode.STATUS)
+        _log_notes(seen.notes)
+        return seen.statuses
 
-    def sync_region(self, name: str, dry_run: bool = False, logger=None, observer=None) -> SyncReport:
+    def plan_region(self, name: str) -> RegionPlan:
+        """The plan a sync of the region would carry out (its notes not yet logged)."""
+        region = self.region(name)
+        master = self.master_images()
+        target = self.config.targets[region.target]
+        return compute(master, self._list(region), target, self.tenant_id(region.target), region)
+
+    def sync_region(self, name: str, dry_run: bool = False, observer=None) -> SyncReport:
         """Synchronise a region (or log what would be done when ``dry_run``).
 
-        Raises RegionError naming the region when a write fails (the summary logged before says
-        what was done until then).  ``observer`` (a :class:`progress.TransferObserver`) follows
-        the uploads.
+        Raises the first write's error (a :class:`~.errors.FacadeError` naming the region; the
+        summary logged before says what was done until then).  ``observer`` (a
+        :class:`progress.TransferObserver`) follows the uploads.
         """
-        log = logger or self.log
-        plan = self.plan_region(name, log)
-        facade = self.facade(plan.region.target)
+        plan = self.plan_region(name)
+        master_facade = self.facade(MASTER_TARGET)
         master_region = Region(MASTER_TARGET, self.master_region)
 
         def source_for(image: Image):
-            return select_source(self.config.images_dir, image, self.facade(MASTER_TARGET), master_region)
+            return select_source(self.config.images_dir, image, master_facade, master_region)
 
-        try:
-            return apply(plan, facade, dry_run=dry_run, logger=log, source_for=source_for, observer=observer)
-        except GlanceSyncError as exc:
-            raise RegionError(str(exc), plan.region.fullname) from exc
-        except Exception as exc:  # a bug must still name the region and leave the others alone
-            raise RegionError(f"{type(exc).__name__}: {exc}", plan.region.fullname) from exc
+        return apply(plan, self.facade(plan.region.target), dry_run=dry_run, source_for=source_for,
+                     observer=observer)
 
     def forget_connections(self) -> None:
         """Drop the facades (and their connections), e.g. in a forked child; keeps the catalogue."""
@@ -185,14 +181,13 @@ class GlanceSync:
         path = os.path.join(directory, f"backup_{region.fullname}.csv")
         with open(path, "w", newline="", encoding="utf-8") as stream:
             write_backup(images, stream)
-        self.log.info(f"Backup of region {name}")
+        LOG.info(f"Backup of region {name}")
         return path
 
     def _list(self, region: Region) -> list[Image]:
-        try:
-            return self.facade(region.target).get_imagelist(region)
-        except GlanceSyncError:
-            raise
-        except Exception as exc:  # a facade bug must still name the region
-            raise RegionError(f"{region.fullname}: Error retrieving images from region. Cause {exc}",
-                              region.fullname) from exc
+        return self.facade(region.target).get_imagelist(region)
+
+
+def _log_notes(notes: Iterable[str]) -> None:
+    for note in notes:
+        LOG.warning(note)

@@ -3,7 +3,8 @@
 With ``dry_run`` nothing is written: every action is logged as pending instead (the single
 dry-run gate of the project).  The first failing write stops the region (the error propagates);
 what was done before it stays done, and a failed upload leaves no partial image (the facade's
-contract).
+contract).  The plan's notes are logged (as warnings) before its actions, and the notes of
+resolving kernel/ramdisk references when they arise.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from .facades.base import ImageSource, ServersFacade
 from .image import Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
 from .progress import ObservedSource, TransferObserver
+
+LOG = logging.getLogger("glancesync.executor")
 
 SourceFor = Callable[[Image], ImageSource]
 
@@ -61,14 +64,12 @@ def _rate(nbytes: int, seconds: float) -> str:
 class Executor:
     """Carries one plan out; see :func:`apply`."""
 
-    def __init__(self, plan: RegionPlan, facade: ServersFacade, *, dry_run: bool,
-                 logger: logging.Logger | logging.LoggerAdapter, source_for: SourceFor,
+    def __init__(self, plan: RegionPlan, facade: ServersFacade, *, dry_run: bool, source_for: SourceFor,
                  observer: TransferObserver | None = None):
         self.plan = plan
         self.observer = observer
         self.facade = facade
         self.dry_run = dry_run
-        self.log = logger
         self.source_for = source_for
         self.name = plan.region.fullname
         self.ids_by_name = dict(plan.ids_by_name)
@@ -79,6 +80,8 @@ class Executor:
         """Apply the plan.  A failure stops it: the summary of what was done is logged and the
         error propagates unchanged."""
         started = time.monotonic()
+        for note in self.plan.notes:
+            LOG.warning(note)
         try:
             for image in self.plan.obsolete:
                 self._obsolete(image)
@@ -86,7 +89,7 @@ class Executor:
                 self._metadata(update)
             for action in self.plan.transfers:
                 if isinstance(action, ChecksumConflict):
-                    self.log.warning(action.entry.message)
+                    LOG.warning(action.entry.message)
                 else:
                     self._transfer(action)
             for update in self.plan.ami_fixes:
@@ -95,11 +98,11 @@ class Executor:
             self.report.failed = True
             self.report.errors += 1
             self.report.seconds = time.monotonic() - started
-            self.log.info(self.report.summary())
+            LOG.info(self.report.summary())
             raise
         self.report.seconds = time.monotonic() - started
         self._region_line()
-        self.log.info(self.report.summary())
+        LOG.info(self.report.summary())
         return self.report
 
     def _obsolete(self, image: Image) -> None:
@@ -124,9 +127,9 @@ class Executor:
         ``image`` is called only when writing: kernel/ramdisk ids resolve against what this run
         has uploaded so far."""
         if self.dry_run:
-            self.log.info(f"{self.name}: {pending}")
+            LOG.info(f"{self.name}: {pending}")
             return
-        self.log.info(f"{self.name}: {doing}")
+        LOG.info(f"{self.name}: {doing}")
         self.facade.update_metadata(self.plan.region, image())
 
     def _updated(self, update: MetadataUpdate) -> Image:
@@ -134,54 +137,55 @@ class Executor:
         return replace(update.current, is_public=update.master.is_public, user_properties=props)
 
     def _resolve(self, properties, master: Image) -> dict:
-        return resolve_references(properties, master, self.ids_by_name, master.name, self.log.warning,
-                                  self.name)
+        resolved, notes = resolve_references(properties, master, self.ids_by_name, self.name)
+        for note in notes:
+            LOG.warning(note)
+        return resolved
 
     def _transfer(self, upload: Upload) -> None:
         master = upload.master
         mb = master.size_mb
         if upload.kind is UploadKind.REPLACE:
-            self.log.info(f"{self.name}: Replacing image {master.name} ({mb} MB)")
+            LOG.info(f"{self.name}: Replacing image {master.name} ({mb} MB)")
         elif upload.kind is UploadKind.RENAME:
-            self.log.info(f"{self.name}: Renaming and replacing image {master.name} ({mb} MB)")
+            LOG.info(f"{self.name}: Renaming and replacing image {master.name} ({mb} MB)")
         elif not self.dry_run:
-            self.log.info(f"{self.name}: Uploading image {master.name} ({mb} MB)")
+            LOG.info(f"{self.name}: Uploading image {master.name} ({mb} MB)")
         self.report.uploads += 1
         self.report.bytes += master.size
         if self.dry_run:
-            self.log.info(f"{self.name}: Pending: {master.name} ({mb} MB)")
+            LOG.info(f"{self.name}: Pending: {master.name} ({mb} MB)")
             return
         copy = replace(master, id="", region=self.name, owner=None,
                        user_properties=self._resolve(upload.properties, master))
         source = ObservedSource(self.source_for(master), self.observer, self.name, master.name, master.size)
         started = time.monotonic()
-        new_id = self.facade.upload_image(self.plan.region, copy, source)
+        uploaded = self.facade.upload_image(self.plan.region, copy, source)
         elapsed = time.monotonic() - started
+        sent = uploaded.bytes_sent
         self.report.transfer_seconds += elapsed
-        self.report.bytes_transferred += source.bytes_read
-        self.log.info(f"{self.name}: {master.name}: {source.bytes_read} bytes sent from {source.description} "
-                      f"in {elapsed:.2f} s ({_rate(source.bytes_read, elapsed)})")
-        self.ids_by_name[master.name] = new_id
+        self.report.bytes_transferred += sent
+        LOG.info(f"{self.name}: {master.name}: {sent} bytes sent from {source.description} "
+                 f"in {elapsed:.2f} s ({_rate(sent, elapsed)})")
+        self.ids_by_name[master.name] = uploaded.image_id
         if upload.kind is UploadKind.REPLACE:
             self.facade.delete_image(self.plan.region, upload.old.id)
         elif upload.kind is UploadKind.RENAME:
             old = upload.old
             self.facade.update_metadata(self.plan.region, replace(old, name=old.name + ".old", is_public=False))
-        self.log.info(f"{self.name}: Image uploaded.")
+        LOG.info(f"{self.name}: Image uploaded.")
 
     def _region_line(self) -> None:
         total_mb = int(self.report.bytes / 1024 / 1024)
         if not self.report.changed:
-            self.log.info(f"{self.name}: Region is synchronized.")
+            LOG.info(f"{self.name}: Region is synchronized.")
         elif self.dry_run:
-            self.log.info(f"{self.name}: MBs pending : {total_mb}")
+            LOG.info(f"{self.name}: MBs pending : {total_mb}")
         else:
-            self.log.info(f"{self.name}:   Total uploaded to region: {total_mb} (MB) ")
+            LOG.info(f"{self.name}:   Total uploaded to region: {total_mb} (MB) ")
 
 
-def apply(plan: RegionPlan, facade: ServersFacade, *, dry_run: bool,
-          logger: logging.Logger | logging.LoggerAdapter, source_for: SourceFor,
+def apply(plan: RegionPlan, facade: ServersFacade, *, dry_run: bool, source_for: SourceFor,
           observer: TransferObserver | None = None) -> SyncReport:
     """Carry out ``plan`` on ``facade`` (or only log it when ``dry_run``)."""
-    return Executor(plan, facade, dry_run=dry_run, logger=logger, source_for=source_for,
-                    observer=observer).run()
+    return Executor(plan, facade, dry_run=dry_run, source_for=source_for, observer=observer).run()

@@ -1,7 +1,15 @@
-"""Compute, per region, the statuses and the ordered actions of a sync.  Pure: no I/O.
+"""Classify a region's images and compute the ordered actions of its sync.  Pure: no I/O.
 
-``--show-status`` prints a plan's statuses, ``--dry-run`` logs its actions, a sync applies them
-(:mod:`executor`); because all three read one plan, what dry-run says is what sync does.
+:func:`classify_region` is the one classification, used by ``--show-status`` (mode
+:attr:`Mode.STATUS`) and by every sync plan (mode :attr:`Mode.SYNC`); the modes differ only where
+the original did (see :class:`Mode`).  :func:`compute` turns a sync classification into a
+:class:`RegionPlan`; ``--dry-run`` logs its actions and a sync applies them (:mod:`executor`), so
+what dry-run says is what sync does.
+
+Whatever an operator should be warned about while classifying (foreign, inactive or duplicated
+images, ignored obsolete images, failing conditions) travels as *notes*: warning texts, in the
+order they arose, on the :class:`MasterCatalogue` and on the :class:`Classification` /
+:class:`RegionPlan`.  The caller logs them.
 
 Order of the actions (the original's, with CONTRACT.md's fixes):
 
@@ -17,14 +25,85 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
+from typing import Iterable, Mapping
 
+from .ami import ids_to_names
 from .config import Target
 from .image import AMI_PROPERTIES, Image
 from .obsolete import obsolete_updates
 from .region import Region
-from .selection import filter_regional, select
+from .selection import filter_regional, master_catalogue, own_images, select
 from .status import StatusEntry, SyncStatus, classify
+
+
+@dataclass(frozen=True)
+class MasterCatalogue:
+    """The master images a sync may copy, by name, with kernel/ramdisk references as names
+    (:func:`ami.ids_to_names`); and the notes of building it (duplicated names, dropped references)."""
+
+    images: Mapping[str, Image]
+    notes: tuple[str, ...] = ()
+
+
+def read_master(listing: Iterable[Image], tenant_id: str) -> MasterCatalogue:
+    """The catalogue of the master region's ``listing`` for the master credential's project."""
+    by_name, notes = master_catalogue(listing, tenant_id)
+    images, reference_notes = ids_to_names(by_name)
+    return MasterCatalogue(images, tuple(notes + reference_notes))
+
+
+class Mode(str, Enum):
+    """What a classification is for; the two differ as the original did.
+
+    * ``STATUS`` (``--show-status``, the REST status): every image of the region is looked at,
+      so images of other projects are noted (and skipped when ``only_tenant_images``); no
+      obsolete pass.
+    * ``SYNC`` (a sync or dry run): with ``only_tenant_images`` the region's listing is first
+      cut to the project's own named images (no notes for the others); then the obsolete pass
+      runs and the classification sees its renames.
+    """
+
+    STATUS = "status"
+    SYNC = "sync"
+
+
+@dataclass(frozen=True)
+class Classification:
+    """A region's images against the master: statuses in (size, name) order, the region images
+    matched by name, the obsolete-pass rewrites (SYNC only) and the notes."""
+
+    region: Region
+    statuses: list[StatusEntry]
+    regional: Mapping[str, Image]
+    obsolete: list[Image] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+
+
+def classify_region(master: Mapping[str, Image], region_images: Iterable[Image], target: Target,
+                    tenant_id: str, region: Region, mode: Mode) -> Classification:
+    """Select the master images ``target`` copies, match them with the region's images, and
+    give each a status (see :class:`Mode` for what ``mode`` changes).
+
+    ``master`` is :attr:`MasterCatalogue.images`; ``region_images`` the region's whole listing.
+    """
+    images = list(region_images)
+    notes: list[str] = []
+    obsolete: list[Image] = []
+    if mode is Mode.SYNC:
+        if target.only_tenant_images:
+            images = own_images(images, tenant_id)
+        if target.support_obsolete_images:
+            obsolete, obsolete_notes = obsolete_updates(master, images, target, tenant_id)
+            notes += obsolete_notes
+            renamed = {image.id: image for image in obsolete}
+            images = [renamed.get(image.id, image) for image in images]
+    selected, selection_notes = select(master, target)
+    regional, regional_notes = filter_regional(selected, images, tenant_id=tenant_id,
+                                               only_tenant_images=target.only_tenant_images,
+                                               region=region.fullname)
+    statuses = classify(selected, regional, metadata_set=target.metadata_set, dontupdate=target.dontupdate,
+                        replace=target.replace, rename=target.rename, region=region.fullname)
+    return Classification(region, statuses, regional, obsolete, tuple(notes + selection_notes + regional_notes))
 
 
 class UploadKind(str, Enum):
@@ -61,13 +140,16 @@ class Upload:
 
 @dataclass(frozen=True)
 class ChecksumConflict:
-    """An ``error_checksum`` image: nothing is done, the operator is warned."""
+    """An ``error_checksum`` image: nothing is done, the operator is warned (in upload order)."""
 
     entry: StatusEntry
 
 
 @dataclass(frozen=True)
 class RegionPlan:
+    """What a sync of ``region`` does, in order (module docstring), and the notes of planning it
+    (logged before the actions)."""
+
     region: Region
     statuses: list[StatusEntry]
     obsolete: list[Image] = field(default_factory=list)
@@ -75,66 +157,46 @@ class RegionPlan:
     transfers: list[Upload | ChecksumConflict] = field(default_factory=list)
     ami_fixes: list[MetadataUpdate] = field(default_factory=list)
     ids_by_name: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
-def region_statuses(master: Mapping[str, Image], region_images: list[Image], target: Target,
-                    tenant_id: str, region: Region, warn) -> list[StatusEntry]:
-    """What ``--show-status`` prints for a region (no obsolete pass, all owners listed)."""
-    selected = select(master, target, warn)
-    regional = filter_regional(selected, region_images, tenant_id=tenant_id,
-                               only_tenant_images=target.only_tenant_images,
-                               region=region.fullname, warn=warn)
-    return _classify(selected, regional, target, region)
+_UPLOAD_KINDS = {
+    SyncStatus.PENDING_UPLOAD: UploadKind.UPLOAD,
+    SyncStatus.PENDING_REPLACE: UploadKind.REPLACE,
+    SyncStatus.PENDING_RENAME: UploadKind.RENAME,
+}
 
 
-def compute(master: Mapping[str, Image], region_images: list[Image], target: Target, tenant_id: str,
-            region: Region, warn) -> RegionPlan:
-    """The plan to synchronise ``region``.
+def compute(master: Mapping[str, Image], region_images: Iterable[Image], target: Target, tenant_id: str,
+            region: Region) -> RegionPlan:
+    """The plan to synchronise ``region``: :func:`classify_region` in :attr:`Mode.SYNC`, and the
+    action each status calls for.
 
-    ``master`` is the master catalogue with kernel/ramdisk references as names
-    (:func:`ami.ids_to_names`); ``region_images`` the region's listing, already restricted to the
-    tenant's images when the target says ``only_tenant_images``.
+    ``master`` is :attr:`MasterCatalogue.images`; ``region_images`` the region's whole listing.
     """
-    obsolete: list[Image] = []
-    if target.support_obsolete_images:
-        obsolete = obsolete_updates(master, region_images, target, tenant_id, warn)
-        renamed = {image.id: image for image in obsolete}
-        region_images = [renamed.get(image.id, image) for image in region_images]
-    selected = select(master, target, warn)
-    regional = filter_regional(selected, region_images, tenant_id=tenant_id,
-                               only_tenant_images=target.only_tenant_images,
-                               region=region.fullname, warn=warn)
-    statuses = _classify(selected, regional, target, region)
-
+    seen = classify_region(master, region_images, target, tenant_id, region, Mode.SYNC)
     metadata, transfers, ami_fixes = [], [], []
-    for entry in statuses:
+    for entry in seen.statuses:
         status, master_image, current = entry.status, entry.master, entry.regional
         if status is SyncStatus.PENDING_METADATA:
             metadata.append(MetadataUpdate(current, master_image, updated_properties(current, master_image, target)))
         elif status is SyncStatus.PENDING_AMI:
             ami_fixes.append(MetadataUpdate(current, master_image, updated_properties(current, master_image, target)))
-        elif status is SyncStatus.PENDING_UPLOAD:
-            transfers.append(Upload(UploadKind.UPLOAD, master_image, upload_properties(master_image, target)))
-        elif status is SyncStatus.PENDING_REPLACE:
-            transfers.append(Upload(UploadKind.REPLACE, master_image, upload_properties(master_image, target), current))
-        elif status is SyncStatus.PENDING_RENAME:
-            transfers.append(Upload(UploadKind.RENAME, master_image, upload_properties(master_image, target), current))
+        elif status in _UPLOAD_KINDS:
+            old = current if status is not SyncStatus.PENDING_UPLOAD else None
+            transfers.append(Upload(_UPLOAD_KINDS[status], master_image, upload_properties(master_image, target), old))
         elif status is SyncStatus.ERROR_CHECKSUM:
             transfers.append(ChecksumConflict(entry))
     return RegionPlan(
         region=region,
-        statuses=statuses,
-        obsolete=obsolete,
+        statuses=seen.statuses,
+        obsolete=seen.obsolete,
         metadata=metadata,
         transfers=dependencies_first(transfers),
         ami_fixes=ami_fixes,
-        ids_by_name={name: image.id for name, image in regional.items()},
+        ids_by_name={name: image.id for name, image in seen.regional.items()},
+        notes=seen.notes,
     )
-
-
-def _classify(selected, regional, target: Target, region: Region) -> list[StatusEntry]:
-    return classify(selected, regional, metadata_set=target.metadata_set, dontupdate=target.dontupdate,
-                    replace=target.replace, rename=target.rename, region=region.fullname)
 
 
 def upload_properties(master: Image, target: Target) -> dict[str, object]:

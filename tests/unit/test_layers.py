@@ -1,0 +1,70 @@
+"""The engine's layering rules, checked on the code itself (docs/ARCHITECTURE.md):
+
+* the pure modules import no I/O or logging library; config and image, which read glancesync.conf
+  and backup CSV files, use only the file system (``os``/``io``), never the network or logging;
+* no module of the engine package except the facades takes a ``warn``/``logger`` argument or
+  configures logging (only the shells do);
+* nothing in the engine package imports from a layer above it (``facades`` import no
+  engine-side module but the value/config ones).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "fiwareglancesync" / "glancesync"
+PURE = ("ami", "condition", "obsolete", "plan", "region", "selection", "status")
+FILE_READERS = ("config", "image")
+IO_LIBRARIES = {"logging", "os", "io", "socket", "requests", "urllib", "http", "subprocess", "threading",
+                "keystoneauth1", "glanceclient", "keystoneclient", "sqlalchemy", "flask", "shutil", "tempfile"}
+# What a facade may use of the engine package: values, configuration, errors, keystone rules.
+FACADE_MAY_IMPORT = {"image", "region", "config", "errors", "keystone", "facades", "condition"}
+
+
+def imports(path: Path) -> set[str]:
+    """Top-level names of absolute imports, and ``.x`` names of relative ones (``..image`` -> ``.image``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                module = (node.module or "").split(".")[0]
+                names |= {"." + module} if module else {"." + alias.name for alias in node.names}
+            else:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def engine_modules():
+    return sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_import_no_io_library(module):
+    assert imports(PACKAGE / f"{module}.py") & IO_LIBRARIES == set()
+
+
+@pytest.mark.parametrize("module", FILE_READERS)
+def test_file_readers_use_only_the_file_system(module):
+    assert imports(PACKAGE / f"{module}.py") & IO_LIBRARIES <= {"os", "io"}
+
+
+@pytest.mark.parametrize("path", engine_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_warn_or_logger_parameters_and_no_logging_configuration(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            params = [a.arg for a in node.args.args + node.args.kwonlyargs]
+            assert not {"warn", "logger", "log"} & set(params), f"{path.name}:{node.lineno} {node.name}{params}"
+        if isinstance(node, ast.Attribute) and node.attr in ("basicConfig", "addHandler", "setLevel", "dictConfig"):
+            pytest.fail(f"{path.name}:{node.lineno} configures logging ({node.attr})")
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "facades").glob("*.py")), ids=lambda p: p.name)
+def test_facades_import_nothing_from_the_engine_layers_above_them(path):
+    relative = {name[1:] for name in imports(path) if name.startswith(".") and name != "."}
+    assert relative <= FACADE_MAY_IMPORT | {p.stem for p in (PACKAGE / "facades").glob("*.py")}, relative
