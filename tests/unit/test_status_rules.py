@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from fiwareglancesync.glancesync.image import Image
 from fiwareglancesync.glancesync.status import SyncStatus, classify, compare
+from tests import factories
 
 S = SyncStatus
 
 
-def img(name="img", id_="m1", checksum="c0", size=10, public=True, status="active", region="R", **props):
-    return Image(name=name, id=id_, region=region, owner="t", is_public=public, checksum=checksum, size=size,
-                 status=status, user_properties=props)
+def img(id_="m1", public=True, **fields):
+    """A table row's image: the shared factory's defaults, ``id_``/``public`` for brevity."""
+    return factories.image(id=id_, is_public=public, **fields)
 
 
 MASTER = img(type="base", nid="1")
