@@ -37,6 +37,7 @@ setup(
             "glancesync = fiwareglancesync.sync:main",
             "glancesync-mock = fiwareglancesync.glancesync.facades.mock:main",
             "glancesync-server = fiwareglancesync.run:main",
+            "glancesync-config = fiwareglancesync.config_command:main",
         ],
     },
     classifiers=[

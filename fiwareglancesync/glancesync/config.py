@@ -34,12 +34,53 @@ DEFAULT_IMAGES_DIR = "/var/lib/glance/images"
 DEFAULT_DOMAIN = keystone.DEFAULT_DOMAIN
 MAIN_SECTION = "main"
 
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option the loader knows: its name, its default as it would be written in the file
+    (empty: none), and what it means.  The loader takes its defaults from these tables and the
+    sample configuration (:func:`sample`) is printed from them, so neither can drift."""
+
+    name: str
+    default: str
+    meaning: str
+
+
+MAIN_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
+    Option("master_region", "", "region the images are copied from (required; else $OS_REGION_NAME)"),
+    Option("preferable_order", "", "regions synchronised first, in this order (T:Region for other targets)"),
+    Option("max_children", "1", "regions synchronised at once with --parallel"),
+    Option("images_dir", DEFAULT_IMAGES_DIR, "directory searched for <master image id> files before the "
+                                             "data is streamed from the master region"),
+)}
+
+TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
+    Option("credential", "", "user,<base64 password>,keystone url,project (or the four options below)"),
+    Option("user", "", "Keystone user (overrides the first field of credential)"),
+    Option("password", "", "password in plain text (overrides the second field of credential)"),
+    Option("keystone_url", "", "Keystone URL; /v3 is added unless it ends in a version"),
+    Option("tenant", "", "project (tenant) name the credential is scoped to"),
+    Option("user_domain_name", DEFAULT_DOMAIN, "Keystone v3 domain of the user"),
+    Option("project_domain_name", DEFAULT_DOMAIN, "Keystone v3 domain of the project"),
+    Option("use_keystone_v3", "", "False selects Keystone v2.0 when keystone_url carries no version"),
+    Option("metadata_set", "", "properties to synchronise (comma separated); empty means all of them"),
+    Option("metadata_condition", "", "expression over `image` selecting the images to synchronise"),
+    Option("forcesyncs", "", "master image ids synchronised whatever the other rules say"),
+    Option("dontupdate", "", "region checksums whose images are left alone"),
+    Option("replace", "", "region checksums (or any) whose images are replaced by a new copy"),
+    Option("rename", "", "region checksums (or any) whose images are renamed <name>.old and kept"),
+    Option("ignore_regions", "", "regions of this target left out unless named on the command line"),
+    Option("only_tenant_images", "True", "look only at the project's own images in the regions"),
+    Option("support_obsolete_images", "True", "follow the master when it renames an image X_obsolete"),
+    Option("obsolete_syncprops", "", "properties copied to the regions' X_obsolete images"),
+    Option("list_images_timeout", "30", "seconds allowed to list the images of a region"),
+    Option("tenant_id", "", "the project id (used by the mock; a real cloud reports its own)"),
+)}
+
 # Built-in defaults, visible from every section as the original's DEFAULT section was.
-BUILTIN_DEFAULTS = {
-    "support_obsolete_images": "True",
-    "only_tenant_images": "True",
-    "list_images_timeout": "30",
-}
+BUILTIN_DEFAULTS = {name: TARGET_OPTIONS[name].default
+                    for name in ("support_obsolete_images", "only_tenant_images", "list_images_timeout")}
 
 CREDENTIAL_FIELDS = ("user", "password", "keystone_url", "tenant")
 
@@ -103,6 +144,7 @@ class Config:
     max_children: int = 1
     images_dir: str = DEFAULT_IMAGES_DIR
     source: str = "<environment>"
+    notes: tuple[str, ...] = ()  # warnings about the file (unknown options), for the shells to log
 
     @property
     def master(self) -> Target:
@@ -149,7 +191,7 @@ def load(path: str | None = None, overrides: Mapping[str, str] | None = None,
             with open(chosen, encoding="utf-8") as stream:
                 parser.read_file(stream, source=chosen)
         except configparser.Error as exc:
-            raise ConfigError(f"{chosen}: {_one_line(exc)}") from None
+            raise ConfigError(f"{chosen}: {_flattened(exc)}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{chosen}: cannot be read ({exc})") from None
     _apply_overrides(parser, overrides or {})
@@ -163,7 +205,7 @@ def load_string(text: str, overrides: Mapping[str, str] | None = None,
     try:
         parser.read_string(text, source=source)
     except configparser.Error as exc:
-        raise ConfigError(f"{source}: {_one_line(exc)}") from None
+        raise ConfigError(f"{source}: {_flattened(exc)}") from None
     _apply_overrides(parser, overrides or {})
     return _build(_Reader(parser, source), os.environ if environ is None else environ)
 
@@ -190,7 +232,9 @@ def _apply_overrides(parser: configparser.ConfigParser, overrides: Mapping[str, 
             raise ConfigError(f"--config {key}: {exc}") from None
 
 
-def _one_line(exc: Exception) -> str:
+def _flattened(exc: Exception) -> str:
+    # Not errors.one_line: configparser puts the offending line on the second line of its
+    # messages, and that is the useful part.
     return " ".join(str(exc).split())
 
 
@@ -211,7 +255,7 @@ class _Reader:
         try:
             return self.parser.get(section, option, fallback=None)
         except configparser.InterpolationError as exc:
-            raise ConfigError(f"{self.where(section, option)}: {_one_line(exc)} (write a literal % as %%)") from None
+            raise ConfigError(f"{self.where(section, option)}: {_flattened(exc)} (write a literal % as %%)") from None
 
     def text(self, section: str, option: str) -> str | None:
         """The stripped value, None when absent or empty."""
@@ -264,10 +308,39 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> Config:
         master_region=master_region,
         targets=targets,
         preferable_order=reader.items(MAIN_SECTION, "preferable_order"),
-        max_children=reader.integer(MAIN_SECTION, "max_children", 1, minimum=1),
-        images_dir=reader.text(MAIN_SECTION, "images_dir") or DEFAULT_IMAGES_DIR,
+        max_children=reader.integer(MAIN_SECTION, "max_children", int(MAIN_OPTIONS["max_children"].default),
+                                    minimum=1),
+        images_dir=reader.text(MAIN_SECTION, "images_dir") or MAIN_OPTIONS["images_dir"].default,
         source=reader.source,
+        notes=tuple(unknown_options(parser, reader.source)),
     )
+
+
+def unknown_options(parser: configparser.ConfigParser, source: str) -> list[str]:
+    """One note per option that its section does not know (a typo such as ``ignore_region``)."""
+    inherited = set(parser.defaults())
+    notes = [f"{source}: [DEFAULT] {option}: unknown option, ignored"
+             for option in parser.defaults()
+             if option not in MAIN_OPTIONS and option not in TARGET_OPTIONS]
+    for section in parser.sections():
+        known = MAIN_OPTIONS if section == MAIN_SECTION else TARGET_OPTIONS
+        notes += [f"{source}: [{section}] {option}: unknown option, ignored"
+                  for option in parser.options(section) if option not in inherited and option not in known]
+    return notes
+
+
+def sample() -> str:
+    """An annotated glancesync.conf naming every option the loader knows, with its default."""
+    lines = ["# glancesync.conf: every option, with its default (empty: none).",
+             "# Lists are comma separated; write a literal % as %%.", "", f"[{MAIN_SECTION}]"]
+    for option in MAIN_OPTIONS.values():
+        lines += [f"# {option.meaning}", f"{option.name} = {option.default}".rstrip()]
+    lines += ["", "# [DEFAULT] options are inherited by every section.", "[DEFAULT]", "",
+              "# The target of the master region; add a section like it for every other target.",
+              f"[{MASTER_TARGET}]"]
+    for option in TARGET_OPTIONS.values():
+        lines += [f"# {option.meaning}", f"{option.name} = {option.default}".rstrip()]
+    return "\n".join(lines) + "\n"
 
 
 def _build_target(reader: _Reader, name: str, environ: Mapping[str, str]) -> Target:
@@ -290,7 +363,7 @@ def _build_target(reader: _Reader, name: str, environ: Mapping[str, str]) -> Tar
         ignore_regions=frozenset(reader.items(name, "ignore_regions")),
         metadata_condition=condition,
         metadata_set=frozenset(reader.items(name, "metadata_set")),
-        only_tenant_images=reader.boolean(name, "only_tenant_images", True),
+        only_tenant_images=reader.boolean(name, "only_tenant_images", True),  # BUILTIN_DEFAULTS apply
         tenant_id=reader.text(name, "tenant_id"),
         obsolete_syncprops=frozenset(reader.items(name, "obsolete_syncprops")),
         support_obsolete_images=reader.boolean(name, "support_obsolete_images", True),

@@ -5,7 +5,8 @@ Facades are created lazily, one per target, and the master catalogue is listed o
 object (so once per CLI run, once per REST task).
 
 The engine logs what the pure pieces note (under :data:`LOG_ROOT`, which only the shells
-configure): the master catalogue's notes when it is built, a status classification's notes
+configure): the configuration's notes when it reads glancesync.conf, the master catalogue's
+notes when it is built, a status classification's notes
 when a status is asked for; a plan's notes are logged by the executor that applies it.
 Errors are not caught here: facades raise :class:`~.errors.FacadeError` naming the region, and
 each shell has the one catch-all that keeps a failing region from stopping the others.
@@ -49,9 +50,11 @@ class GlanceSync:
     def from_environment(cls, config_path: str | None = None, overrides: Mapping[str, str] | None = None,
                          environ: Mapping[str, str] | None = None,
                          facade_factory: FacadeFactory | None = None) -> "GlanceSync":
-        """Read glancesync.conf as the CLI does; the facades follow the same environment."""
+        """Read glancesync.conf as the CLI does (its notes, such as unknown options, are logged);
+        the facades follow the same environment."""
         environ = os.environ if environ is None else environ
         config = config_module.load(config_path, overrides, environ)
+        _log_notes(config.notes)
         factory = facade_factory or (lambda target: make_facade(target, environ))
         return cls(config, factory)
 

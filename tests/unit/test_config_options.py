@@ -1,0 +1,58 @@
+"""The loader's option tables: unknown options are noted, the sample names every option."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from fiwareglancesync.config_command import main as config_command
+from fiwareglancesync.glancesync.config import MAIN_OPTIONS, TARGET_OPTIONS, load_string, sample
+
+ENV = {"OS_USERNAME": "u", "OS_PASSWORD": "p", "OS_AUTH_URL": "http://k/v3", "OS_TENANT_NAME": "t",
+       "OS_REGION_NAME": "Spain"}
+
+
+def test_each_unknown_option_is_noted_with_file_section_and_option():
+    text = ("[main]\nmaster_region = Spain\nmaster_regoin = x\n[DEFAULT]\nmetadata_sett = a\n"
+            "[master]\nignore_region = Trento\nmetadata_set = nid\n[other]\ncredential = u,cA==,http://k,t\n"
+            "max_children = 3\n")
+    config = load_string(text, environ=ENV, source="g.conf")
+    assert config.notes == (
+        "g.conf: [DEFAULT] metadata_sett: unknown option, ignored",
+        "g.conf: [main] master_regoin: unknown option, ignored",
+        "g.conf: [master] ignore_region: unknown option, ignored",
+        "g.conf: [other] max_children: unknown option, ignored",   # a [main] option, not a target's
+    )
+
+
+def test_known_options_and_inherited_defaults_give_no_note():
+    config = load_string("[main]\nmaster_region = S\n[DEFAULT]\nmetadata_set = nid\n[master]\nrename = any\n",
+                         environ=ENV)
+    assert config.notes == ()
+
+
+def test_the_sample_loads_without_notes_and_names_every_option_with_its_default():
+    text = sample()
+    config = load_string(text, environ=ENV, source="sample")
+    assert config.notes == ()
+    assert "None" not in text
+    written = dict(re.findall(r"^(\w+) =[ ]?(.*)$", text, re.MULTILINE))
+    for option in (*MAIN_OPTIONS.values(), *TARGET_OPTIONS.values()):
+        assert written[option.name] == option.default, option.name
+    assert set(written) == set(MAIN_OPTIONS) | set(TARGET_OPTIONS)
+    # the sample's defaults are the loader's: an empty sample behaves like no option at all
+    bare = load_string("[main]\n[master]\n", environ=ENV)
+    assert config.master == bare.master and config.max_children == bare.max_children
+    assert config.images_dir == bare.images_dir
+
+
+def test_the_command_prints_the_sample_and_refuses_unknown_commands(capsys):
+    out = io.StringIO()
+    assert config_command(["sample"], out=out) == 0
+    assert out.getvalue() == sample()
+    with pytest.raises(SystemExit) as exited:
+        config_command(["nonsense"])
+    assert exited.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
