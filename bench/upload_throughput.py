@@ -117,7 +117,7 @@ def facade_upload(cloud: Cloud, path: Path, size: int, hashes: dict | None = Non
     from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
     from fiwareglancesync.glancesync.image import Image
     from fiwareglancesync.glancesync.region import Region
-    from fiwareglancesync.glancesync.transfer import FileSource
+    from fiwareglancesync.glancesync.sources import FileSource
 
     hashes = hashes or file_hashes(path)
     facade = OpenStackFacade(cloud.target())
@@ -125,8 +125,8 @@ def facade_upload(cloud: Cloud, path: Path, size: int, hashes: dict | None = Non
     image = Image(name="bench-facade", id="", region=cloud.region, is_public=False, size=size,
                   checksum=hashes["md5"], os_hash_algo="sha512", os_hash_value=hashes["sha512"],
                   disk_format="raw", container_format="bare")
-    new_id = facade.upload_image(region, image, FileSource(str(path)))
-    facade.delete_image(region, new_id)
+    uploaded = facade.upload_image(region, image, FileSource(str(path)))
+    facade.delete_image(region, uploaded.image_id)
 
 
 SYNC_REGION = os.environ.get("GLANCESYNC_BENCH_SYNC_REGION", "RegionA")

@@ -3,7 +3,8 @@
 The engine knows nothing of terminals: the executor wraps each upload's source in an
 :class:`ObservedSource`, which reports the bytes as the facade reads them to whatever
 :class:`TransferObserver` the shell passed (a progress bar in the CLI, nothing in the REST
-service).
+service).  It only forwards progress: the bytes of an upload are counted once, by the facade,
+which returns them in :class:`~.facades.base.Uploaded` (``bytes_sent``).
 """
 
 from __future__ import annotations
@@ -27,15 +28,14 @@ class TransferObserver(Protocol):
 
 @dataclass
 class ObservedSource:
-    """An :class:`ImageSource` that counts the bytes read (``bytes_read``) and reports them to an
-    optional observer."""
+    """An :class:`ImageSource` that reports the bytes the facade reads to an optional observer
+    (it counts nothing itself)."""
 
     source: ImageSource
     observer: TransferObserver | None
     region: str
     image: str
     total: int
-    bytes_read: int = 0
 
     @property
     def description(self) -> str:
@@ -52,7 +52,6 @@ class ObservedSource:
         ok = False
         try:
             for chunk in chunks:
-                self.bytes_read += len(chunk)
                 if observer is not None:
                     observer.advanced(len(chunk))
                 yield chunk

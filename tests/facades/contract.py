@@ -15,7 +15,6 @@ left with that prefix afterwards, so the checks can run against a shared, long-l
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from dataclasses import dataclass, field, replace
@@ -23,10 +22,11 @@ from typing import Iterator
 
 import pytest
 
-from fiwareglancesync.glancesync.errors import FacadeError, ImageNotFound, TransferError
-from fiwareglancesync.glancesync.facades.base import ImageSource, ServersFacade
+from fiwareglancesync.glancesync.errors import FacadeError, ImageNotFound, RegionNotFound, TransferError
+from fiwareglancesync.glancesync.facades.base import ServersFacade, Uploaded
 from fiwareglancesync.glancesync.image import Image
 from fiwareglancesync.glancesync.region import Region
+from tests.factories import image_with_data
 
 MIB = 1024 * 1024
 DATA = os.urandom(MIB + MIB // 2 + 17)  # more than one upload chunk, not a multiple of it
@@ -88,20 +88,28 @@ class BytesSource:
 
 def master_image(world: World, suffix: str, data: bytes = DATA, **fields) -> Image:
     """A master image whose size and hashes describe ``data``, ready to be uploaded."""
-    values = dict(name=world.name(suffix), id="", region=world.region.fullname, is_public=True,
-                  checksum=hashlib.md5(data).hexdigest(), size=len(data), status="active",
-                  user_properties={"type": "baseimages", "nid": "463"}, disk_format="qcow2",
-                  container_format="bare", os_hash_algo="sha512",
-                  os_hash_value=hashlib.sha512(data).hexdigest())
+    values = dict(name=world.name(suffix), id="", region=world.region.fullname, owner=None,
+                  is_public=True, status="active", user_properties={"type": "baseimages", "nid": "463"},
+                  disk_format="qcow2", container_format="bare")
     values.update(fields)
-    return Image(**values)
+    return image_with_data(data, **values)
 
 
-def upload(world: World, image: Image, source: ImageSource | None = None) -> Image:
-    """Upload ``image`` and return it as the region lists it afterwards."""
-    new_id = world.facade.upload_image(world.region, image, source or BytesSource())
-    listed = [found for found in world.images() if found.id == new_id]
-    assert len(listed) == 1, f"uploaded image {new_id} is listed {len(listed)} times"
+def upload(world: World, image: Image, source: BytesSource | None = None) -> Image:
+    """Upload ``image`` and return it as the region lists it afterwards.
+
+    The facade must return :class:`Uploaded`: the id of the image it created (the one new image
+    of that name in the region) and, as ``bytes_sent``, every byte of the source it read.
+    """
+    source = source or BytesSource()
+    before = {found.id for found in world.images(image.name)}
+    uploaded = world.facade.upload_image(world.region, image, source)
+    assert isinstance(uploaded, Uploaded), f"upload_image returned {uploaded!r}, not an Uploaded"
+    created = {found.id for found in world.images(image.name)} - before
+    assert created == {uploaded.image_id}, f"upload returned {uploaded.image_id}, the region has new {created}"
+    assert uploaded.bytes_sent == len(source.data)
+    listed = [found for found in world.images() if found.id == uploaded.image_id]
+    assert len(listed) == 1, f"uploaded image {uploaded.image_id} is listed {len(listed)} times"
     return listed[0]
 
 
@@ -150,18 +158,27 @@ class FacadeContract:
 
     def test_an_image_is_listed_in_its_region_only(self, world):
         image = master_image(world, "here")
-        new_id = world.facade.upload_image(world.region, image, BytesSource())
+        new_id = world.facade.upload_image(world.region, image, BytesSource()).image_id
         assert [i.id for i in world.images(image.name)] == [new_id]
         for region in world.facade.get_regions():
             if region != world.region.name:
                 assert world.images(image.name, region=Region(world.region.target, region)) == []
 
-    def test_listing_an_unknown_region_raises_image_not_found(self, world):
+    def test_the_bytes_sent_are_every_byte_read_from_the_source(self, world):
+        data = DATA[: 2 * MIB // 3]
+        image = master_image(world, "counted", data=data)
+        source = BytesSource(data=data, piece=1000)
+        uploaded = world.facade.upload_image(world.region, image, source)
+        assert uploaded.bytes_sent == len(data)
+        assert source.opened == source.closed == 1
+
+    def test_listing_an_unknown_region_raises_region_not_found(self, world):
         unknown = Region(world.region.target, f"NoSuchRegion{uuid.uuid4().hex[:6]}")
-        with pytest.raises(ImageNotFound) as caught:
+        with pytest.raises(RegionNotFound) as caught:
             world.facade.get_imagelist(unknown)
-        assert isinstance(caught.value, FacadeError)
+        assert isinstance(caught.value, FacadeError) and not isinstance(caught.value, ImageNotFound)
         assert unknown.fullname in str(caught.value)
+        assert caught.value.region == unknown.fullname
 
     def test_a_source_failing_midway_leaves_no_image(self, world):
         image = master_image(world, "broken-source")
@@ -226,6 +243,7 @@ class FacadeContract:
         with pytest.raises(ImageNotFound) as caught:
             world.facade.update_metadata(world.region, ghost)
         assert world.region.fullname in str(caught.value)
+        assert not isinstance(caught.value, RegionNotFound)
 
     # ---------------------------------------------------------------- delete
     def test_delete_removes_the_image(self, world):
@@ -254,8 +272,9 @@ class DataContract:
         assert (listed.os_hash_algo, listed.os_hash_value) == ("sha512", image.os_hash_value)
 
     def test_download_of_a_missing_image_raises_image_not_found(self, world):
-        with pytest.raises(ImageNotFound):
+        with pytest.raises(ImageNotFound) as caught:
             world.facade.download_image(world.region, str(uuid.uuid4()))
+        assert not isinstance(caught.value, RegionNotFound)
 
     @pytest.mark.parametrize("wrong", [
         {"checksum": "0" * 32},

@@ -4,9 +4,10 @@ and another target (``other:Madrid``)."""
 import pytest
 
 from fiwareglancesync.glancesync.config import Target
+from fiwareglancesync.glancesync.errors import ImageNotFound, RegionNotFound
 from fiwareglancesync.glancesync.facades.mock import DirectoryStore, MemoryStore, MockFacade
 from fiwareglancesync.glancesync.region import Region
-from tests.facades.contract import FacadeContract, World
+from tests.facades.contract import FacadeContract, World, master_image
 
 
 def mock_target(name: str) -> Target:
@@ -35,3 +36,14 @@ def world(request, store):
 class TestMockFacadeContract(FacadeContract):
     def test_regions_of_other_targets_are_not_listed(self, world):
         assert "Paris" not in world.facade.get_regions()
+
+    def test_a_region_missing_from_the_store_is_region_not_found(self, world):
+        missing = Region(world.region.target, "Atlantis")
+        image = master_image(world, "atlantis", id="1$x")
+        for call in (lambda: world.facade.get_imagelist(missing),
+                     lambda: world.facade.update_metadata(missing, image),
+                     lambda: world.facade.download_image(missing, "1$x")):
+            with pytest.raises(RegionNotFound, match="^[a-z:]*Atlantis: region not found in the mock store$") as caught:
+                call()
+            assert not isinstance(caught.value, ImageNotFound) and caught.value.region == missing.fullname
+        assert world.facade.delete_image(missing, "1$x") is False  # as before: no region, no such image

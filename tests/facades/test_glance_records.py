@@ -16,6 +16,7 @@ from fiwareglancesync.glancesync.facades.glance_records import (
     user_properties_of,
 )
 from fiwareglancesync.glancesync.image import Image
+from tests import factories
 
 RECORD = {
     "id": "1b2c", "name": "base_ubuntu", "status": "active", "visibility": "public",
@@ -31,11 +32,12 @@ RECORD = {
 
 
 def image(**fields) -> Image:
-    base = dict(name="base_ubuntu", id="1b2c", region="Spain", is_public=True, checksum="c" * 32,
+    """The image of :data:`RECORD` (the shared factory with this module's defaults)."""
+    base = dict(name="base_ubuntu", id="1b2c", region="Spain", owner=None, is_public=True, checksum="c" * 32,
                 size=2048, status="active", user_properties={"nid": "463", "type": "baseimages"},
                 disk_format="qcow2", container_format="bare", min_disk=2, min_ram=512)
     base.update(fields)
-    return Image(**base)
+    return factories.image(**base)
 
 
 class TestRecordToImage:

@@ -1,27 +1,39 @@
-"""OpenStackFacade logic that needs no server: Keystone URL/plugin choice, error translation,
-credential scrubbing, listing deadline, and the clean-up of failed uploads (against a fake Glance
-client that records what it is asked)."""
+"""OpenStackFacade logic that needs no server: the Keystone plugin it builds for a target, error
+translation, credential scrubbing, listing deadline, the bytes an upload reports, and the clean-up
+of failed uploads (against a fake Glance client that records what it is asked).  The Keystone
+URL and version rules themselves are tested in tests/unit/test_keystone.py."""
 
 import hashlib
 import itertools
 import json
+import logging
 import os
 import uuid
 from dataclasses import replace
 
 import pytest
+import requests
+import urllib3
 from glanceclient import exc as glance_exc
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1.identity import v2 as ks_v2
 from keystoneauth1.identity import v3 as ks_v3
 
 from fiwareglancesync.glancesync.config import Target
-from fiwareglancesync.glancesync.errors import FacadeError, ImageNotFound, ListingTimeout, TransferError
+from fiwareglancesync.glancesync.errors import (
+    FacadeError,
+    ImageNotFound,
+    ListingTimeout,
+    RegionNotFound,
+    TransferError,
+)
 from fiwareglancesync.glancesync.facades import openstack
-from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade, auth_url
+from fiwareglancesync.glancesync.facades.base import CHUNK_SIZE, Uploaded
+from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
 from fiwareglancesync.glancesync.image import Image
 from fiwareglancesync.glancesync.region import Region
-from fiwareglancesync.glancesync.transfer import CHUNK_SIZE
+from fiwareglancesync.glancesync.sources import RegionSource
+from tests.factories import image_with_data
 
 PASSWORD = "s3cret-Pa55"
 TOKEN = "gAAAAABtokentokentoken"
@@ -38,12 +50,11 @@ def target(**fields) -> Target:
 
 
 def master_image(**fields) -> Image:
-    base = dict(name="base", id="", region="Spain", is_public=True, size=len(DATA),
-                checksum=hashlib.md5(DATA).hexdigest(), os_hash_algo="sha512",
-                os_hash_value=hashlib.sha512(DATA).hexdigest(), user_properties={"nid": "1"},
-                disk_format="qcow2", container_format="bare")
+    """The master image of :data:`DATA` (size and hashes from the data) in region Spain."""
+    base = dict(name="base", id="", region="Spain", owner=None, status=None, is_public=True,
+                user_properties={"nid": "1"}, disk_format="qcow2", container_format="bare")
     base.update(fields)
-    return Image(**base)
+    return image_with_data(DATA, **base)
 
 
 class Source:
@@ -177,15 +188,17 @@ def facade(glance):
 
 
 # ---------------------------------------------------------------------------- Keystone
-@pytest.mark.parametrize("url, version, expected", [
-    ("http://ks:5000", "3", "http://ks:5000/v3"),
-    ("http://ks:5000/", "2.0", "http://ks:5000/v2.0"),
-    ("http://ks:5000/v3/", "3", "http://ks:5000/v3"),
-    ("http://ks:5000/v2.0", "2.0", "http://ks:5000/v2.0"),
-    ("https://cloud/identity", "3", "https://cloud/identity/v3"),
+@pytest.mark.parametrize("url, use_v3, expected", [
+    ("http://ks:5000", None, "http://ks:5000/v3"),
+    ("http://ks:5000/", False, "http://ks:5000/v2.0"),
+    ("http://ks:5000/v3/", None, "http://ks:5000/v3"),
+    ("http://ks:5000/v2.0", None, "http://ks:5000/v2.0"),
+    ("https://cloud/identity", True, "https://cloud/identity/v3"),
 ])
-def test_auth_url_gets_the_chosen_version_when_it_has_none(url, version, expected):
-    assert auth_url(url, version) == expected
+def test_the_facade_authenticates_at_the_versioned_url_of_its_target(url, use_v3, expected):
+    facade = OpenStackFacade(target(keystone_url=url, use_keystone_v3=use_v3))
+    assert facade.auth_url == expected
+    assert facade._auth_plugin().auth_url == expected
 
 
 def test_keystone_v3_password_with_the_target_domains_by_default():
@@ -265,15 +278,61 @@ def test_long_html_escaped_causes_are_cleaned(facade, glance):
     assert len(message) < 500
 
 
-def test_unknown_region_listing_is_image_not_found(facade):
-    with pytest.raises(ImageNotFound, match="^Nowhere: Error retrieving image list. Cause: the catalog of "
-                                            "target master has no public image endpoint in region Nowhere"):
+def test_unknown_region_listing_is_region_not_found(facade):
+    with pytest.raises(RegionNotFound, match="^Nowhere: Error retrieving image list. Cause: the catalog of "
+                                             "target master has no public image endpoint in region Nowhere") as caught:
         facade.get_imagelist(Region("master", "Nowhere"))
+    assert not isinstance(caught.value, ImageNotFound) and caught.value.region == "Nowhere"
+
+
+def test_a_region_without_an_image_endpoint_is_region_not_found_in_any_operation(facade):
+    nowhere = Region("master", "Nowhere")
+    facade._clients[nowhere.name] = EndpointlessGlance()
+    with pytest.raises(RegionNotFound, match="^Nowhere: Update of b failed. Cause: no public image endpoint"):
+        facade.update_metadata(nowhere, master_image(id="i1", name="b"))
+    with pytest.raises(RegionNotFound, match="^Nowhere: Download of image i1 Failed. Cause: no public image endpoint"):
+        facade.download_image(nowhere, "i1")
+
+
+class EndpointlessGlance:
+    """A glanceclient whose every request fails as keystoneauth does for a region not in the catalog."""
+
+    def __init__(self):
+        self.http_client = self
+
+    def get(self, url, timeout=None):
+        raise ks_exc.EndpointNotFound("Could not find requested endpoint in Service Catalog.")
+
+
+@pytest.mark.parametrize("error", [
+    ks_exc.ConnectFailure("Unable to establish connection to http://glance:9292/v2/images/i1"),
+    ks_exc.ConnectTimeout("Request to http://glance:9292/v2/images/i1 timed out"),
+    glance_exc.CommunicationError("Error finding address for http://glance:9292/v2/images/i1"),
+    glance_exc.InvalidEndpoint("Error communicating with http://glance:9292/v2/images/i1"),
+    requests.exceptions.ChunkedEncodingError("Connection broken: ConnectionResetError(104)"),
+    urllib3.exceptions.ProtocolError("Connection aborted."),
+], ids=lambda error: type(error).__name__)
+def test_transport_failures_of_the_client_libraries_are_facade_errors(facade, glance, error):
+    glance.fail["get"] = error
+    with pytest.raises(FacadeError, match="^Spain: Update of b failed. Cause: ") as caught:
+        facade.update_metadata(REGION, master_image(id="i1", name="b"))
+    assert type(caught.value) is FacadeError and caught.value.region == "Spain"
+
+
+@pytest.mark.parametrize("bug", [OSError(5, "Input/output error"), ValueError("bad value"),
+                                 KeyError("visibility"), TypeError("unhashable")],
+                         ids=lambda error: type(error).__name__)
+def test_our_own_bugs_are_not_reported_as_facade_errors(facade, glance, bug):
+    glance.fail["get"] = bug
+    with pytest.raises(type(bug)) as caught:
+        facade.update_metadata(REGION, master_image(id="i1", name="b"))
+    assert caught.value is bug
 
 
 def test_update_of_a_missing_image_is_image_not_found(facade):
-    with pytest.raises(ImageNotFound, match="^Spain: Update of b failed. Cause: no image with id nope$"):
+    with pytest.raises(ImageNotFound, match="^Spain: Update of b failed. Cause: no image with id nope$") as caught:
         facade.update_metadata(REGION, master_image(id="nope", name="b"))
+    assert not isinstance(caught.value, RegionNotFound)
 
 
 def test_delete(facade, glance):
@@ -360,8 +419,9 @@ def test_other_listing_errors_keep_the_original_wording(facade, clock):
 # ---------------------------------------------------------------------------- upload
 def test_upload_streams_verifies_and_publishes_at_the_end(facade, glance):
     source = Source(piece=4096)
-    new_id = facade.upload_image(REGION, master_image(protected=True), source)
-    record = glance.records[new_id]
+    uploaded = facade.upload_image(REGION, master_image(protected=True), source)
+    assert uploaded == Uploaded(uploaded.image_id, len(DATA))  # the bytes read from the source
+    record = glance.records[uploaded.image_id]
     assert (record["status"], record["visibility"], record["protected"]) == ("active", "public", True)
     assert record["checksum"] == hashlib.md5(DATA).hexdigest() and record["nid"] == "1"
     assert glance.calls == ["create", "upload", "get", "patch"]
@@ -372,6 +432,14 @@ def test_upload_streams_verifies_and_publishes_at_the_end(facade, glance):
 def test_a_private_unprotected_copy_needs_no_finishing_patch(facade, glance):
     facade.upload_image(REGION, master_image(is_public=False), Source())
     assert glance.calls == ["create", "upload", "get"]
+
+
+def test_the_bytes_sent_are_the_bytes_read_even_without_expectations(facade, glance):
+    """The mock, a backup CSV: no size to check; the count still comes from the reader."""
+    data = DATA[:MIB + 3]
+    image = master_image(size=0, checksum=None, os_hash_algo=None, os_hash_value=None)
+    uploaded = facade.upload_image(REGION, image, Source(data=data, piece=1000))
+    assert uploaded.bytes_sent == len(data) == glance.records[uploaded.image_id]["size"]
 
 
 def assert_nothing_left(glance):
@@ -433,6 +501,23 @@ def test_an_interrupt_during_the_upload_still_deletes_the_copy(facade, glance):
     assert_nothing_left(glance)
 
 
+def test_a_bug_during_the_upload_still_deletes_the_copy_and_is_not_an_upload_failure(facade, glance):
+    bug = AttributeError("'NoneType' object has no attribute 'read'")
+    glance.fail["upload"] = bug
+    with pytest.raises(AttributeError) as caught:
+        facade.upload_image(REGION, master_image(), Source())
+    assert caught.value is bug
+    assert_nothing_left(glance)
+
+
+def test_a_connection_reset_during_the_upload_is_an_upload_failure(facade, glance):
+    glance.fail["upload"] = glance_exc.CommunicationError(
+        "Error finding address for http://glance:9292/v2/images/x/file: Connection aborted.")
+    with pytest.raises(TransferError, match="^Spain: Upload of base Failed. Cause: Error finding address"):
+        facade.upload_image(REGION, master_image(), Source())
+    assert_nothing_left(glance)
+
+
 def test_a_failing_clean_up_is_logged_with_the_left_over_id(facade, glance, caplog):
     glance.fail["upload"] = glance_exc.HTTPInternalServerError("boom")
     glance.fail["delete"] = glance_exc.HTTPServiceUnavailable("down")
@@ -444,14 +529,20 @@ def test_a_failing_clean_up_is_logged_with_the_left_over_id(facade, glance, capl
 
 def test_placeholders_are_not_sent_and_warned_about(facade, glance, caplog):
     image = master_image(user_properties={"kernel_id": "__kern", "nid": "1"})
-    new_id = facade.upload_image(REGION, image, Source())
+    new_id = facade.upload_image(REGION, image, Source()).image_id
     assert "kernel_id" not in glance.records[new_id]
     assert "Spain: property kernel_id=__kern of image base is not sent to Glance" in caplog.text
+    (logged,) = [r for r in caplog.records if "kernel_id=__kern" in r.getMessage()]
+    assert (logged.name, logged.levelno) == ("glancesync.facades.openstack", logging.WARNING)
+
+
+def test_the_facade_logs_under_the_glancesync_logger():
+    assert openstack.LOG is logging.getLogger("glancesync").getChild("facades.openstack")
 
 
 # ---------------------------------------------------------------------------- download
 def test_download_streams_and_closes_the_response(facade, glance):
-    new_id = facade.upload_image(REGION, master_image(), Source())
+    new_id = facade.upload_image(REGION, master_image(), Source()).image_id
     assert b"".join(facade.download_image(REGION, new_id)) == DATA
     stream = facade.download_image(REGION, new_id)
     next(stream)
@@ -480,11 +571,10 @@ def test_a_download_failing_midway_is_a_transfer_error(facade, glance):
 
 
 def test_region_to_region_copy_through_the_facade(facade, glance):
-    from fiwareglancesync.glancesync.transfer import RegionSource
-
-    first = facade.upload_image(REGION, master_image(), Source())
+    first = facade.upload_image(REGION, master_image(), Source()).image_id
     second = facade.upload_image(REGION, master_image(), RegionSource(facade, REGION, first))
-    assert glance.records[second]["checksum"] == glance.records[first]["checksum"]
+    assert second.bytes_sent == len(DATA)
+    assert glance.records[second.image_id]["checksum"] == glance.records[first]["checksum"]
     assert list(itertools.islice(glance.chunk_sizes, 0, 2)) == [CHUNK_SIZE, CHUNK_SIZE]
 
 

@@ -1,4 +1,5 @@
-"""transfer.VerifyingReader: re-chunking, hashing while streaming, and failing bad data early."""
+"""facades.verifying.VerifyingReader: re-chunking, hashing while streaming, counting, and failing
+bad data early."""
 
 import hashlib
 import os
@@ -7,7 +8,9 @@ import pytest
 
 from fiwareglancesync.glancesync.errors import TransferError
 from fiwareglancesync.glancesync.image import Image
-from fiwareglancesync.glancesync.transfer import CHUNK_SIZE, Expected, FileSource, VerifyingReader
+from fiwareglancesync.glancesync.facades.base import CHUNK_SIZE
+from fiwareglancesync.glancesync.facades.verifying import Expected, VerifyingReader
+from fiwareglancesync.glancesync.sources import FileSource
 
 MIB = 1024 * 1024
 DATA = os.urandom(3 * MIB + 12345)

@@ -10,11 +10,11 @@ from dataclasses import replace
 
 import pytest
 
-from fiwareglancesync.glancesync.errors import FacadeError, ImageNotFound, TransferError
+from fiwareglancesync.glancesync.errors import FacadeError, ImageNotFound, RegionNotFound, TransferError
 from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
 from fiwareglancesync.glancesync.image import Image
 from fiwareglancesync.glancesync.region import Region
-from fiwareglancesync.glancesync.transfer import FileSource, RegionSource
+from fiwareglancesync.glancesync.sources import FileSource, RegionSource
 from tests.integration.test_contract_openstack import lab_target
 
 MIB = 1024 * 1024
@@ -62,8 +62,9 @@ def upload_master(facades, prefix, image_file, **fields) -> Image:
                   disk_format="qcow2", container_format="bare", min_disk=1, min_ram=256,
                   os_hash_algo="sha512", os_hash_value=sha512)
     image = replace(image, **fields)
-    new_id = facades["master"].upload_image(MASTER, image, FileSource(path))
-    return listed(facades["master"], MASTER, new_id)
+    uploaded = facades["master"].upload_image(MASTER, image, FileSource(path))
+    assert uploaded.bytes_sent == size
+    return listed(facades["master"], MASTER, uploaded.image_id)
 
 
 @pytest.mark.parametrize("destination", ["RegionA", "RegionB"])
@@ -73,8 +74,9 @@ def test_streamed_copy_from_the_master_region_keeps_the_hashes(facades, prefix, 
     assert (master.checksum, master.os_hash_value) == (image_file[1], image_file[2])
     region, facade = (REGION_A, facades["master"]) if destination == "RegionA" else (REGION_B, facades["other"])
     source = RegionSource(facades["master"], MASTER, master.id)
-    copy_id = facade.upload_image(region, replace(master, id="", region=region.fullname, owner=None), source)
-    copy = listed(facade, region, copy_id)
+    uploaded = facade.upload_image(region, replace(master, id="", region=region.fullname, owner=None), source)
+    assert uploaded.bytes_sent == master.size  # streamed from the master region, counted once by the reader
+    copy = listed(facade, region, uploaded.image_id)
     assert copy.checksum == master.checksum
     assert (copy.os_hash_algo, copy.os_hash_value) == ("sha512", master.os_hash_value)
     assert copy.size == master.size
@@ -137,8 +139,9 @@ def test_an_unreachable_keystone_is_a_facade_error(lab):
 
 
 def test_the_other_keystone_does_not_know_the_master_regions(facades):
-    with pytest.raises(ImageNotFound, match="^other:Master: Error retrieving image list"):
+    with pytest.raises(RegionNotFound, match="^other:Master: Error retrieving image list") as caught:
         facades["other"].get_imagelist(Region("other", "Master"))
+    assert not isinstance(caught.value, ImageNotFound)
 
 
 def test_publishing_needs_admin_and_a_refused_publish_leaves_nothing(lab, facades, prefix, image_file):
@@ -150,7 +153,7 @@ def test_publishing_needs_admin_and_a_refused_publish_leaves_nothing(lab, facade
     with pytest.raises(TransferError, match="publicize_image"):
         qa.upload_image(MASTER, image, FileSource(path))
     assert [i for i in qa.get_imagelist(MASTER) if i.name == image.name] == []
-    private_id = qa.upload_image(MASTER, replace(image, is_public=False), FileSource(path))
+    private_id = qa.upload_image(MASTER, replace(image, is_public=False), FileSource(path)).image_id
     try:
         # the admin's listing shows every project's images, with their owner
         mine = listed(facades["master"], MASTER, private_id)
@@ -172,11 +175,11 @@ def test_ami_placeholders_are_left_out_real_kernel_ids_kept(facades, prefix, cap
         def open(self):
             return iter([data])
 
-    kernel_id = facades["master"].upload_image(MASTER, small, Bytes())
+    kernel_id = facades["master"].upload_image(MASTER, small, Bytes()).image_id
     ami = replace(small, name=prefix + "ami", disk_format="ami", container_format="ami",
                   user_properties={"kernel_id": kernel_id, "ramdisk_id": "__" + prefix + "ramdisk"})
     with caplog.at_level(logging.WARNING):
-        ami_id = facades["master"].upload_image(MASTER, ami, Bytes())
+        ami_id = facades["master"].upload_image(MASTER, ami, Bytes()).image_id
     stored = listed(facades["master"], MASTER, ami_id)
     assert dict(stored.user_properties) == {"kernel_id": kernel_id}
     assert f"Master: property ramdisk_id=__{prefix}ramdisk of image {prefix}ami is not sent" in caplog.text

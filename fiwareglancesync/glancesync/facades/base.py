@@ -4,6 +4,9 @@ One facade serves one *target* (one credential).  Region arguments are :class:`R
 that target.  Implementations translate their own failures into :class:`FacadeError` subclasses
 whose messages name the region and the image and never contain a credential.  The contract test
 suite (``tests/facades``) runs the same checks against every implementation.
+
+:data:`CHUNK_SIZE` lives here, below both of its users: the engine's upload sources
+(:mod:`..sources`) and the real facade's verifying reader (:mod:`.verifying`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Iterator, Protocol, runtime_checkable
 
 from ..image import Image
 from ..region import Region
+
+CHUNK_SIZE = 1024 * 1024  # 1 MiB: Glance handles large chunks much faster than small ones (file reads, uploads)
 
 
 @runtime_checkable
@@ -65,9 +70,10 @@ class ServersFacade(Protocol):
         """Create a new image in ``region`` from ``image``'s metadata and ``source``'s bytes.
 
         ``image`` carries the name, visibility, properties and formats to create, and the
-        master's ``checksum`` / ``size`` / ``os_hash_value`` the data must match.  Returns the new
-        image id and the number of bytes read from ``source``.  On any failure after the image was created it is deleted again, so no
-        partial image is left behind, and TransferError/FacadeError is raised.
+        master's ``checksum`` / ``size`` / ``os_hash_value`` the data must match.  Returns
+        :class:`Uploaded`: the new image id and the number of bytes read from ``source``.  On any
+        failure after the image was created it is deleted again, so no partial image is left
+        behind, and TransferError/FacadeError is raised.
         """
         ...
 

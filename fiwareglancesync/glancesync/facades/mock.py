@@ -1,7 +1,10 @@
 """The file-backed mock facade and its seeding CLI (``glancesync-mock``).
 
-The mock keeps image *metadata* only (it reads the data of an upload and discards it), in one store shared by every target, keyed by
-region full name (``Burgos``, ``other:Madrid``).  Two stores:
+The mock keeps image *metadata* only (it reads the data of an upload, counts it for the
+:class:`~.base.Uploaded` it returns, and discards it), in one store shared by every target, keyed
+by region full name (``Burgos``, ``other:Madrid``).  A region missing from the store raises
+:class:`RegionNotFound` (``<fullname>: region not found in the mock store``), a missing image
+:class:`ImageNotFound`.  Two stores:
 
 * :class:`MemoryStore` (``GLANCESYNC_USE_MOCK``): a process-wide dict, empty at start;
 * :class:`DirectoryStore` (``GLANCESYNC_MOCKPERSISTENT_PATH=<dir>``): one ``backup_<fullname>.csv``
@@ -28,10 +31,10 @@ from typing import Callable, Iterator
 from filelock import FileLock
 
 from ..config import Target
-from ..errors import BackupFormatError, FacadeError, GlanceSyncError, ImageNotFound, TransferError
+from ..errors import BackupFormatError, FacadeError, GlanceSyncError, ImageNotFound, RegionNotFound, TransferError
 from ..image import Image, read_backup_file, write_backup
 from ..region import Region
-from .base import ImageSource
+from .base import ImageSource, Uploaded
 
 FILE_PREFIX = "backup_"
 FILE_SUFFIX = ".csv"
@@ -51,12 +54,12 @@ class MemoryStore:
 
     def read(self, fullname: str) -> list[Image]:
         if fullname not in self.regions_:
-            raise ImageNotFound(f"{fullname}: region not found in the mock store", fullname)
+            raise RegionNotFound(f"{fullname}: region not found in the mock store", fullname)
         return list(self.regions_[fullname])
 
     def change(self, fullname: str, change: Change, create: bool = False) -> None:
         if fullname not in self.regions_ and not create:
-            raise ImageNotFound(f"{fullname}: region not found in the mock store", fullname)
+            raise RegionNotFound(f"{fullname}: region not found in the mock store", fullname)
         self.regions_[fullname] = change(list(self.regions_.get(fullname, [])))
 
     def clear(self) -> None:
@@ -94,7 +97,7 @@ class DirectoryStore:
     def read(self, fullname: str) -> list[Image]:
         path = self.file_of(fullname)
         if not os.path.isfile(path):
-            raise ImageNotFound(f"{fullname}: region not found in the mock store", fullname)
+            raise RegionNotFound(f"{fullname}: region not found in the mock store", fullname)
         return read_backup_file(path)
 
     def change(self, fullname: str, change: Change, create: bool = False) -> None:
@@ -105,7 +108,7 @@ class DirectoryStore:
             elif create:
                 images = []
             else:
-                raise ImageNotFound(f"{fullname}: region not found in the mock store", fullname)
+                raise RegionNotFound(f"{fullname}: region not found in the mock store", fullname)
             self.write(fullname, change(images))
 
     def write(self, fullname: str, images: list[Image]) -> None:
@@ -161,14 +164,15 @@ class MockFacade:
 
         self.store.change(region.fullname, update)
 
-    def upload_image(self, region: Region, image: Image, source: ImageSource) -> str:
-        # Read the data as a server would (and discard it), so sources and progress observers
-        # behave as with a real cloud; a failing source leaves the store untouched.
+    def upload_image(self, region: Region, image: Image, source: ImageSource) -> Uploaded:
+        # Read the data as a server would (counting it, then discarding it), so sources and
+        # progress observers behave as with a real cloud; a failing source leaves the store untouched.
+        bytes_read = 0
         try:
             chunks = source.open()
             try:
-                for _ in chunks:
-                    pass
+                for chunk in chunks:
+                    bytes_read += len(chunk)
             finally:
                 close = getattr(chunks, "close", None)
                 if close is not None:
@@ -192,7 +196,7 @@ class MockFacade:
                                      user_properties=dict(image.user_properties))]
 
         self.store.change(region.fullname, add, create=True)
-        return created[0]
+        return Uploaded(created[0], bytes_read)
 
     def delete_image(self, region: Region, image_id: str) -> bool:
         removed: list[Image] = []
@@ -204,7 +208,7 @@ class MockFacade:
 
         try:
             self.store.change(region.fullname, remove)
-        except ImageNotFound:
+        except RegionNotFound:  # no such region: no such image either
             return False
         return bool(removed)
 

@@ -1,8 +1,10 @@
 """The real facade: Keystone (v3, or v2.0 when configured) and Glance v2.
 
-This is the only module of the project that imports ``keystoneauth1`` and ``glanceclient``.
-One :class:`OpenStackFacade` serves one target (one credential); it opens a single keystoneauth
-session the first time it needs one and keeps one Glance client per region on top of it.
+This is the only module of the engine that imports ``glanceclient`` (``keystoneauth1`` is also
+loaded lazily by :mod:`..keystone` and by the REST service's token validation).  One
+:class:`OpenStackFacade` serves one target (one credential); the first time it needs one it
+opens a single keystoneauth session, with the password plugin and versioned URL that
+:mod:`..keystone` builds for the target, and it keeps one Glance client per region on top of it.
 
 What it guarantees beyond :mod:`.base`:
 
@@ -14,14 +16,21 @@ What it guarantees beyond :mod:`.base`:
   ``deleted``, and not the images their owners hid with ``os_hidden``.
 * Records map to :class:`Image` as :mod:`.glance_records` describes; metadata updates send a
   JSON-patch of the differences only (name, visibility, custom properties), never other fields.
-* Uploads are streamed in chunks of :data:`~..transfer.CHUNK_SIZE` through a
-  :class:`~..transfer.VerifyingReader` (MD5 + the master's SHA-512, size), then the region's own
+* Uploads are streamed in chunks of :data:`~.base.CHUNK_SIZE` through a
+  :class:`~.verifying.VerifyingReader` (MD5 + the master's SHA-512, size), then the region's own
   checksum/hash/size are checked.  The copy is created private and unprotected and only gets the
   master's visibility and protection once its data checked out; any failure after the create
-  deletes it again, so no ``queued``/``saving``/``killed`` image is left behind.
-* Every client-library exception becomes a :class:`FacadeError` subclass whose message names
-  the region and the image in the original's wording (``{region}: Upload of {name} Failed.
-  Cause: ...``) and never contains the password or a token.
+  deletes it again, so no ``queued``/``saving``/``killed`` image is left behind.  The
+  :class:`~.base.Uploaded` returned carries the bytes the reader read from the source.
+* Every client-library exception (:data:`_CLIENT_ERRORS`: keystoneauth's, glanceclient's and the
+  transport's, requests/urllib3) becomes a :class:`FacadeError` subclass whose message names the
+  region and the image in the original's wording (``{region}: Upload of {name} Failed.
+  Cause: ...``) and never contains the password or a token: :class:`RegionNotFound` for a region
+  without a public image endpoint, :class:`ImageNotFound` for a missing image.  Failures of the
+  upload source arrive as :class:`TransferError` from the reader.  Any other exception is a bug
+  and propagates unchanged (a failed upload's copy is still deleted).
+* Log records go to the module logger ``glancesync.facades.openstack`` (under the CLI's
+  ``glancesync`` logger).
 """
 
 from __future__ import annotations
@@ -35,19 +44,17 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import requests
+import urllib3
 from glanceclient import client as glance_client
 from glanceclient import exc as glance_exc
 from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v2 as ks_v2
-from keystoneauth1.identity import v3 as ks_v3
 
+from .. import keystone
 from ..config import Target
-from ..errors import FacadeError, GlanceSyncError, ImageNotFound, ListingTimeout, TransferError
+from ..errors import FacadeError, GlanceSyncError, ImageNotFound, ListingTimeout, RegionNotFound, TransferError
 from ..image import Image
 from ..region import Region
-from ..transfer import CHUNK_SIZE, Expected, VerifyingReader
-from .base import ImageSource
+from .base import CHUNK_SIZE, ImageSource, Uploaded
 from .glance_records import (
     PATCH_CONTENT_TYPE,
     Skipped,
@@ -57,25 +64,28 @@ from .glance_records import (
     metadata_patch,
     patch_document,
 )
+from .verifying import Expected, VerifyingReader
 
-# A child of the CLI logger ("GlanceSync-Client"), so warnings come out as the CLI's LEVEL:message.
-LOG = logging.getLogger("GlanceSync-Client.openstack")
+# A child of the "glancesync" logger, which the CLI configures (its LEVEL:message lines).
+LOG = logging.getLogger("glancesync.facades.openstack")
 
 HTTP_TIMEOUT = 300.0  # seconds a socket may wait (connect, or between bytes) outside listings
 PAGE_SIZE = 100
 IMAGE_INTERFACE = "public"
 MAX_CAUSE_LENGTH = 400  # Glance's schema errors run to kilobytes; the start says what is wrong
+# What the client libraries raise, and nothing else (our own bugs must not read as "Upload failed"):
+# * keystoneauth1: ClientException is the base of all its errors, HTTP ones and transport ones
+#   (the session turns requests' Timeout/ConnectionError/other RequestException into
+#   ConnectTimeout/ConnectFailure/UnknownConnectionError, SSL errors into SSLError);
+# * glanceclient: HTTP errors are ClientException (HTTPException), its transport wrappers
+#   (InvalidEndpoint for a connect timeout, CommunicationError for a failed connection) are
+#   BaseException;
+# * the transport itself: a streamed download body raises requests' exceptions as it is read
+#   (ChunkedEncodingError for a connection reset or short body, ConnectionError for a read
+#   timeout, ContentDecodingError, SSLError: requests.RequestException), urllib3's HTTPError
+#   for anything urllib3 raises past requests; a socket error is wrapped by urllib3, never raw.
 _CLIENT_ERRORS = (ks_exc.ClientException, glance_exc.BaseException, glance_exc.ClientException,
-                  requests.RequestException, OSError, ValueError)
-
-
-def auth_url(url: str, version: str) -> str:
-    """The Keystone URL to authenticate against: ``url`` without trailing slashes, with
-    ``/v3`` or ``/v2.0`` appended (as ``version`` says) when it carries no version."""
-    url = url.rstrip("/")
-    if re.search(r"/v(2\.0|3)$", url):
-        return url
-    return f"{url}/v{version}"
+                  requests.RequestException, urllib3.exceptions.HTTPError)
 
 
 class OpenStackFacade:
@@ -84,30 +94,29 @@ class OpenStackFacade:
     def __init__(self, target: Target):
         self.target = target
         self._lock = threading.Lock()
-        self._session: ks_session.Session | None = None
+        self._session: Any = None  # a keystoneauth1 Session, created on first use
         self._clients: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ session and clients
     @property
     def auth_url(self) -> str:
-        return auth_url(self.target.keystone_url, self.target.keystone_version)
+        """The versioned Keystone URL of the target (``.../v3`` or ``.../v2.0``)."""
+        return keystone.versioned_url(self.target.keystone_url, self.target.keystone_version)
 
     def _auth_plugin(self):
         target = self.target
-        if target.keystone_version == "2.0":
-            return ks_v2.Password(auth_url=self.auth_url, username=target.user,
-                                  password=target.password, tenant_name=target.tenant)
-        return ks_v3.Password(auth_url=self.auth_url, username=target.user, password=target.password,
-                              project_name=target.tenant, user_domain_name=target.user_domain_name,
-                              project_domain_name=target.project_domain_name)
+        return keystone.password_plugin(auth_url=self.auth_url, version=target.keystone_version,
+                                        username=target.user, password=target.password,
+                                        project_name=target.tenant,
+                                        user_domain_name=target.user_domain_name,
+                                        project_domain_name=target.project_domain_name)
 
     @property
-    def session(self) -> ks_session.Session:
+    def session(self):
         """The target's keystoneauth session, created on first use (no request is made here)."""
         with self._lock:
             if self._session is None:
-                self._session = ks_session.Session(auth=self._auth_plugin(), timeout=HTTP_TIMEOUT,
-                                                   app_name="glancesync")
+                self._session = keystone.session(self._auth_plugin(), timeout=HTTP_TIMEOUT)
             return self._session
 
     def _client(self, region: Region):
@@ -157,12 +166,12 @@ class OpenStackFacade:
         return [image_from_record(record, fullname) for record in records.values()]
 
     def _require_region(self, region: Region, prefix: str) -> None:
-        """ImageNotFound unless the catalog has a public image endpoint in ``region``."""
+        """RegionNotFound unless the catalog has a public image endpoint in ``region``."""
         try:
             self.session.get_endpoint(service_type="image", interface=IMAGE_INTERFACE,
                                       region_name=region.name)
         except ks_exc.EndpointNotFound:
-            raise ImageNotFound(f"{prefix}the catalog of target {self.target.name} has no public image "
+            raise RegionNotFound(f"{prefix}the catalog of target {self.target.name} has no public image "
                                 f"endpoint in region {region.name}", region.fullname) from None
 
     # ------------------------------------------------------------------ metadata
@@ -190,7 +199,7 @@ class OpenStackFacade:
                                  data=patch_document(ops))
 
     # ------------------------------------------------------------------ upload
-    def upload_image(self, region: Region, image: Image, source: ImageSource) -> str:
+    def upload_image(self, region: Region, image: Image, source: ImageSource) -> Uploaded:
         fullname = region.fullname
         prefix = f"{fullname}: Upload of {image.name} Failed. Cause: "
         with self._translated(prefix, fullname, error=TransferError):
@@ -214,13 +223,16 @@ class OpenStackFacade:
                 ops = finishing_patch(image)
                 if ops:
                     self._patch(client, image_id, ops)
-            except BaseException as exc:  # also KeyboardInterrupt: never leave a half image behind
+            except BaseException as exc:  # also KeyboardInterrupt and bugs: never leave a half image behind
                 self._discard(client, region, image_id, image.name)
                 if not isinstance(exc, Exception):
                     raise
-                cause = reader.failure if reader.failure is not None else exc
-                raise TransferError(prefix + self._clean(cause), fullname) from None
-        return image_id
+                if reader.failure is not None:  # the source or the data (the library may wrap it)
+                    raise TransferError(prefix + self._clean(reader.failure), fullname) from None
+                if isinstance(exc, (GlanceSyncError,) + _CLIENT_ERRORS):
+                    raise TransferError(prefix + self._clean(exc), fullname) from None
+                raise
+        return Uploaded(image_id, reader.bytes_read)
 
     def _check_stored(self, client, image_id: str, reader: VerifyingReader, expected: Expected) -> None:
         """The region must report an active image with exactly the data that was sent."""
@@ -294,7 +306,9 @@ class OpenStackFacade:
     @contextmanager
     def _translated(self, prefix: str, region: str | None, error: type[FacadeError] = FacadeError,
                     timeout_message: str | None = None):
-        """Turn client-library exceptions into ``error(prefix + cause)``; engine errors pass."""
+        """Turn client-library exceptions into ``error(prefix + cause)`` (RegionNotFound for a region
+        without an image endpoint, ImageNotFound for a missing image); engine errors and anything
+        else (bugs) pass unchanged."""
         try:
             yield
         except GlanceSyncError:
@@ -302,7 +316,12 @@ class OpenStackFacade:
         except _CLIENT_ERRORS as exc:
             if timeout_message and _is_timeout(exc):
                 raise ListingTimeout(timeout_message, region) from None
-            kind = ImageNotFound if _is_not_found(exc) else error
+            if isinstance(exc, ks_exc.EndpointNotFound):
+                kind = RegionNotFound
+            elif _is_not_found(exc):
+                kind = ImageNotFound
+            else:
+                kind = error
             raise kind(prefix + self._clean(exc), region) from None
 
     def _clean(self, exc: BaseException) -> str:
@@ -348,4 +367,4 @@ def _is_timeout(exc: BaseException) -> bool:
 
 
 def _is_not_found(exc: BaseException) -> bool:
-    return isinstance(exc, (glance_exc.HTTPNotFound, ks_exc.NotFound, ks_exc.EndpointNotFound))
+    return isinstance(exc, (glance_exc.HTTPNotFound, ks_exc.NotFound))

@@ -1,79 +1,24 @@
-"""Upload sources: where the bytes of an image come from.
+"""The verifying reader of the real facade: what an upload sends is checked while it streams.
 
-The engine picks the source for each upload with :func:`select_source`: the file
-``images_dir/<master image id>`` when it exists, otherwise the master region's Glance, streamed
-(never buffered to disk).  Facades read a source in chunks; they are responsible for hashing
-and verifying what they send, with :class:`VerifyingReader`: a file-like view of a source that
-re-chunks it, computes the MD5 (and the master's ``os_hash_algo``, normally SHA-512) while the
-data streams, and fails the stream before its end when the data is not the master's.
+:class:`VerifyingReader` is a file-like view of an upload source (any
+:class:`~.base.ImageSource`'s chunks) that re-chunks it to :data:`~.base.CHUNK_SIZE`, counts the
+bytes read (:attr:`VerifyingReader.bytes_read`: the ``bytes_sent`` of :class:`~.base.Uploaded`),
+computes the MD5 (and the master's ``os_hash_algo``, normally SHA-512) while the data streams,
+and fails the stream before its end when the data is not the master's (:class:`Expected`).
+Used by :mod:`.openstack`; pure Python (hashlib, a helper thread), no client library.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import threading
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from .errors import TransferError
-from .facades.base import ServersFacade
-from .image import Image
-from .region import Region
-
-CHUNK_SIZE = 1024 * 1024  # 1 MiB: Glance handles large chunks much faster than small ones
-
-
-@dataclass(frozen=True)
-class FileSource:
-    """Image data read from a local file."""
-
-    path: str
-    chunk_size: int = CHUNK_SIZE
-
-    @property
-    def description(self) -> str:
-        return f"file {self.path}"
-
-    def open(self) -> Iterator[bytes]:
-        try:
-            stream = open(self.path, "rb")
-        except OSError as exc:
-            raise TransferError(f"cannot open {self.path}: {exc.strerror}") from None
-        return _read_chunks(stream, self.chunk_size)
-
-
-def _read_chunks(stream, chunk_size: int) -> Iterator[bytes]:
-    with stream:
-        while chunk := stream.read(chunk_size):
-            yield chunk
-
-
-@dataclass(frozen=True)
-class RegionSource:
-    """Image data streamed from another region (normally the master region's Glance)."""
-
-    facade: ServersFacade
-    region: Region
-    image_id: str
-
-    @property
-    def description(self) -> str:
-        return f"image {self.image_id} of region {self.region.fullname}"
-
-    def open(self) -> Iterator[bytes]:
-        return iter(self.facade.download_image(self.region, self.image_id))
-
-
-def select_source(images_dir: str | None, master_image: Image, master_facade: ServersFacade,
-                  master_region: Region) -> FileSource | RegionSource:
-    """``images_dir/<master id>`` if that file exists, else a stream from the master region."""
-    if images_dir:
-        path = os.path.join(images_dir, master_image.id)
-        if os.path.isfile(path):
-            return FileSource(path)
-    return RegionSource(master_facade, master_region, master_image.id)
+from ..errors import TransferError
+from ..image import Image
+from .base import CHUNK_SIZE
 
 
 @dataclass(frozen=True)
