@@ -12,6 +12,13 @@ is a configuration error before anything runs: no imports, no comprehensions or 
 dunder (or any unlisted) attribute, calls only to a few harmless builtins and read-only methods.
 The checked tree is then evaluated with no builtins at all besides that list.
 
+Evaluation is bounded too (CONTRACT.md §6): an expression longer than :data:`MAX_LENGTH`
+characters or nested deeper than :data:`MAX_DEPTH` is refused at load, and ``*``, ``+`` and ``%`` are
+evaluated by :func:`_bounded`, which refuses to build a sequence of more than :data:`MAX_REPEAT`
+items, so a
+condition cannot exhaust memory or time (``'a' * 1000000000`` fails on the first image, which is
+then not synchronised, with a warning).
+
 Why not a library such as ``simpleeval``: it rejects forbidden constructs only while
 evaluating, image by image; an operator must learn about a bad condition at load time.
 """
@@ -19,8 +26,13 @@ evaluating, image by image; an operator must learn about a bad condition at load
 from __future__ import annotations
 
 import ast
+import re
 from types import CodeType, MappingProxyType
 from typing import Any, Iterable
+
+MAX_LENGTH = 10_000       # characters of an expression
+MAX_DEPTH = 100           # nesting of its syntax tree
+MAX_REPEAT = 1_000_000    # items (characters) a ``*`` of a sequence may produce
 
 # Names an expression may use, besides the constants True/False/None.
 VARIABLES = frozenset({"image", "metadata_set"})
@@ -71,18 +83,24 @@ class Condition:
 
     def __init__(self, text: str):
         self.text = text
+        if len(text) > MAX_LENGTH:
+            raise ConditionError(f"the expression has {len(text)} characters, more than the {MAX_LENGTH} allowed")
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as exc:
-            raise ConditionError(f"invalid expression {text!r}: {exc.msg}") from None
+            raise ConditionError(f"invalid expression {_short(text)}: {exc.msg}") from None
+        except (RecursionError, MemoryError):
+            raise ConditionError(f"the expression is nested more deeply than the {MAX_DEPTH} levels allowed") from None
+        _check_depth(tree)
         for node in ast.walk(tree):
             _check(node)
+        tree = ast.fix_missing_locations(_BoundedOperators().visit(tree))
         self._code: CodeType = compile(tree, "metadata_condition", "eval")
 
     def evaluate(self, image: Any, metadata_set: Iterable[str]) -> Any:
         """The value of the expression for ``image`` (truthy means: synchronise it)."""
         scope = {"image": ImageView(image), "metadata_set": frozenset(metadata_set)}
-        return eval(self._code, {"__builtins__": {}, **SAFE_BUILTINS}, scope)  # noqa: S307 - checked tree
+        return eval(self._code, _GLOBALS, scope)  # noqa: S307 - checked tree
 
     def __repr__(self) -> str:
         return f"Condition({self.text!r})"
@@ -92,6 +110,65 @@ class Condition:
 
     def __hash__(self) -> int:
         return hash(self.text)
+
+
+def _check_depth(tree: ast.AST) -> None:
+    """Refuse trees nested deeper than MAX_DEPTH (walked iteratively: no recursion limit)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConditionError(f"the expression is nested more deeply than the {MAX_DEPTH} levels allowed")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+_BOUNDED = "__glancesync_bounded"  # not a name an expression can write: _check refuses it
+# A %-format field a million characters wide or more, or taking its width from an argument (``*``).
+_WIDE_FORMAT = re.compile(r"%[^%a-zA-Z]*(\*|\d{7,})")
+
+
+def _sized(value: Any) -> int:
+    return len(value) if isinstance(value, (str, bytes, list, tuple)) else 0
+
+
+def _bounded(operator: str, left: Any, right: Any) -> Any:
+    """``left <operator> right`` for ``*``, ``+`` and ``%``, refusing to build a sequence of more
+    than MAX_REPEAT items (the check comes first: nothing big is ever built)."""
+    if operator == "*":
+        for sequence, count in ((left, right), (right, left)):
+            if _sized(sequence) and isinstance(count, int) and _sized(sequence) * count > MAX_REPEAT:
+                raise ValueError(f"repetition would build {_sized(sequence) * count} items "
+                                 f"(at most {MAX_REPEAT} allowed)")
+        return left * right
+    if operator == "+":
+        if _sized(left) + _sized(right) > MAX_REPEAT:
+            raise ValueError(f"concatenation would build more than {MAX_REPEAT} items")
+        return left + right
+    if isinstance(left, str) and _WIDE_FORMAT.search(left):
+        raise ValueError(f"a %-format field wider than {MAX_REPEAT} characters (or of width *) is not allowed")
+    return left % right
+
+
+class _BoundedOperators(ast.NodeTransformer):
+    """Turns every ``a * b``, ``a + b`` and ``a % b`` of a checked tree into ``_bounded(op, a, b)``."""
+
+    SYMBOLS = {ast.Mult: "*", ast.Add: "+", ast.Mod: "%"}
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        symbol = self.SYMBOLS.get(type(node.op))
+        if symbol is None:
+            return node
+        call = ast.Call(func=ast.Name(_BOUNDED, ast.Load()), args=[ast.Constant(symbol), node.left, node.right],
+                        keywords=[])
+        return ast.copy_location(call, node)
+
+
+_GLOBALS = {"__builtins__": {}, **SAFE_BUILTINS, _BOUNDED: _bounded}
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 def _check(node: ast.AST) -> None:

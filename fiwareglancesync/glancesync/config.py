@@ -21,6 +21,7 @@ import base64
 import binascii
 import configparser
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -169,12 +170,14 @@ def find_config_file(path: str | None, environ: Mapping[str, str]) -> str | None
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, str]:
-    """``key=value`` tokens of ``--config`` -> dict; split on the first ``=``, keys stripped."""
+    """``key=value`` tokens of ``--config`` -> dict; split on the first ``=``, keys stripped.
+
+    An error message shows a token only up to a secret option's name (``password``...)."""
     overrides: dict[str, str] = {}
     for token in tokens:
         key, sep, value = token.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--config {token!r}: config options must have the format key=value")
+            raise ConfigError(f"--config {_without_secret(token)!r}: config options must have the format key=value")
         overrides[key.strip()] = value
     return overrides
 
@@ -191,7 +194,7 @@ def load(path: str | None = None, overrides: Mapping[str, str] | None = None,
             with open(chosen, encoding="utf-8") as stream:
                 parser.read_file(stream, source=chosen)
         except configparser.Error as exc:
-            raise ConfigError(f"{chosen}: {_flattened(exc)}") from None
+            raise ConfigError(f"{chosen}: {_parse_error(exc)}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{chosen}: cannot be read ({exc})") from None
     _apply_overrides(parser, overrides or {})
@@ -205,7 +208,7 @@ def load_string(text: str, overrides: Mapping[str, str] | None = None,
     try:
         parser.read_string(text, source=source)
     except configparser.Error as exc:
-        raise ConfigError(f"{source}: {_flattened(exc)}") from None
+        raise ConfigError(f"{source}: {_parse_error(exc)}") from None
     _apply_overrides(parser, overrides or {})
     return _build(_Reader(parser, source), os.environ if environ is None else environ)
 
@@ -229,7 +232,40 @@ def _apply_overrides(parser: configparser.ConfigParser, overrides: Mapping[str, 
         try:
             parser.set(section, option, value)
         except ValueError as exc:  # interpolation syntax such as a lone '%'
-            raise ConfigError(f"--config {key}: {exc}") from None
+            cause = "invalid interpolation syntax (write a literal % as %%)" if _is_secret(option) else exc
+            raise ConfigError(f"--config {key}: {cause}") from None
+
+
+SECRET_OPTIONS = ("password", "credential")
+_SECRET_WORD = re.compile("|".join(SECRET_OPTIONS), re.IGNORECASE)
+
+
+def _is_secret(option: str) -> bool:
+    return option.strip().lower() in SECRET_OPTIONS
+
+
+def _without_secret(text: str) -> str:
+    """``text`` cut after the first secret option name it holds (``master.password:x`` ->
+    ``master.password...``); unchanged when it names none."""
+    match = _SECRET_WORD.search(text)
+    return text if match is None else text[: match.end()] + "..."
+
+
+def _parse_error(exc: configparser.Error) -> str:
+    """configparser's parse error in one line, without the text of a line naming a secret."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno}: {_shown(exc.line)} comes before any [section] header"
+    if isinstance(exc, configparser.ParsingError):
+        # ParsingError keeps each line as its repr() already
+        return "cannot be parsed: " + ", ".join(f"line {number}: {_shown(line, quoted=True)}"
+                                                for number, line in exc.errors)
+    return _without_secret(_flattened(exc))
+
+
+def _shown(line: str, quoted: bool = False) -> str:
+    if _SECRET_WORD.search(line):
+        return "a line naming a secret (not shown)"
+    return line if quoted else repr(line.strip())
 
 
 def _flattened(exc: Exception) -> str:
@@ -255,7 +291,8 @@ class _Reader:
         try:
             return self.parser.get(section, option, fallback=None)
         except configparser.InterpolationError as exc:
-            raise ConfigError(f"{self.where(section, option)}: {_flattened(exc)} (write a literal % as %%)") from None
+            cause = "invalid % interpolation in the value" if _is_secret(option) else _flattened(exc)
+            raise ConfigError(f"{self.where(section, option)}: {cause} (write a literal % as %%)") from None
 
     def text(self, section: str, option: str) -> str | None:
         """The stripped value, None when absent or empty."""
@@ -416,6 +453,6 @@ def _unpack_credential(reader: _Reader, name: str, packed: str) -> dict[str, str
     user, encoded, url, tenant = parts
     try:
         password = base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII text; UnicodeDecodeError is one
         raise ConfigError(f"{where}: the password (second field) is not valid base64") from None
     return {"user": user, "password": password, "keystone_url": url, "tenant": tenant}

@@ -144,7 +144,13 @@ def read_backup(stream: Iterable[str], source: str) -> Iterator[Image]:
     Raises BackupFormatError naming the source and the line of the first malformed row.
     """
     reader = csv.reader(stream)
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(), a NUL byte
+            raise BackupFormatError(f"{source}, line {reader.line_num}: not a valid CSV row ({exc})") from None
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
         try:

@@ -7,10 +7,13 @@ another target ``T`` as ``T:Region``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 MASTER_TARGET = "master"
+# File systems allow 255 bytes per name; leave room for an extension and a digest.
+MAX_FILE_NAME_BYTES = 200
 
 
 @dataclass(frozen=True)
@@ -45,5 +48,16 @@ def order_regions(regions: Sequence[str], preferable_order: Iterable[str]) -> li
 
 
 def safe_file_name(region: str) -> str:
-    """A file-name-safe form of a region name (``other:Madrid`` -> ``other_Madrid``)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in region) or "_"
+    """A file-name-safe form of a region name (``other:Madrid`` -> ``other_Madrid``).
+
+    A name too long for a file system is cut and given a digest of the whole name, so two long
+    names stay apart.
+    """
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in region) or "_"
+    if safe.startswith("."):
+        safe = "_" + safe[1:]
+    if len(safe.encode("utf-8")) <= MAX_FILE_NAME_BYTES:
+        return safe
+    digest = hashlib.sha256(region.encode("utf-8")).hexdigest()[:16]
+    cut = safe.encode("utf-8")[: MAX_FILE_NAME_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{cut}-{digest}"
