@@ -2,8 +2,8 @@
 
 The parent lists the master catalogue once, then forks a child per region.  Each child logs to
 ``sync_<YYYYMMDD>_<HHMM>/<region>.txt`` (``%(message)s`` lines; the directory is reused if it
-exists; region names are made safe for file names) and exits 0 when its region is synchronised, 1
-otherwise.  The parent prints ``Region <r> has finished`` or ``... has finished with errors`` as
+exists; region names are made safe for file names), prints its ``ERROR:`` lines on the parent's
+stderr too, and exits 0 when its region is synchronised, 1 otherwise.  The parent prints ``Region <r> has finished`` or ``... has finished with errors`` as
 children end, then ``All is done.``.  A child that crashes only ends its own region.
 """
 
@@ -19,7 +19,7 @@ from typing import TextIO
 
 from .glancesync import GlanceSync
 from .glancesync.engine import LOG_ROOT
-from .glancesync.errors import GlanceSyncError
+from .glancesync.errors import GlanceSyncError, one_line
 from .glancesync.region import safe_file_name
 
 
@@ -64,16 +64,19 @@ def _child(engine: GlanceSync, region: str, path: str, dry_run: bool) -> None:
     logger = logging.getLogger(LOG_ROOT)  # the CLI's configured parent, now writing to the region's file
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
+    for inherited in logger.handlers:  # the CLI's stderr: errors only, so a failure is seen at once
+        inherited.setLevel(logging.ERROR)
     try:
-        logger.handlers[:] = [handler]
+        logger.handlers[:] = [handler, *logger.handlers]
         logger.setLevel(logging.INFO)
         engine.forget_connections()  # never share the parent's HTTP connections
         engine.sync_region(region, dry_run=dry_run)
         status = 0
     except GlanceSyncError as exc:
-        logger.error(str(exc))
-    except BaseException:  # the region ends with errors; the traceback goes to its own log
-        logger.error(f"{region}: unexpected error\n{traceback.format_exc()}")
+        logger.error(str(exc) if str(exc).startswith(f"{region}:") else f"{region}: {exc}")
+    except BaseException as exc:  # the child's one catch-all: its region ends with errors
+        logger.error(f"{region}: unexpected {type(exc).__name__}: {one_line(exc)}")
+        logger.info(traceback.format_exc())  # only in the region's own log file
     finally:
         handler.flush()
         handler.close()
