@@ -1,14 +1,19 @@
-"""sync.py and glancesync-mock as an operator runs them: modes, region lists, bad input."""
+"""sync.py and glancesync-mock as an operator runs them: modes, region lists, bad input.
+
+Both run in this process (``tests/cli/inprocess.py``: ``main`` with StringIO streams and an
+explicit environment); ``test_console_scripts_run`` starts the installed scripts once.
+"""
 
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli.inprocess import clean_environ, run_sync, seed_mock
 
 BIN = Path(sys.executable).parent
 B64 = base64.b64encode(b"pw").decode()
@@ -29,27 +34,26 @@ ROW = "{region},img1,{id},active,100,c1,{owner},True,{{}}\r\n"
 
 
 @pytest.fixture
-def site(tmp_path):
-    """A seeded mock store and a config; returns a runner of sync.py."""
+def site(tmp_path, monkeypatch):
+    """A seeded mock store and a config; returns a runner of sync.py (cwd: tmp_path)."""
     seed = tmp_path / "seed"
     seed.mkdir()
     (seed / "backup_Valladolid.csv").write_text(ROW.format(region="Valladolid", id="001", owner="tenant1id"))
     for region in ("Burgos", "Segovia", "Ignored", "other:Madrid"):
         (seed / f"backup_{region}.csv").write_text("")
     store = tmp_path / "store"
-    done = subprocess.run([BIN / "glancesync-mock", "--path", store, str(seed)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    done = seed_mock(["--path", store, seed])
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout == f"export GLANCESYNC_MOCKPERSISTENT_PATH={store}\n"
     config = tmp_path / "glancesync.conf"
     config.write_text(CONFIG)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
-    env.update(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(config))
+    env = clean_environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(config))
+    monkeypatch.chdir(tmp_path)  # --make-backup writes ./backup_glance_*
 
-    def run(*args, extra_env=None, cwd=tmp_path):
-        # bytes, decoded here: text mode would hide the \r\n line ends of the status CSV
-        done = subprocess.run([BIN / "sync.py", *args], capture_output=True, cwd=cwd,
-                              env={**env, **(extra_env or {})}, timeout=60)
-        return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
-    run.store, run.config, run.tmp = store, config, tmp_path
+    def run(*args, extra_env=None):
+        # StringIO streams keep the \r\n line ends of the status CSV as written
+        return run_sync(args, {**env, **(extra_env or {})})
+    run.store, run.config, run.tmp, run.env = store, config, tmp_path, env
     return run
 
 
@@ -152,23 +156,35 @@ def test_no_config_file_uses_the_environment(site):
 
 
 def test_mock_seeding_errors(tmp_path):
-    missing = subprocess.run([BIN / "glancesync-mock", "--path", tmp_path / "s", tmp_path / "none"],
-                             capture_output=True, text=True)
-    assert missing.returncode == 1 and f'The directory "{tmp_path / "none"}" with the initial load must exist' in missing.stderr
+    missing = seed_mock(["--path", tmp_path / "s", tmp_path / "none"])
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr == f'ERROR:The directory "{tmp_path / "none"}" with the initial load must exist\n'
     seed = tmp_path / "seed"
     seed.mkdir()
     (seed / "backup_R.csv").write_text("R,a,1,active,1,c,o,True,{}\n")
-    ok = subprocess.run([BIN / "glancesync-mock", "--path", tmp_path / "s", seed], capture_output=True, text=True)
-    assert ok.returncode == 0
-    again = subprocess.run([BIN / "glancesync-mock", "--path", tmp_path / "s", seed], capture_output=True, text=True)
-    assert again.returncode == 1 and "is not empty. If you are sure, pass --confirm" in again.stderr
+    ok = seed_mock(["--path", tmp_path / "s", seed])
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, f"export GLANCESYNC_MOCKPERSISTENT_PATH={tmp_path / 's'}\n", "")
+    again = seed_mock(["--path", tmp_path / "s", seed])
+    assert (again.returncode, again.stdout) == (1, "")
+    assert "is not empty. If you are sure, pass --confirm" in again.stderr
     (seed / "backup_R.csv").write_text("R,a,1,active,1,c,o,True,{}\nR,b,2,active,x,c,o,True,{}\n")
-    bad = subprocess.run([BIN / "glancesync-mock", "--path", tmp_path / "s", "--confirm", seed], capture_output=True, text=True)
-    assert bad.returncode == 1 and "backup_R.csv, line 2: size 'x' is not an integer" in bad.stderr
+    bad = seed_mock(["--path", tmp_path / "s", "--confirm", seed])
+    assert (bad.returncode, bad.stdout) == (1, "")
+    assert "backup_R.csv, line 2: size 'x' is not an integer" in bad.stderr
     assert (tmp_path / "s" / "backup_R.csv").read_bytes() == b"R,a,1,active,1,c,o,True,{}\r\n", "store left intact"
-    rnd = subprocess.run([BIN / "glancesync-mock", "--random", seed], capture_output=True, text=True)
+    rnd = seed_mock(["--random", seed])
     assert rnd.returncode == 1  # the seed is still malformed; nothing printed to stdout
     assert rnd.stdout == ""
+
+
+def test_console_scripts_run(site):
+    """The installed entry points start and reach their main(): the one subprocess test here."""
+    for script in ("sync.py", "glancesync", "glancesync-mock"):
+        done = subprocess.run([BIN / script, "--help"], capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stderr) == (0, ""), (script, done.stderr)
+        assert done.stdout.startswith(f"usage: {'glancesync-mock' if script == 'glancesync-mock' else 'sync.py'} ")
+    done = subprocess.run([BIN / "glancesync", "--show-regions"], capture_output=True, env=site.env, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"Burgos Segovia other:Madrid\n", b"")
 
 
 def test_status_line_quotes_like_the_csv_module():

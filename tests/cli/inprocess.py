@@ -1,0 +1,92 @@
+"""Run ``sync.py`` and ``glancesync-mock`` inside the test process, as their console scripts would.
+
+``run_sync(args, environ)`` calls :func:`fiwareglancesync.sync.main` with ``io.StringIO`` streams
+and an explicit environment and returns a :class:`subprocess.CompletedProcess`, so a test reads
+``returncode``, ``stdout`` and ``stderr`` exactly as it did from a real process.  What a process
+adds around ``main`` is reproduced: ``sys.exit(main())`` (a ``SystemExit`` raised by argparse
+becomes the exit status) and the process's own stdout/stderr (argparse writes usage errors and
+``--help`` to ``sys.stderr``/``sys.stdout``, not to ``out``/``err``).  Stricter than a process:
+a call that returns normally must have written nothing to ``sys.stdout``/``sys.stderr`` directly,
+everything goes through the ``out``/``err`` it was given.
+
+``seed_mock(args)`` does the same for ``glancesync-mock`` (whose ``main`` takes no streams).
+
+``restore_cli_loggers`` is an autouse fixture for the conftest files: ``main`` reconfigures the
+CLI logger (handler on the ``err`` of the call) on every call; this puts the loggers back as they
+were before each test, so no handler on a dead StringIO leaks into the next test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import subprocess
+from typing import Mapping, Sequence
+
+import pytest
+
+from fiwareglancesync import sync
+from fiwareglancesync.glancesync.facades import mock
+
+# the CLI logger: "glancesync" after the engine refactor, "GlanceSync-Client" before it
+CLI_LOGGERS = ("glancesync", "GlanceSync-Client")
+
+
+def clean_environ(**variables: str) -> dict[str, str]:
+    """The test process's environment without OS_* and GLANCESYNC_* variables, plus ``variables``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
+    env.update(variables)
+    return env
+
+
+def _exit_status(exc: SystemExit) -> int:
+    """The status a process ends with after ``sys.exit(exc.code)``."""
+    if exc.code is None:
+        return 0
+    return exc.code if isinstance(exc.code, int) else 1
+
+
+def run_sync(args: Sequence[str], environ: Mapping[str, str]) -> subprocess.CompletedProcess:
+    """``sync.py *args`` in this process, with ``environ`` as its whole environment."""
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    stray_out, stray_err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stray_out), contextlib.redirect_stderr(stray_err):
+        try:
+            code = sync.main(argv, out=out, err=err, environ=dict(environ))
+        except SystemExit as exc:  # argparse (usage error, --help): what sys.exit() makes of it
+            code = _exit_status(exc)
+        else:
+            assert (stray_out.getvalue(), stray_err.getvalue()) == ("", ""), \
+                "main() wrote to sys.stdout/sys.stderr instead of the out/err it was given"
+    return subprocess.CompletedProcess(argv, code, out.getvalue() + stray_out.getvalue(),
+                                       err.getvalue() + stray_err.getvalue())
+
+
+def seed_mock(args: Sequence[str]) -> subprocess.CompletedProcess:
+    """``glancesync-mock *args`` in this process (its ``main`` prints to sys.stdout/sys.stderr)."""
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = mock.main(argv)
+        except SystemExit as exc:
+            code = _exit_status(exc)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(autouse=True)
+def restore_cli_loggers():
+    saved = {}
+    for name in CLI_LOGGERS:
+        logger = logging.getLogger(name)
+        saved[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+    yield
+    for name, (handlers, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.disabled = disabled
