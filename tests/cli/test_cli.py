@@ -178,13 +178,19 @@ def test_mock_seeding_errors(tmp_path):
 
 
 def test_console_scripts_run(site):
-    """The installed entry points start and reach their main(): the one subprocess test here."""
+    """The installed entry points start and reach their main(): the one subprocess test here
+    (the four processes run at once)."""
+    commands = {script: [BIN / script, "--help"] for script in ("sync.py", "glancesync", "glancesync-mock")}
+    commands["glancesync --show-regions"] = [BIN / "glancesync", "--show-regions"]
+    running = {name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=site.env)
+               for name, command in commands.items()}
+    done = {name: (process.communicate(timeout=60), process.returncode) for name, process in running.items()}
     for script in ("sync.py", "glancesync", "glancesync-mock"):
-        done = subprocess.run([BIN / script, "--help"], capture_output=True, text=True, timeout=60)
-        assert (done.returncode, done.stderr) == (0, ""), (script, done.stderr)
-        assert done.stdout.startswith(f"usage: {'glancesync-mock' if script == 'glancesync-mock' else 'sync.py'} ")
-    done = subprocess.run([BIN / "glancesync", "--show-regions"], capture_output=True, env=site.env, timeout=60)
-    assert (done.returncode, done.stdout, done.stderr) == (0, b"Burgos Segovia other:Madrid\n", b"")
+        (stdout, stderr), code = done[script]
+        assert (code, stderr) == (0, b""), (script, stderr)
+        prog = "glancesync-mock" if script == "glancesync-mock" else "sync.py"
+        assert stdout.startswith(f"usage: {prog} ".encode()), (script, stdout)
+    assert done["glancesync --show-regions"] == ((b"Burgos Segovia other:Madrid\n", b""), 0)
 
 
 def test_status_line_quotes_like_the_csv_module():

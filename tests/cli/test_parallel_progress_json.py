@@ -1,4 +1,10 @@
-"""--parallel, progress bars and --format json, on the file-backed mock."""
+"""--parallel, progress bars and --format json, on the file-backed mock.
+
+Where a process matters, ``sync.py`` runs as one: ``--parallel`` (its children are observed in
+``/proc``, and a child writes to the real stderr it inherited, which a forked copy of this test
+process could not show: its StringIO would be the child's own copy) and the progress bars on a
+pseudo-terminal.  Everything else calls ``main`` in-process (``tests/cli/inprocess.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,15 @@ import json
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.cli.inprocess import clean_environ, run_sync, seed_mock
 
 BIN = Path(sys.executable).parent
 B64 = base64.b64encode(b"pw").decode()
@@ -28,26 +37,33 @@ def row(region: str, index: int, image_id: str) -> str:
     return f"{region},img{index:05d},{image_id},active,{1000 + index},c{index},tenant1id,True,{{}}\r\n"
 
 
-@pytest.fixture
-def store(tmp_path):
+@pytest.fixture(scope="module")
+def pristine_store(tmp_path_factory):
     """Master with 6,000 images; R1..R5 hold them all but one (so each region has work, and
-    reading 6,000 rows keeps a child busy long enough to be observed)."""
-    seed = tmp_path / "seed"
+    reading 6,000 rows keeps a child busy long enough to be observed).  Seeded once per module;
+    each test gets a copy (``store``)."""
+    base = tmp_path_factory.mktemp("pristine")
+    seed = base / "seed"
     seed.mkdir()
     count = 6000
     (seed / "backup_Master.csv").write_text("".join(row("Master", i, f"m{i}") for i in range(count)))
     for r in REGIONS:
         (seed / f"backup_{r}.csv").write_text("".join(row(r, i, f"{r}-{i}") for i in range(1, count)))
+    path = base / "store"
+    done = seed_mock(["--path", path, seed])
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    return path
+
+
+@pytest.fixture
+def store(tmp_path, pristine_store):
     path = tmp_path / "store"
-    done = subprocess.run([BIN / "glancesync-mock", "--path", path, seed], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    shutil.copytree(pristine_store, path)
     return path
 
 
 def environment(store: Path, config: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
-    env.update(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(config))
-    return env
+    return clean_environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(config))
 
 
 def children_of(pid: int) -> set[int]:
@@ -90,8 +106,8 @@ def test_parallel_respects_max_children(tmp_path, store):
         assert f"{r}: img00000: 0 bytes sent from" in text, "a line per finished upload"
         assert f"{r}: Summary: 1 images uploaded" in text
         assert not text.startswith("INFO:"), "parallel logs have no level prefix"
-    status = subprocess.run([BIN / "sync.py", "--show-status", *REGIONS], capture_output=True, text=True,
-                            env=environment(store, config))
+    status = run_sync(["--show-status", *REGIONS], environment(store, config))
+    assert status.returncode == 0, status.stderr
     assert "pending" not in status.stdout and status.stdout.count("ok,") == 5 * 6000
 
 
@@ -142,7 +158,7 @@ def upload_site(tmp_path):
     (seed / "backup_Master.csv").write_text(f"Master,big,m0,active,{3 * 1024 * 1024},c,tenant1id,True,{{}}\r\n")
     (seed / "backup_R1.csv").write_text("")
     store = tmp_path / "store"
-    subprocess.run([BIN / "glancesync-mock", "--path", store, seed], check=True, capture_output=True)
+    assert seed_mock(["--path", store, seed]).returncode == 0
     config = tmp_path / "glancesync.conf"
     write_config(config, images_dir=str(images))
     return environment(store, config)
@@ -183,7 +199,7 @@ def test_no_progress_bar_with_quiet(upload_site):
 
 
 def test_no_progress_bar_without_a_terminal(upload_site):
-    result = subprocess.run([BIN / "sync.py", "R1"], capture_output=True, text=True, env=upload_site)
+    result = run_sync(["R1"], upload_site)  # stderr is a StringIO: not a terminal
     assert result.returncode == 0, result.stderr
     assert "%|" not in result.stderr and "\r" not in result.stderr
     assert "R1: big: 3145728 bytes sent from file" in result.stderr
@@ -193,8 +209,7 @@ def test_no_progress_bar_without_a_terminal(upload_site):
 def test_show_status_json_schema(tmp_path, store):
     config = tmp_path / "glancesync.conf"
     write_config(config)
-    result = subprocess.run([BIN / "sync.py", "--show-status", "--format", "json", "R1", "Nowhere"],
-                            capture_output=True, text=True, env=environment(store, config))
+    result = run_sync(["--show-status", "--format", "json", "R1", "Nowhere"], environment(store, config))
     assert result.returncode == 1
     document = json.loads(result.stdout)
     assert document["master_region"] == "Master"
@@ -211,11 +226,10 @@ def test_show_status_json_error_message(tmp_path):
     (seed / "backup_Master.csv").write_text("Master,a,m1,active,1,c1,tenant1id,True,{}\r\n")
     (seed / "backup_R1.csv").write_text("R1,a,r1,active,1,cX,tenant1id,True,{}\r\n")
     store = tmp_path / "store"
-    subprocess.run([BIN / "glancesync-mock", "--path", store, seed], check=True, capture_output=True)
+    assert seed_mock(["--path", store, seed]).returncode == 0
     config = tmp_path / "glancesync.conf"
     write_config(config)
-    result = subprocess.run([BIN / "sync.py", "--show-status", "--format", "json", "R1"], capture_output=True,
-                            text=True, env=environment(store, config))
+    result = run_sync(["--show-status", "--format", "json", "R1"], environment(store, config))
     [image] = json.loads(result.stdout)["regions"][0]["images"]
     assert image["status"] == "error_checksum" and image["id"] == "r1"
     assert image["message"].startswith("Image a has a different checksum (cX) in region R1")
@@ -224,7 +238,6 @@ def test_show_status_json_error_message(tmp_path):
 def test_show_regions_json(tmp_path, store):
     config = tmp_path / "glancesync.conf"
     write_config(config)
-    result = subprocess.run([BIN / "sync.py", "--show-regions", "--format", "json"], capture_output=True,
-                            text=True, env=environment(store, config))
+    result = run_sync(["--show-regions", "--format", "json"], environment(store, config))
     assert result.returncode == 0
     assert json.loads(result.stdout) == {"regions": REGIONS}
