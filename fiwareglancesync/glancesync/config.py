@@ -54,6 +54,8 @@ MAIN_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
     Option("max_children", "1", "regions synchronised at once with --parallel"),
     Option("images_dir", DEFAULT_IMAGES_DIR, "directory searched for <master image id> files before the "
                                              "data is streamed from the master region"),
+    Option("lock_dir", "", "directory of the per-region locks that keep two syncs of a region apart "
+                           "(empty: $XDG_RUNTIME_DIR/glancesync, else /tmp/glancesync-<uid>)"),
 )}
 
 TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
@@ -144,6 +146,7 @@ class Config:
     preferable_order: tuple[str, ...] = ()
     max_children: int = 1
     images_dir: str = DEFAULT_IMAGES_DIR
+    lock_dir: str = ""
     source: str = "<environment>"
     notes: tuple[str, ...] = ()  # warnings about the file (unknown options), for the shells to log
 
@@ -348,9 +351,19 @@ def _build(reader: _Reader, environ: Mapping[str, str]) -> Config:
         max_children=reader.integer(MAIN_SECTION, "max_children", int(MAIN_OPTIONS["max_children"].default),
                                     minimum=1),
         images_dir=reader.text(MAIN_SECTION, "images_dir") or MAIN_OPTIONS["images_dir"].default,
+        lock_dir=reader.text(MAIN_SECTION, "lock_dir") or default_lock_dir(environ),
         source=reader.source,
         notes=tuple(unknown_options(parser, reader.source)),
     )
+
+
+def default_lock_dir(environ: Mapping[str, str]) -> str:
+    """``$XDG_RUNTIME_DIR/glancesync`` (a per-user directory that vanishes at logout/reboot), else
+    ``/tmp/glancesync-<uid>``."""
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "glancesync")
+    return f"/tmp/glancesync-{os.getuid()}"
 
 
 def unknown_options(parser: configparser.ConfigParser, source: str) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import nullcontext
 from typing import Callable, Iterable, Mapping
 
 from . import config as config_module
@@ -25,6 +26,7 @@ from .executor import SyncReport, apply
 from .facades import make_facade
 from .facades.base import ServersFacade
 from .image import Image, write_backup
+from .locks import region_lock
 from .plan import MasterCatalogue, Mode, RegionPlan, classify_region, compute, read_master
 from .region import MASTER_TARGET, Region, order_regions
 from .status import StatusEntry
@@ -158,19 +160,23 @@ class GlanceSync:
     def sync_region(self, name: str, dry_run: bool = False, observer=None) -> SyncReport:
         """Synchronise a region (or log what would be done when ``dry_run``).
 
-        Raises the first write's error (a :class:`~.errors.FacadeError` naming the region; the
-        summary logged before says what was done until then).  ``observer`` (a
-        :class:`progress.TransferObserver`) follows the uploads.
+        A real sync holds the region's lock (:mod:`.locks`) from planning to the end, so two runs
+        never copy the same images twice; a dry run takes none.  Raises
+        :class:`~.errors.RegionLocked` when another run holds it, and the first write's error (a
+        :class:`~.errors.FacadeError` naming the region; the summary logged before says what was
+        done until then).  ``observer`` (a :class:`progress.TransferObserver`) follows the uploads.
         """
-        plan = self.plan_region(name)
-        master_facade = self.facade(MASTER_TARGET)
-        master_region = Region(MASTER_TARGET, self.master_region)
+        region = self.region(name)
+        with nullcontext() if dry_run else region_lock(self.config.lock_dir, region.fullname):
+            plan = self.plan_region(name)
+            master_facade = self.facade(MASTER_TARGET)
+            master_region = Region(MASTER_TARGET, self.master_region)
 
-        def source_for(image: Image):
-            return select_source(self.config.images_dir, image, master_facade, master_region)
+            def source_for(image: Image):
+                return select_source(self.config.images_dir, image, master_facade, master_region)
 
-        return apply(plan, self.facade(plan.region.target), dry_run=dry_run, source_for=source_for,
-                     observer=observer)
+            return apply(plan, self.facade(plan.region.target), dry_run=dry_run, source_for=source_for,
+                         observer=observer)
 
     def forget_connections(self) -> None:
         """Drop the facades (and their connections), e.g. in a forked child; keeps the catalogue."""

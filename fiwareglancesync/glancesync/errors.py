@@ -50,6 +50,14 @@ class TransferError(FacadeError):
     """Image data could not be read, sent, or did not match the master's checksum."""
 
 
+class RegionLocked(GlanceSyncError):
+    """Another run holds the region's lock (or the lock cannot be taken); the region is skipped."""
+
+    def __init__(self, message: str, region: str):
+        super().__init__(message)
+        self.region = region
+
+
 class RegionError(GlanceSyncError):
     """A region could not be synchronised or inspected; the run goes on with the next one."""
 
