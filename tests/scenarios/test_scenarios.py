@@ -1,4 +1,8 @@
-"""Replay behaviour scenarios through the installed ``glancesync-mock`` and ``sync.py``.
+"""Replay behaviour scenarios through ``glancesync-mock`` and ``sync.py``.
+
+Both run in this process (``tests/cli/inprocess.py``: their ``main`` with StringIO streams and
+the scenario's environment, in the test's temporary directory); a call with ``--parallel``
+starts the installed ``sync.py``, since its children write to the process's real stderr.
 
 A scenario is a directory (layout of ``../shared/conformance/README.md``)::
 
@@ -29,6 +33,7 @@ import pytest
 
 from fiwareglancesync.glancesync.image import read_backup_file
 from fiwareglancesync.glancesync.region import Region
+from tests.cli.inprocess import clean_environ, run_sync, seed_mock
 
 REPO = Path(__file__).resolve().parents[2]
 OWN_SCENARIOS = Path(__file__).resolve().parent / "data"
@@ -80,17 +85,17 @@ def store_contents(directory: Path) -> dict[str, list[tuple]]:
 class Replay:
     def __init__(self, scenario: Path, store: Path):
         self.scenario = scenario
-        self.env = {**os.environ, "GLANCESYNC_MOCKPERSISTENT_PATH": str(store),
-                    "GLANCESYNC_CONFIG": str(scenario / "config")}
-        for name in ("GLANCESYNC_USE_MOCK", "OS_REGION_NAME", "OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD"):
-            self.env.pop(name, None)
+        self.env = clean_environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(scenario / "config"))
         self.regions = read_words(scenario / "regions")
         self.options = read_words(scenario / "options")
 
     def sync_py(self, *args: str, regions: list[str] | None = None) -> subprocess.CompletedProcess:
-        command = [str(BIN / "sync.py"), *self.options, *args, "--", *(self.regions if regions is None else regions)]
+        arguments = [*self.options, *args, "--", *(self.regions if regions is None else regions)]
+        if "--parallel" not in arguments:
+            # StringIO streams keep the \r\n line ends under test as written
+            return run_sync(arguments, self.env)
         # bytes, decoded here: text mode would turn the \r\n line ends under test into \n
-        done = subprocess.run(command, env=self.env, capture_output=True, timeout=120)
+        done = subprocess.run([str(BIN / "sync.py"), *arguments], env=self.env, capture_output=True, timeout=120)
         return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
 
     def check_status(self, directory: Path) -> None:
@@ -112,12 +117,12 @@ class Replay:
 
 
 @pytest.mark.parametrize("scenario", scenario_params())
-def test_scenario(scenario: Path, tmp_path: Path):
+def test_scenario(scenario: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # whatever a run writes to its working directory stays here
     store = tmp_path / "store"
-    seeded = subprocess.run([str(BIN / "glancesync-mock"), "--path", str(store), "--confirm", str(scenario / "initial")],
-                            capture_output=True, text=True, timeout=60)
-    assert seeded.returncode == 0, seeded.stderr
-    assert seeded.stdout.strip() == f"export GLANCESYNC_MOCKPERSISTENT_PATH={store}"
+    seeded = seed_mock(["--path", store, "--confirm", scenario / "initial"])
+    assert (seeded.returncode, seeded.stderr) == (0, ""), seeded.stderr
+    assert seeded.stdout == f"export GLANCESYNC_MOCKPERSISTENT_PATH={store}\n"
 
     replay = Replay(scenario, store)
     replay.check_status(scenario / "status_pre")
