@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from fiwareglancesync.glancesync.condition import Condition, ConditionError
-from fiwareglancesync.glancesync.image import Image
+from tests.factories import image
 
-BASE = Image(name="base_ubuntu", id="1", region="R", owner="t", is_public=True, checksum="c", size=5,
-             status="active", user_properties={"type": "baseimages", "nid": "12"})
-PRIVATE = Image(name="test_private", id="2", region="R", is_public=False, user_properties={"type": "other"})
+BASE = image(name="base_ubuntu", id="1", checksum="c", size=5, type="baseimages", nid="12")
+PRIVATE = image(name="test_private", id="2", is_public=False, type="other")
 
 
 @pytest.mark.parametrize("text,base,private", [

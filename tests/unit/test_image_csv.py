@@ -7,7 +7,8 @@ import io
 import pytest
 
 from fiwareglancesync.glancesync.errors import BackupFormatError
-from fiwareglancesync.glancesync.image import Image, read_backup, write_backup
+from fiwareglancesync.glancesync.image import read_backup, write_backup
+from tests.factories import image as make_image
 
 
 def test_read_variants():
@@ -25,8 +26,8 @@ def test_read_variants():
 
 
 def test_write_round_trip_uses_crlf_and_plain_literals():
-    image = Image(name="a,b", id="1", region="other:Madrid", owner=None, is_public=True, checksum="c",
-                  size=3, status="active", user_properties={"type": "x", "nid": 1})
+    image = make_image(name="a,b", id="1", region="other:Madrid", owner=None, checksum="c", size=3,
+                       type="x", nid=1)
     out = io.StringIO()
     write_backup([image], out)
     assert out.getvalue() == "other:Madrid,\"a,b\",1,active,3,c,,True,\"{'type': 'x', 'nid': 1}\"\r\n"
