@@ -5,6 +5,12 @@ The parent lists the master catalogue once, then forks a child per region.  Each
 exists; region names are made safe for file names), prints its ``ERROR:`` lines on the parent's
 stderr too, and exits 0 when its region is synchronised, 1 otherwise.  The parent prints ``Region <r> has finished`` or ``... has finished with errors`` as
 children end, then ``All is done.``.  A child that crashes only ends its own region.
+
+SIGINT/SIGTERM (CONTRACT.md §6): the parent passes the signal to its running children, starts no
+new one, waits up to :data:`CHILD_GRACE_SECONDS` for them to delete their in-flight copies and
+exit (then kills what is left), and raises :class:`~.interrupts.Interrupted`; a second signal
+kills the children and exits at once.  A child logs one ``ERROR:<region>: interrupted by <signal>``
+line and exits with ``128 + signal``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import time
 import traceback
 from typing import TextIO
 
@@ -21,6 +28,9 @@ from .glancesync import GlanceSync
 from .glancesync.engine import LOG_ROOT
 from .glancesync.errors import GlanceSyncError, one_line
 from .glancesync.region import safe_file_name
+from .interrupts import Interrupted, interrupts_raise
+
+CHILD_GRACE_SECONDS = 30.0  # how long interrupted children may take to clean up
 
 
 def log_directory(now: datetime.datetime | None = None, base: str = ".") -> str:
@@ -39,14 +49,10 @@ def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, d
     pending = list(regions)
     running: dict[int, tuple[multiprocessing.Process, str]] = {}
     all_ok = True
-    while pending or running:
-        while pending and len(running) < max(1, max_children):
-            region = pending.pop(0)
-            path = os.path.join(directory, safe_file_name(region) + ".txt")
-            process = context.Process(target=_child, args=(engine, region, path, dry_run), name=f"sync {region}")
-            process.start()
-            running[process.sentinel] = (process, region)
-        for sentinel in multiprocessing.connection.wait(list(running)):
+
+    def reap(sentinels) -> None:
+        nonlocal all_ok
+        for sentinel in sentinels:
             process, region = running.pop(sentinel)
             process.join()
             if process.exitcode == 0:
@@ -54,8 +60,42 @@ def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, d
             else:
                 all_ok = False
                 print(f"Region {region} has finished with errors", file=out, flush=True)
+
+    def kill_children() -> None:
+        for process, _ in running.values():
+            process.kill()
+
+    with interrupts_raise(at_second=kill_children):
+        try:
+            while pending or running:
+                while pending and len(running) < max(1, max_children):
+                    region = pending.pop(0)
+                    path = os.path.join(directory, safe_file_name(region) + ".txt")
+                    process = context.Process(target=_child, args=(engine, region, path, dry_run),
+                                              name=f"sync {region}")
+                    process.start()
+                    running[process.sentinel] = (process, region)
+                reap(multiprocessing.connection.wait(list(running)))
+        except Interrupted as interrupted:
+            _stop_children(running, interrupted.signum, reap)
+            raise
     print("All is done.", file=out, flush=True)
     return all_ok
+
+
+def _stop_children(running: dict, signum: int, reap) -> None:
+    """Pass ``signum`` on, wait (bounded) for the children to end, kill the ones that do not."""
+    for process, _ in running.values():
+        try:
+            os.kill(process.pid, signum)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + CHILD_GRACE_SECONDS
+    while running and time.monotonic() < deadline:
+        reap(multiprocessing.connection.wait(list(running), timeout=deadline - time.monotonic()))
+    for process, _ in running.values():
+        process.kill()
+    reap(list(running))
 
 
 def _child(engine: GlanceSync, region: str, path: str, dry_run: bool) -> None:
@@ -69,9 +109,13 @@ def _child(engine: GlanceSync, region: str, path: str, dry_run: bool) -> None:
     try:
         logger.handlers[:] = [handler, *logger.handlers]
         logger.setLevel(logging.INFO)
-        engine.forget_connections()  # never share the parent's HTTP connections
-        engine.sync_region(region, dry_run=dry_run)
+        with interrupts_raise(second_exits=False):  # replaces the parent's handlers inherited by fork
+            engine.forget_connections()  # never share the parent's HTTP connections
+            engine.sync_region(region, dry_run=dry_run)
         status = 0
+    except Interrupted as interrupted:
+        logger.error(f"{region}: interrupted by {interrupted.name}")
+        status = interrupted.exit_status
     except GlanceSyncError as exc:
         logger.error(str(exc) if str(exc).startswith(f"{region}:") else f"{region}: {exc}")
     except BaseException as exc:  # the child's one catch-all: its region ends with errors

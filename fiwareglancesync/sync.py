@@ -4,7 +4,8 @@ Parse the arguments, call :class:`GlanceSync`, render, return the exit status:
 
 * ``0`` all the requested work was done;
 * ``1`` a region failed (the others were still processed), or a configuration/connection error;
-* ``2`` a usage error (bad arguments).
+* ``2`` a usage error (bad arguments);
+* ``130`` / ``143`` interrupted by SIGINT / SIGTERM (one ``ERROR:`` line names the region).
 
 Data (``======`` headers, status CSV, the region list) goes to stdout; log lines
 (``LEVEL:message``) go to stderr.
@@ -26,6 +27,7 @@ from .glancesync import GlanceSync
 from .glancesync.config import parse_overrides
 from .glancesync.engine import LOG_ROOT
 from .glancesync.errors import ConfigError, GlanceSyncError, one_line
+from .interrupts import Interrupted, interrupts_raise
 from .parallel import log_directory, run_parallel
 from .progressbar import ProgressBars
 
@@ -91,6 +93,7 @@ class Cli:
         self.log = log
         self.observer = observer
         self.failed = False
+        self.current: str | None = None  # the region being worked on, for an interrupt's message
 
     def each_region(self, regions: list[str], action: Callable[[str], None]) -> None:
         """Run ``action`` per region; a failing region is reported and the next one processed.
@@ -99,12 +102,14 @@ class Cli:
         else (a bug) with its type, and neither hides the other regions' work.
         """
         for region in regions:
+            self.current = region
             try:
                 action(region)
             except GlanceSyncError as exc:
                 self.fail(region, exc)
             except Exception as exc:
                 self.fail(region, f"unexpected {type(exc).__name__}: {one_line(exc)}")
+        self.current = None
 
     def fail(self, region: str, cause) -> None:
         self.failed = True
@@ -177,6 +182,16 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
     except ConfigError as exc:
         parser.error(str(exc))
     try:
+        with interrupts_raise():
+            return _run(args, out, err, log, environ, overrides)
+    except Interrupted as exc:
+        log.error(f"interrupted by {exc.name}")
+        return exc.exit_status
+
+
+def _run(args, out: TextIO, err: TextIO, log: logging.Logger, environ, overrides) -> int:
+    cli = None
+    try:
         engine = GlanceSync.from_environment(overrides=overrides, environ=environ)
         show_progress = not args.quiet and not args.parallel and err.isatty()
         cli = Cli(engine, out, log, observer=ProgressBars(err) if show_progress else None)
@@ -204,9 +219,10 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
     except GlanceSyncError as exc:
         log.error(str(exc))
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        log.error("interrupted")
-        return EXIT_FAILED
+    except Interrupted as exc:
+        where = f"{cli.current}: " if cli is not None and cli.current else ""
+        log.error(f"{where}interrupted by {exc.name}")
+        return exc.exit_status
     return EXIT_FAILED if cli.failed else EXIT_OK
 
 
