@@ -48,8 +48,9 @@ def cloud(tmp_path):
 
 def start(args, env, cwd) -> tuple[subprocess.Popen, Path]:
     err = cwd / "stderr.txt"
-    process = subprocess.Popen(sync_command() + args, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=open(err, "w"), text=True)
+    with open(err, "w") as stream:  # the child has its own descriptor; ours is closed at once
+        process = subprocess.Popen(sync_command() + args, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                   stderr=stream, text=True)
     return process, err
 
 
