@@ -78,6 +78,12 @@ TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
     Option("support_obsolete_images", "True", "follow the master when it renames an image X_obsolete"),
     Option("obsolete_syncprops", "", "properties copied to the regions' X_obsolete images"),
     Option("list_images_timeout", "30", "seconds allowed to list the images of a region"),
+    Option("http_timeout", "60", "seconds an API call may wait for an answer; a transfer fails after "
+                                 "this long without progress (connections time out after 10 s)"),
+    Option("retries", "3", "retries of a transient failure (connection error, timeout, HTTP 502/503/504) "
+                           "of a read or idempotent write, and of a failed upload; 0 disables them"),
+    Option("leftover_max_age", "86400", "seconds after which an unfinished copy made from another host is "
+                                        "deleted as a leftover"),
     Option("tenant_id", "", "the project id (used by the mock; a real cloud reports its own)"),
 )}
 
@@ -130,6 +136,9 @@ class Target:
     obsolete_syncprops: frozenset[str] = frozenset()
     support_obsolete_images: bool = True
     list_images_timeout: int = 30
+    http_timeout: int = 60
+    retries: int = 3
+    leftover_max_age: int = 86400
 
     @property
     def keystone_version(self) -> str:
@@ -418,7 +427,14 @@ def _build_target(reader: _Reader, name: str, environ: Mapping[str, str]) -> Tar
         obsolete_syncprops=frozenset(reader.items(name, "obsolete_syncprops")),
         support_obsolete_images=reader.boolean(name, "support_obsolete_images", True),
         list_images_timeout=reader.integer(name, "list_images_timeout", 30, minimum=1),
+        http_timeout=reader.integer(name, "http_timeout", _default("http_timeout"), minimum=1),
+        retries=reader.integer(name, "retries", _default("retries"), minimum=0),
+        leftover_max_age=reader.integer(name, "leftover_max_age", _default("leftover_max_age"), minimum=0),
     )
+
+
+def _default(option: str) -> int:
+    return int(TARGET_OPTIONS[option].default)
 
 
 def _credential(reader: _Reader, name: str, environ: Mapping[str, str]) -> dict[str, str]:

@@ -26,6 +26,7 @@ from .executor import SyncReport, apply
 from .facades import make_facade
 from .facades.base import ServersFacade
 from .image import Image, write_backup
+from .leftovers import find_leftovers
 from .locks import region_lock
 from .plan import MasterCatalogue, Mode, RegionPlan, classify_region, compute, read_master
 from .region import MASTER_TARGET, Region, order_regions
@@ -155,7 +156,10 @@ class GlanceSync:
         region = self.region(name)
         master = self.master_images()
         target = self.config.targets[region.target]
-        return compute(master, self._list(region), target, self.tenant_id(region.target), region)
+        tenant_id = self.tenant_id(region.target)
+        listing = self._list(region)
+        leftovers = find_leftovers(listing, tenant_id, target.leftover_max_age)
+        return compute(master, listing, target, tenant_id, region, leftovers)
 
     def sync_region(self, name: str, dry_run: bool = False, observer=None) -> SyncReport:
         """Synchronise a region (or log what would be done when ``dry_run``).

@@ -16,7 +16,7 @@ from typing import Callable
 
 from .ami import resolve_references
 from .facades.base import ImageSource, ServersFacade
-from .image import Image
+from .image import IN_PROGRESS, Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
 from .progress import ObservedSource, TransferObserver
 
@@ -83,6 +83,8 @@ class Executor:
         for note in self.plan.notes:
             LOG.warning(note)
         try:
+            for image in self.plan.leftovers:
+                self._leftover(image)
             for image in self.plan.obsolete:
                 self._obsolete(image)
             for update in self.plan.metadata:
@@ -104,6 +106,16 @@ class Executor:
         self._region_line()
         LOG.info(self.report.summary())
         return self.report
+
+    def _leftover(self, image: Image) -> None:
+        """Delete an unfinished copy of a run that died (one WARNING each; a dry run only says so)."""
+        creator = image.user_properties.get(IN_PROGRESS)
+        what = f"{self.name}: image {image.name} (UUID {image.id}, {image.status}) is a leftover of {creator}"
+        if self.dry_run:
+            LOG.warning(f"{what}: it would be deleted")
+            return
+        LOG.warning(f"{what}: deleting it")
+        self.facade.delete_image(self.plan.region, image.id)
 
     def _obsolete(self, image: Image) -> None:
         self.report.obsolete_updates += 1

@@ -23,6 +23,8 @@ from .errors import BackupFormatError
 KERNEL_ID = "kernel_id"
 RAMDISK_ID = "ramdisk_id"
 AMI_PROPERTIES = (KERNEL_ID, RAMDISK_ID)
+# Set on every copy glancesync creates until it is verified (CONTRACT.md §6); never compared.
+IN_PROGRESS = "glancesync_in_progress"
 
 CSV_COLUMNS = ("region", "name", "id", "status", "size", "checksum", "owner", "is_public", "properties")
 
@@ -53,6 +55,7 @@ class Image:
     protected: bool = False
     os_hash_algo: str | None = None
     os_hash_value: str | None = None
+    created_at: str | None = None  # ISO 8601, as Glance reports it (not in the backup CSV)
 
     @property
     def size_mb(self) -> float:

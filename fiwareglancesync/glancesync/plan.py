@@ -13,6 +13,7 @@ order they arose, on the :class:`MasterCatalogue` and on the :class:`Classificat
 
 Order of the actions (the original's, with CONTRACT.md's fixes):
 
+0. deletion of the region's leftovers: unfinished copies of runs that died (:mod:`leftovers`);
 1. obsolete renames and updates;
 2. metadata updates of ``pending_metadata`` images;
 3. the upload pass: uploads, replacements and renames (and the ``error_checksum`` warnings) in
@@ -158,6 +159,7 @@ class RegionPlan:
     ami_fixes: list[MetadataUpdate] = field(default_factory=list)
     ids_by_name: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    leftovers: list[Image] = field(default_factory=list)
 
 
 _UPLOAD_KINDS = {
@@ -168,12 +170,16 @@ _UPLOAD_KINDS = {
 
 
 def compute(master: Mapping[str, Image], region_images: Iterable[Image], target: Target, tenant_id: str,
-            region: Region) -> RegionPlan:
-    """The plan to synchronise ``region``: :func:`classify_region` in :attr:`Mode.SYNC`, and the
-    action each status calls for.
+            region: Region, leftovers: Iterable[Image] = ()) -> RegionPlan:
+    """The plan to synchronise ``region``: delete ``leftovers`` (they are left out of the
+    classification), then :func:`classify_region` in :attr:`Mode.SYNC` and the action each status
+    calls for.
 
     ``master`` is :attr:`MasterCatalogue.images`; ``region_images`` the region's whole listing.
     """
+    leftovers = list(leftovers)
+    gone = {image.id for image in leftovers}
+    region_images = [image for image in region_images if image.id not in gone]
     seen = classify_region(master, region_images, target, tenant_id, region, Mode.SYNC)
     metadata, transfers, ami_fixes = [], [], []
     for entry in seen.statuses:
@@ -196,6 +202,7 @@ def compute(master: Mapping[str, Image], region_images: Iterable[Image], target:
         ami_fixes=ami_fixes,
         ids_by_name={name: image.id for name, image in seen.regional.items()},
         notes=seen.notes,
+        leftovers=leftovers,
     )
 
 

@@ -27,7 +27,7 @@ from enum import Enum
 from typing import AbstractSet, Mapping
 
 from .ami import AmiState, check_ami
-from .image import AMI_PROPERTIES, KERNEL_ID, RAMDISK_ID, Image
+from .image import AMI_PROPERTIES, IN_PROGRESS, KERNEL_ID, RAMDISK_ID, Image
 
 ANY = "any"
 
@@ -86,7 +86,8 @@ def compare(regional: Image, master: Image, metadata_set: AbstractSet[str]) -> s
     """How ``regional`` differs from ``master`` (one code; ``""`` when in sync).
 
     With a non-empty ``metadata_set`` only those properties are compared (kernel_id/ramdisk_id
-    only by presence); with an empty one every property the region image carries is.
+    only by presence); with an empty one every property the region image carries is, except the
+    ``glancesync_in_progress`` marker.
     """
     if regional.status != "active":
         return NOT_ACTIVE
@@ -102,6 +103,8 @@ def compare(regional: Image, master: Image, metadata_set: AbstractSet[str]) -> s
         if ((KERNEL_ID in ours) != (KERNEL_ID in theirs)) or ((RAMDISK_ID in ours) != (RAMDISK_ID in theirs)):
             return PROPERTIES_DIFFER
     else:
+        if IN_PROGRESS in theirs:
+            theirs = {k: v for k, v in theirs.items() if k != IN_PROGRESS}
         if len(theirs) != len(ours):
             return PROPERTIES_DIFFER
         for prop, value in theirs.items():
