@@ -30,8 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.api.harness import (GLANCESYNC_CONF, KeystoneServer, bin_path, gunicorn_service,  # noqa: E402
-                               write_settings)
+from tests.api.fake_keystone import KeystoneServer  # noqa: E402
+from tests.api.mock_cloud import GLANCESYNC_CONF  # noqa: E402
+from tests.api.processes import bin_path, gunicorn_service, write_settings  # noqa: E402
 
 
 def write_cloud(directory: Path, images: int, region: str) -> dict[str, str]:

@@ -27,7 +27,7 @@ from flask import Flask
 from .app import create_app
 from .app.settings import ServiceSettings, SettingsError, configure_logging, load_settings
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("glancesync.app.server")
 
 HOST_HELP = "IP address or hostname of the Glancesync server."
 PORT_HELP = "Port in which the GlanceSync server is running"
@@ -136,17 +136,27 @@ def run_db_command(arguments: Sequence[str]) -> int:
     from flask.cli import ScriptInfo
     from flask_migrate.cli import db as db_commands
 
+    from .app.extensions import db
+
+    built: list[Flask] = []
+
     def app_for_commands() -> Flask:
         settings = _settings_or_exit()
         config = settings.flask_config()
         config["RECOVER_TASKS_AT_START"] = False  # the table may not exist yet
-        return create_app(config)
+        built.append(create_app(config))
+        return built[-1]
 
     try:
         db_commands.main(args=list(arguments), prog_name="glancesync-server db",
                          obj=ScriptInfo(create_app=app_for_commands), standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        for app in built:  # close the connections (the command may run inside a longer process)
+            with app.app_context():
+                for engine in db.engines.values():
+                    engine.dispose()
     return 0
 
 

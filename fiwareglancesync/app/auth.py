@@ -2,10 +2,13 @@
 
 A request is authorised when Keystone (v3 by default, v2.0 when configured) confirms its token
 and the token carries the ``admin`` role.  The service talks to Keystone with its own credentials
-(``[openstack]`` of fiware-glancesync.cfg) through a keystoneauth1 session, which keeps the
-service token and re-authenticates when it is refused.
+(``[openstack]`` of fiware-glancesync.cfg) through a keystoneauth1 session built by
+:mod:`fiwareglancesync.glancesync.keystone` (the same plugin rules as the engine's targets),
+which keeps the service token and re-authenticates when it is refused.
 
-Outcomes, as :class:`~fiwareglancesync.app.errors.ApiError`:
+Outcomes, as :class:`~fiwareglancesync.app.errors.ApiError` (the one module that raises it: a
+token check's outcome is an HTTP status by nature, 401 for the caller's token, 5xx for Keystone
+trouble, so it carries its code rather than going through a domain error):
 
 * 401: no header, empty token, token unknown to Keystone or expired, token without roles,
   token without ``admin``; the message says which;
@@ -26,17 +29,16 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Protocol, TypeVar
+from typing import Any, Callable, Mapping, Protocol, TypeVar
 
 from flask import current_app, g, request
 from keystoneauth1 import exceptions as ks_exc
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v2 as ks_v2
-from keystoneauth1.identity import v3 as ks_v3
 
+from ..glancesync import keystone
+from ..glancesync.errors import one_line
 from .errors import ApiError
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("glancesync.app.auth")
 
 TOKEN_HEADER = "X-Auth-Token"
 REQUIRED_ROLE = "admin"
@@ -75,8 +77,8 @@ class KeystoneTokenValidator:
     """Validates tokens with python-keystoneclient, authenticated as the service user."""
 
     def __init__(self, *, auth_url: str, api_version: str, user: str, password: str,
-                 project: str = "", project_id: str = "", user_domain_name: str = "Default",
-                 project_domain_name: str = "Default", timeout: float = 10, ca_file: str = ""):
+                 project: str, project_id: str, user_domain_name: str, project_domain_name: str,
+                 timeout: float, ca_file: str):
         self.auth_url = auth_url
         self.api_version = api_version
         self._credentials = dict(user=user, password=password, project=project, project_id=project_id,
@@ -84,7 +86,7 @@ class KeystoneTokenValidator:
         self._timeout = timeout
         self._verify: bool | str = ca_file or True
         self._lock = threading.Lock()
-        self._session: ks_session.Session | None = None
+        self._session = None
         self._client = None
 
     def validate(self, token: str) -> TokenInfo:
@@ -100,9 +102,9 @@ class KeystoneTokenValidator:
             raise ApiError(503, f"Keystone at {self.auth_url} cannot be reached: {type(exc).__name__}") from None
         except ks_exc.ClientException as exc:
             raise ApiError(502, f"Keystone at {self.auth_url} failed the service authentication: "
-                                f"{_short(exc)}") from None
+                                f"{one_line(exc)}") from None
         try:
-            if self.api_version == "2.0":
+            if self.api_version == keystone.V2:
                 access = client.tokens.validate_access_info(token)
             else:
                 access = client.tokens.validate(token, include_catalog=False)
@@ -111,7 +113,7 @@ class KeystoneTokenValidator:
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout) as exc:
             raise ApiError(503, f"Keystone at {self.auth_url} cannot be reached: {type(exc).__name__}") from None
         except ks_exc.ClientException as exc:
-            raise ApiError(502, f"Keystone at {self.auth_url} failed to validate the token: {_short(exc)}") from None
+            raise ApiError(502, f"Keystone at {self.auth_url} failed to validate the token: {one_line(exc)}") from None
         expires = access.expires
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=timezone.utc)
@@ -127,20 +129,15 @@ class KeystoneTokenValidator:
 
     def _build(self):
         creds = self._credentials
-        if self.api_version == "2.0":
+        if self.api_version == keystone.V2:
             from keystoneclient.v2_0 import client as ks_client
-
-            plugin = ks_v2.Password(auth_url=self.auth_url, username=creds["user"], password=creds["password"],
-                                    tenant_name=creds["project"] or None, tenant_id=creds["project_id"] or None)
         else:
             from keystoneclient.v3 import client as ks_client
-
-            plugin = ks_v3.Password(auth_url=self.auth_url, username=creds["user"], password=creds["password"],
-                                    user_domain_name=creds["user_domain_name"],
-                                    project_name=creds["project"] or None,
-                                    project_id=None if creds["project"] else (creds["project_id"] or None),
-                                    project_domain_name=creds["project_domain_name"] if creds["project"] else None)
-        session = ks_session.Session(auth=plugin, verify=self._verify, timeout=self._timeout)
+        plugin = keystone.password_plugin(
+            auth_url=self.auth_url, version=self.api_version, username=creds["user"], password=creds["password"],
+            project_name=creds["project"] or None, project_id=creds["project_id"] or None,
+            user_domain_name=creds["user_domain_name"], project_domain_name=creds["project_domain_name"])
+        session = keystone.session(plugin, timeout=self._timeout, verify=self._verify, app_name="glancesync-api")
         # Validate against the configured URL itself, as the original did, not a catalog entry.
         client = ks_client.Client(session=session, endpoint_override=self.auth_url, interface="public")
         return session, client
@@ -210,21 +207,22 @@ class Authenticator:
         return info
 
 
-def authenticator_from_config(config) -> Authenticator:
-    """The Authenticator for a Flask config (the KEYSTONE_* keys of ``settings.flask_config``)."""
-    validator = config.get("TOKEN_VALIDATOR") or KeystoneTokenValidator(
-        auth_url=config.get("KEYSTONE_AUTH_URL", ""),
-        api_version=config.get("KEYSTONE_API_VERSION", "3"),
-        user=config.get("KEYSTONE_ADMIN_USER", ""),
-        password=config.get("KEYSTONE_ADMIN_PASSWORD", ""),
-        project=config.get("KEYSTONE_ADMIN_PROJECT", ""),
-        project_id=config.get("KEYSTONE_ADMIN_PROJECT_ID", ""),
-        user_domain_name=config.get("KEYSTONE_USER_DOMAIN_NAME", "Default"),
-        project_domain_name=config.get("KEYSTONE_PROJECT_DOMAIN_NAME", "Default"),
-        timeout=config.get("KEYSTONE_TIMEOUT", 10),
-        ca_file=config.get("KEYSTONE_CA_FILE", ""),
+def authenticator_from_config(config: Mapping[str, Any]) -> Authenticator:
+    """The Authenticator for a Flask config: its KEYSTONE_* and TOKEN_* keys (every one present,
+    as in an app's config, which starts from ``settings.DEFAULT_CONFIG``)."""
+    validator = config["TOKEN_VALIDATOR"] or KeystoneTokenValidator(
+        auth_url=config["KEYSTONE_AUTH_URL"],
+        api_version=config["KEYSTONE_API_VERSION"],
+        user=config["KEYSTONE_ADMIN_USER"],
+        password=config["KEYSTONE_ADMIN_PASSWORD"],
+        project=config["KEYSTONE_ADMIN_PROJECT"],
+        project_id=config["KEYSTONE_ADMIN_PROJECT_ID"],
+        user_domain_name=config["KEYSTONE_USER_DOMAIN_NAME"],
+        project_domain_name=config["KEYSTONE_PROJECT_DOMAIN_NAME"],
+        timeout=config["KEYSTONE_TIMEOUT"],
+        ca_file=config["KEYSTONE_CA_FILE"],
     )
-    return Authenticator(validator, TokenCache(config.get("TOKEN_CACHE_SECONDS", 300)))
+    return Authenticator(validator, TokenCache(config["TOKEN_CACHE_SECONDS"]))
 
 
 View = TypeVar("View", bound=Callable)
@@ -248,7 +246,3 @@ def admin_required(view: View) -> View:
 def _key(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
-
-def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -5,15 +5,19 @@
   database already limits the work to one sync per region.
 * :class:`ImmediateRunner`: runs the work synchronously when submitted (tests: a ``POST``
   followed by a ``GET`` sees the finished task, nothing sleeps or polls).
+
+A runner does not catch anything: the work it is given (a task body, ``services.run_sync_task``)
+holds the task path's one catch-all and records its own failures.  The pool only *reports* an
+exception that escapes a work item anyway (a bug there), which its futures would otherwise hide.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Protocol
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("glancesync.app.runner")
 
 
 class TaskRunner(Protocol):
@@ -32,7 +36,8 @@ class ThreadPoolRunner:
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="glancesync-task")
 
     def submit(self, work: Callable[[], None]) -> None:
-        self._executor.submit(_logged, work)
+        """Queue ``work``; RuntimeError once the pool is shut down."""
+        self._executor.submit(work).add_done_callback(_report_escaped)
 
     def shutdown(self, wait: bool = True) -> None:
         self._executor.shutdown(wait=wait)
@@ -45,9 +50,8 @@ class ImmediateRunner:
         work()
 
 
-def _logged(work: Callable[[], None]) -> None:
-    # The pool swallows exceptions into futures nobody reads; make an escaped bug visible.
-    try:
-        work()
-    except Exception:
-        LOG.exception("background task crashed")
+def _report_escaped(future: Future) -> None:
+    # Nobody reads the pool's futures: make an exception that escaped a work item visible.
+    exc = None if future.cancelled() else future.exception()
+    if exc is not None:
+        LOG.error("background task crashed", exc_info=exc)

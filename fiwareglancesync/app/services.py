@@ -2,7 +2,13 @@
 
 A task is a sync of one region.  :func:`start_sync_task` inserts it as ``syncing`` and hands the
 work to the runner; the work (:func:`run_sync_task`, in a worker thread) calls
-``engine.sync_region(region)`` and records ``synced`` or ``failed`` with the reason.
+``engine.sync_region(region)`` on the engine the request built and records ``synced`` or
+``failed`` with the reason.  :func:`run_sync_task` holds the one catch-all of the task path: an
+engine error or a bug ends the task ``failed`` with a one-line reason, and nothing escapes to
+the runner.
+
+Outcomes the caller must hear about are domain errors (:mod:`.errors`: TaskNotFound,
+TaskStillSyncing, ShuttingDown, TaskContention); this module knows no HTTP status.
 
 At most one ``syncing`` task per region: the database's partial unique index refuses a second
 row, so two processes racing for one region end up returning the same task.
@@ -18,6 +24,7 @@ a crashed sync never blocks its region.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -25,21 +32,24 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..glancesync.errors import GlanceSyncError
-from .errors import ApiError
+from ..glancesync.errors import GlanceSyncError, one_line
+from .errors import ShuttingDown, TaskContention, TaskNotFound, TaskStillSyncing
 from .extensions import db
 from .models import Task, TaskStatus, utcnow
 from .runner import TaskRunner
 
-LOG = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from .state import Engine
 
-TASK_IS_SYNCING = "Task status is syncing. Unable to delete it."
+LOG = logging.getLogger("glancesync.app.services")
+
+TASK_IS_SYNCING = TaskStillSyncing.MESSAGE
 ORPHANED = "interrupted: the process running the sync ({owner}) stopped before it finished"
 START_ATTEMPTS = 3
 OUTCOME_RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds between attempts to record a task's outcome
@@ -150,7 +160,7 @@ class Heartbeat:
                 with self.app.app_context():
                     touch_running_tasks()
             except SQLAlchemyError as exc:
-                LOG.warning("cannot refresh the heartbeat of running tasks: %s", _one_line(exc))
+                LOG.warning("cannot refresh the heartbeat of running tasks: %s", one_line(exc))
 
 
 def touch_running_tasks() -> int:
@@ -164,17 +174,25 @@ def touch_running_tasks() -> int:
     return result.rowcount
 
 
-def start_sync_task(region: str, requested_by: str | None, run: Callable[[str, str], None],
+def start_sync_task(region: str, requested_by: str | None, engine: Callable[[], Engine],
                     runner: TaskRunner, heartbeat: Heartbeat | None = None) -> tuple[Task, bool]:
     """The ``syncing`` task of ``region``, created and submitted to ``runner`` if there was none.
 
-    Returns ``(task, created)``.  ``run(task_id, region)`` is what the runner executes (normally
-    :func:`run_sync_task` bound to the app).  An orphaned ``syncing`` task is marked failed first.
+    Returns ``(task, created)``.  ``engine()`` gives the engine the new task runs with; it is
+    called only when a task is to be created, before the row is inserted (an engine that cannot
+    be built leaves no task behind).  An orphaned ``syncing`` task is marked failed first.
+
+    :raise ShuttingDown: the runner no longer accepts work (the task is recorded failed).
+    :raise TaskContention: other requests kept creating the region's task first.
     """
+    app = current_app._get_current_object()
+    built: Engine | None = None
     for _ in range(START_ATTEMPTS):
         existing = _syncing_task(region)
         if existing is not None and not _fail_if_orphaned(existing):
             return existing, False
+        if built is None:
+            built = engine()
         task = Task(region=region, requested_by=requested_by, owner=str(ProcessIdentity.current()),
                     status=TaskStatus.SYNCING)
         db.session.add(task)
@@ -188,40 +206,40 @@ def start_sync_task(region: str, requested_by: str | None, run: Callable[[str, s
         if heartbeat is not None:
             heartbeat.ensure_running()
         try:
-            runner.submit(lambda: run(task.id, region))
+            runner.submit(functools.partial(run_sync_task, app, built, task.id, region))
         except RuntimeError as exc:  # the pool is shutting down
             finish_task(task.id, TaskStatus.FAILED, f"not started: {exc}")
-            raise ApiError(503, "The service is shutting down; try again") from None
+            raise ShuttingDown() from None
         return task, True
-    raise ApiError(503, f"Could not start a task for region {region}: too much contention, try again")
+    raise TaskContention(region)
 
 
-def run_sync_task(app: Flask, engine_factory: Callable[[], object], task_id: str, region: str) -> None:
-    """Body of a task (runs in a worker thread): sync ``region`` and record the outcome."""
+def run_sync_task(app: Flask, engine: Engine, task_id: str, region: str) -> None:
+    """Body of a task (runs in a worker thread): sync ``region`` and record the outcome.
+
+    The one catch-all of the task path is here: whatever the sync raises ends the task
+    ``failed`` with a reason, so the runner never sees an exception from a task.
+    """
     with app.app_context():
         try:
             db.session.execute(sa.update(Task).where(Task.id == task_id).values(started_at=utcnow()))
             db.session.commit()
         except SQLAlchemyError as exc:  # only a timestamp: the sync itself can still run
             db.session.rollback()
-            LOG.warning("task %s: start time not recorded: %s", task_id, _one_line(exc))
-        status, message = _sync(engine_factory, task_id, region)
+            LOG.warning("task %s: start time not recorded: %s", task_id, one_line(exc))
+        try:
+            report = engine.sync_region(region)
+        except GlanceSyncError as exc:
+            LOG.error("task %s: sync of region %s failed: %s", task_id, region, exc)
+            status, message = TaskStatus.FAILED, one_line(exc)
+        except Exception as exc:  # the task path's catch-all: a bug must still end the task, with a reason
+            LOG.exception("task %s: sync of region %s crashed", task_id, region)
+            status, message = TaskStatus.FAILED, f"internal error: {type(exc).__name__}: {one_line(exc)}"
+        else:
+            LOG.info("task %s: region %s synced (%d upload(s), %d metadata update(s))",
+                     task_id, region, report.uploads, report.metadata_updates)
+            status, message = TaskStatus.SYNCED, None
         _record_outcome(task_id, status, message)
-
-
-def _sync(engine_factory: Callable[[], object], task_id: str, region: str) -> tuple[TaskStatus, str | None]:
-    try:
-        engine = engine_factory()
-        report = engine.sync_region(region)
-    except GlanceSyncError as exc:
-        LOG.error("task %s: sync of region %s failed: %s", task_id, region, exc)
-        return TaskStatus.FAILED, _one_line(exc)
-    except Exception as exc:  # a bug must still end the task, with a reason
-        LOG.exception("task %s: sync of region %s crashed", task_id, region)
-        return TaskStatus.FAILED, f"internal error: {type(exc).__name__}: {_one_line(exc)}"
-    LOG.info("task %s: region %s synced (%d upload(s), %d metadata update(s))",
-             task_id, region, report.uploads, report.metadata_updates)
-    return TaskStatus.SYNCED, None
 
 
 def _record_outcome(task_id: str, status: TaskStatus, message: str | None) -> None:
@@ -234,10 +252,10 @@ def _record_outcome(task_id: str, status: TaskStatus, message: str | None) -> No
         except SQLAlchemyError as exc:
             db.session.rollback()
             if delay is None:
-                LOG.error("task %s: outcome %s could not be recorded: %s", task_id, status.value, _one_line(exc))
+                LOG.error("task %s: outcome %s could not be recorded: %s", task_id, status.value, one_line(exc))
                 return
             LOG.warning("task %s: recording the outcome failed (%s); retrying in %s s", task_id,
-                        _one_line(exc), delay)
+                        one_line(exc), delay)
             time.sleep(delay)
 
 
@@ -258,11 +276,11 @@ def finish_task(task_id: str, status: TaskStatus, message: str | None) -> bool:
 def get_task(region: str, task_id: str) -> Task:
     """The task ``task_id`` of ``region`` (an orphan is marked failed first).
 
-    :raise ApiError 404: no such task, or it belongs to another region.
+    :raise TaskNotFound: no such task, or it belongs to another region.
     """
     task = db.session.get(Task, task_id)
     if task is None or task.region != region:
-        raise ApiError(404, f"Task {task_id} not found in region {region}")
+        raise TaskNotFound(region, task_id)
     if task.status is TaskStatus.SYNCING and _fail_if_orphaned(task):
         db.session.refresh(task)
     return task
@@ -271,12 +289,12 @@ def get_task(region: str, task_id: str) -> Task:
 def delete_task(region: str, task_id: str) -> None:
     """Forget a finished task.
 
-    :raise ApiError 404: no such task in ``region``.
-    :raise ApiError 400: the task is still syncing.
+    :raise TaskNotFound: no such task in ``region``.
+    :raise TaskStillSyncing: the task is still syncing.
     """
     task = get_task(region, task_id)
     if task.status is TaskStatus.SYNCING:
-        raise ApiError(400, TASK_IS_SYNCING)
+        raise TaskStillSyncing(task.id)
     db.session.execute(sa.delete(Task).where(Task.id == task.id, Task.status != TaskStatus.SYNCING))
     db.session.commit()
 
@@ -313,10 +331,6 @@ def _is_orphaned(task: Task) -> bool:
     running = owner.is_running() if owner is not None else None
     if running is not None:
         return not running
-    stale_after = timedelta(seconds=current_app.config.get("TASK_STALE_SECONDS", 120))
+    stale_after = timedelta(seconds=current_app.config["TASK_STALE_SECONDS"])
     return task.heartbeat_at < utcnow() - stale_after
 
-
-def _one_line(value: object) -> str:
-    lines = str(value).strip().splitlines()
-    return lines[0] if lines else type(value).__name__

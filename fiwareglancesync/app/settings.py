@@ -33,6 +33,8 @@ from typing import Any, Mapping
 import flask
 
 from .. import __version__
+from ..glancesync import keystone
+from ..glancesync.errors import one_line
 
 ETC_DIR = "/etc/fiware.d"
 DEFAULT_SETTINGS_FILE = os.path.join(ETC_DIR, "fiware-glancesync.cfg")
@@ -62,35 +64,74 @@ DATABASE_PATH_MISSING = (
     "       Please correct at least one of them to execute the program."
 )
 
-# (section, key) -> default.  Keys of the original not listed here ([http] ..., SETTINGS_TYPE,
-# ADM_TENANT_ID when a name is given, REGION_LIST_API_V3) are accepted and ignored.
-DEFAULTS: Mapping[tuple[str, str], str] = {
-    ("openstack", "KEYSTONE_URL"): "",
-    ("openstack", "KEYSTONE_API_VERSION"): "",
+# The service's defaults, in one table: the Flask configuration create_app starts from.  The keys
+# of fiware-glancesync.cfg that set a Flask key (CFG_FLASK_KEYS) take their default from here.
+DEFAULT_CONFIG: Mapping[str, Any] = {
+    "SQLALCHEMY_DATABASE_URI": "sqlite://",
+    "KEYSTONE_AUTH_URL": "",
+    "KEYSTONE_API_VERSION": keystone.V3,
+    "KEYSTONE_ADMIN_USER": "",
+    "KEYSTONE_ADMIN_PASSWORD": "",
+    "KEYSTONE_ADMIN_PROJECT": "",
+    "KEYSTONE_ADMIN_PROJECT_ID": "",
+    "KEYSTONE_USER_DOMAIN_NAME": keystone.DEFAULT_DOMAIN,
+    "KEYSTONE_PROJECT_DOMAIN_NAME": keystone.DEFAULT_DOMAIN,
+    "KEYSTONE_CA_FILE": "",
+    "KEYSTONE_TIMEOUT": 10,
+    "TOKEN_CACHE_SECONDS": 300,
+    "TOKEN_VALIDATOR": None,        # tests: an object with validate(token) instead of Keystone
+    "ENGINE_FACTORY": None,         # a callable returning the engine; None: GlanceSync.from_environment
+    "INFO_OWNER": "FIWARE",
+    "INFO_VERSION": __version__,
+    "INFO_STATUS": "SUPPORTED",
+    "INFO_UPDATED": "",
+    "INFO_HREF": "http://docs.glancesync.apiary.io/#",
+    "TASK_WORKERS": 2,
+    "TASK_HEARTBEAT_SECONDS": 30,   # how often a process refreshes the heartbeat of its tasks
+    "TASK_STALE_SECONDS": 120,      # a task of another host with an older heartbeat is orphaned
+    "RECOVER_TASKS_AT_START": True,
+    "REGIONS_TTL": 60,              # seconds a process trusts its list of region names
+}
+
+# (section, key) of fiware-glancesync.cfg -> the Flask key it sets (and takes its default from).
+CFG_FLASK_KEYS: Mapping[tuple[str, str], str] = {
+    ("openstack", "KEYSTONE_URL"): "KEYSTONE_AUTH_URL",
+    ("openstack", "KEYSTONE_API_VERSION"): "KEYSTONE_API_VERSION",
+    ("openstack", "ADM_USER"): "KEYSTONE_ADMIN_USER",
+    ("openstack", "ADM_PASS"): "KEYSTONE_ADMIN_PASSWORD",
+    ("openstack", "ADM_TENANT_NAME"): "KEYSTONE_ADMIN_PROJECT",
+    ("openstack", "ADM_TENANT_ID"): "KEYSTONE_ADMIN_PROJECT_ID",
+    ("openstack", "USER_DOMAIN_NAME"): "KEYSTONE_USER_DOMAIN_NAME",
+    ("openstack", "PROJECT_DOMAIN_NAME"): "KEYSTONE_PROJECT_DOMAIN_NAME",
+    ("openstack", "CA_FILE"): "KEYSTONE_CA_FILE",
+    ("openstack", "KEYSTONE_TIMEOUT"): "KEYSTONE_TIMEOUT",
+    ("openstack", "TOKEN_CACHE_SECONDS"): "TOKEN_CACHE_SECONDS",
+    ("glancesync", "OWNER"): "INFO_OWNER",
+    ("glancesync", "API_INFO_URL"): "INFO_HREF",
+    ("glancesync", "VERSION"): "INFO_VERSION",
+    ("glancesync", "STATUS"): "INFO_STATUS",
+    ("glancesync", "UPDATED"): "INFO_UPDATED",
+    ("glancesync", "TASK_WORKERS"): "TASK_WORKERS",
+}
+
+# Keys of the server process itself (no Flask key) and their defaults.
+SERVER_DEFAULTS: Mapping[tuple[str, str], str] = {
     ("openstack", "AUTH_API_V3"): "v3",
     ("openstack", "AUTH_API_V2"): "v2.0",
-    ("openstack", "ADM_USER"): "",
-    ("openstack", "ADM_PASS"): "",
-    ("openstack", "ADM_TENANT_NAME"): "",
-    ("openstack", "ADM_TENANT_ID"): "",
-    ("openstack", "USER_DOMAIN_NAME"): "Default",
-    ("openstack", "PROJECT_DOMAIN_NAME"): "Default",
-    ("openstack", "CA_FILE"): "",
-    ("openstack", "KEYSTONE_TIMEOUT"): "10",
-    ("openstack", "TOKEN_CACHE_SECONDS"): "300",
-    ("glancesync", "OWNER"): "FIWARE",
-    ("glancesync", "API_INFO_URL"): "http://docs.glancesync.apiary.io/#",
-    ("glancesync", "VERSION"): __version__,
-    ("glancesync", "STATUS"): "SUPPORTED",
-    ("glancesync", "UPDATED"): "",
     ("glancesync", "HOST"): "0.0.0.0",
     ("glancesync", "PORT"): "8080",
-    ("glancesync", "TASK_WORKERS"): "2",
     ("gunicorn", "WORKERS"): "4",
     ("gunicorn", "PIDFILE"): "",
     ("gunicorn", "LOGLEVEL"): "info",
     ("gunicorn", "TIMEOUT"): "60",
     ("database", "URL"): "",
+}
+
+# (section, key) -> default, as the text the file would hold.  Keys of the original not listed
+# here ([http] ..., SETTINGS_TYPE, REGION_LIST_API_V3) are accepted and ignored.
+DEFAULTS: Mapping[tuple[str, str], str] = {
+    **{cfg_key: str(DEFAULT_CONFIG[flask_key]) for cfg_key, flask_key in CFG_FLASK_KEYS.items()},
+    **SERVER_DEFAULTS,
 }
 
 # Service credential key -> environment variables used when the key is empty.
@@ -186,22 +227,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
         admin_password=reader.credential("ADM_PASS"),
         admin_project=reader.text("openstack", "ADM_TENANT_NAME", fallback=True),
         admin_project_id=reader.text("openstack", "ADM_TENANT_ID"),
-        user_domain_name=reader.text("openstack", "USER_DOMAIN_NAME") or "Default",
-        project_domain_name=reader.text("openstack", "PROJECT_DOMAIN_NAME") or "Default",
+        user_domain_name=reader.text_or_default("openstack", "USER_DOMAIN_NAME"),
+        project_domain_name=reader.text_or_default("openstack", "PROJECT_DOMAIN_NAME"),
         keystone_ca_file=reader.text("openstack", "CA_FILE"),
         keystone_timeout=reader.number("openstack", "KEYSTONE_TIMEOUT", float, minimum=1),
         token_cache_seconds=reader.number("openstack", "TOKEN_CACHE_SECONDS", int, minimum=0),
         info_owner=reader.text("glancesync", "OWNER"),
-        info_version=reader.text("glancesync", "VERSION") or __version__,
+        info_version=reader.text_or_default("glancesync", "VERSION"),
         info_status=reader.text("glancesync", "STATUS"),
         info_updated=reader.text("glancesync", "UPDATED"),
         info_href=reader.text("glancesync", "API_INFO_URL"),
-        host=reader.text("glancesync", "HOST") or "0.0.0.0",
+        host=reader.text_or_default("glancesync", "HOST"),
         port=reader.number("glancesync", "PORT", int, minimum=1),
         task_workers=reader.number("glancesync", "TASK_WORKERS", int, minimum=1),
         gunicorn_workers=reader.number("gunicorn", "WORKERS", int, minimum=1),
         gunicorn_pidfile=reader.text("gunicorn", "PIDFILE"),
-        gunicorn_loglevel=reader.text("gunicorn", "LOGLEVEL") or "info",
+        gunicorn_loglevel=reader.text_or_default("gunicorn", "LOGLEVEL"),
         gunicorn_timeout=reader.number("gunicorn", "TIMEOUT", int, minimum=1),
         extra_config=extra_config,
     )
@@ -235,8 +276,7 @@ def _read_cfg(path: str) -> dict[tuple[str, str], str]:
         with open(path, encoding="utf-8") as stream:
             parser.read_file(stream, source=path)
     except (configparser.Error, OSError, UnicodeDecodeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SettingsError(f"{path}: cannot be read: {first_line}") from None
+        raise SettingsError(f"{path}: cannot be read: {one_line(exc)}") from None
     values = dict(DEFAULTS)
     for section in parser.sections():
         for key, value in parser.items(section):
@@ -290,6 +330,10 @@ class _Values:
             value = next((self.environ[v] for v in ENV_FALLBACK[key] if self.environ.get(v)), "")
         return value
 
+    def text_or_default(self, section: str, key: str) -> str:
+        """The value, or its default when the file leaves it empty."""
+        return self.values[(section, key)] or DEFAULTS[(section, key)]
+
     def credential(self, key: str) -> str:
         value = self.text("openstack", key, fallback=True)
         if not value:
@@ -309,18 +353,19 @@ class _Values:
         return value
 
     def keystone(self) -> tuple[str, str]:
-        """(API version, versioned auth URL): a version in the URL wins, then KEYSTONE_API_VERSION."""
+        """(API version, versioned auth URL): a version path at the end of the URL wins (the
+        configured AUTH_API_V3/AUTH_API_V2 paths as well as /v3 and /v2.0), then
+        KEYSTONE_API_VERSION; the version's path is appended to a URL without one."""
         url = self.credential("KEYSTONE_URL").rstrip("/")
-        v3_path = self.values[("openstack", "AUTH_API_V3")].strip("/") or "v3"
-        v2_path = self.values[("openstack", "AUTH_API_V2")].strip("/") or "v2.0"
-        if url.endswith("/" + v3_path) or url.endswith("/v3"):
-            return "3", url
-        if url.endswith("/" + v2_path) or url.endswith("/v2.0"):
-            return "2.0", url
-        requested = self.values[("openstack", "KEYSTONE_API_VERSION")].lower().lstrip("v")
-        if requested in ("", "3"):
-            return "3", f"{url}/{v3_path}"
-        if requested in ("2", "2.0"):
-            return "2.0", f"{url}/{v2_path}"
-        raise SettingsError(f"{self.path}: [openstack] KEYSTONE_API_VERSION = "
-                            f"{self.values[('openstack', 'KEYSTONE_API_VERSION')]!r}: use 3 or 2.0")
+        paths = {keystone.V3: self.text_or_default("openstack", "AUTH_API_V3").strip("/") or "v3",
+                 keystone.V2: self.text_or_default("openstack", "AUTH_API_V2").strip("/") or "v2.0"}
+        for version, path in paths.items():
+            if url.endswith("/" + path):
+                return version, url
+        requested = self.values[("openstack", "KEYSTONE_API_VERSION")]
+        try:
+            version = keystone.api_version(url, requested)
+        except ValueError:
+            raise SettingsError(f"{self.path}: [openstack] KEYSTONE_API_VERSION = "
+                                f"{requested!r}: use 3 or 2.0") from None
+        return version, keystone.versioned_url(url, version, path=paths[version])

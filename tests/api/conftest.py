@@ -3,20 +3,19 @@ engine on a file-backed mock cloud, Keystone mocked at the HTTP level, an immedi
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from pathlib import Path
 from typing import Callable
 
 import flask_migrate
 import pytest
-import requests_mock as requests_mock_module
 
 from fiwareglancesync.app import create_app
 from fiwareglancesync.app.runner import ImmediateRunner
 from fiwareglancesync.glancesync import GlanceSync
 
-from .harness import SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_USER, FakeKeystone, seed_mock_store
+from .fake_keystone import SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_USER, FakeKeystone, mount
+from .mock_cloud import seed_mock_store
 
 KEYSTONE_URL = "http://keystone.test:5000"
 
@@ -41,16 +40,7 @@ class ManualRunner:
 @pytest.fixture
 def keystone(requests_mock) -> FakeKeystone:
     """Keystone v3 and v2.0 at KEYSTONE_URL, answered by a FakeKeystone through requests-mock."""
-    fake = FakeKeystone()
-
-    def answer(request, context):
-        status, headers, body = fake.handle(request.method, request.path_url, request.headers, request.body or b"")
-        context.status_code = status
-        context.headers.update(headers)
-        return body
-
-    requests_mock.register_uri(requests_mock_module.ANY, re.compile(re.escape(KEYSTONE_URL) + "/.*"), json=answer)
-    return fake
+    return mount(requests_mock, FakeKeystone(), KEYSTONE_URL)
 
 
 @pytest.fixture

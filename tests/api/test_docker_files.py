@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import bin_path
+from .processes import bin_path
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 

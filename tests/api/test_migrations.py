@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from fiwareglancesync.app import MIGRATIONS_DIR
 from fiwareglancesync.app.extensions import db
 
-from .harness import bin_path, write_settings
+from .processes import bin_path, write_settings
 
 
 def head_revision() -> str:

@@ -8,7 +8,7 @@ import pytest
 from fiwareglancesync import run
 from fiwareglancesync.app.settings import SETTINGS_FILE_MISSING, load_settings
 
-from .harness import bin_path, write_settings
+from .processes import bin_path, write_settings
 
 
 @pytest.mark.parametrize("command", [["gunicornserver"], ["runserver"], ["db", "upgrade"], ["shell"]],

@@ -11,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from .harness import (POSTGRES_INSTALL_HINT, KeystoneServer, PostgresServer, ServiceProcess, bin_path,
-                      gunicorn_service, http, postgres_bindir, read_store_names, seed_mock_store,
-                      write_gated_config, write_settings)
+from .fake_keystone import KeystoneServer
+from .gated_engine_config import Gate
+from .mock_cloud import read_store_names, seed_mock_store
+from .postgres import POSTGRES_INSTALL_HINT, PostgresServer, postgres_bindir
+from .processes import ServiceProcess, bin_path, free_port, gunicorn_service, http, server_command, write_settings
 
 CONCURRENT_POSTS = 16
 
@@ -27,19 +29,16 @@ def keystone_server():
 @pytest.fixture
 def deployment(tmp_path, keystone_server):
     """Environment of a server process: settings, mock cloud, gated engine; database added by tests."""
-    gate = write_gated_config(tmp_path / "gated")
-    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-               "GLANCESYNCAPP_CONFIG": str(gate.config)}
+    gate = Gate(tmp_path / "gated")
+    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **gate.environ()}
     environ.update(write_settings(tmp_path / "etc", keystone_server.url))
     environ.update(seed_mock_store(tmp_path / "cloud"))
     return environ, gate
 
 
 def migrate(environ: dict[str, str]) -> None:
-    import subprocess
-
-    result = subprocess.run([bin_path("glancesync-server"), "db", "upgrade"], env=environ, capture_output=True,
-                            text=True, timeout=120)
+    """``glancesync-server db upgrade`` (in this process: test_migrations runs the command itself)."""
+    result = server_command(["db", "upgrade"], environ)
     assert result.returncode == 0, result.stderr
 
 
@@ -172,8 +171,6 @@ def test_postgresql_migrations_constraint_and_task_flow(tmp_path, deployment, ke
 
 
 def test_runserver_serves_the_api(tmp_path, deployment, keystone_server):
-    from .harness import free_port
-
     environ, gate = deployment
     environ["GLANCESYNCAPP_DATABASE_PATH"] = str(tmp_path)
     migrate(environ)

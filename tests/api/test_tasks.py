@@ -15,7 +15,7 @@ from fiwareglancesync.app.services import ProcessIdentity
 from fiwareglancesync.glancesync.errors import RegionError
 
 from .conftest import ManualRunner
-from .harness import read_store_names
+from .mock_cloud import read_store_names
 
 
 def start(client, headers, region="RegionA"):

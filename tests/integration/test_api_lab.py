@@ -21,7 +21,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from fiwareglancesync.app import auth
-from tests.api.harness import ServiceProcess, bin_path, gunicorn_service, http, write_settings
+from tests.api.processes import ServiceProcess, bin_path, gunicorn_service, http, write_settings
 
 BAD_REGION = {"error": {"message": "Bad region", "code": 410}}
 

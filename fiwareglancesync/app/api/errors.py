@@ -1,8 +1,14 @@
 """One JSON error envelope for every error: ``{"error": {"message": ..., "code": N}}``.
 
 The handlers sit on the app, not the blueprint, so routing errors (unknown path: 404, other
-method: 405) get the envelope too.  Engine errors are translated here, once:
-ConfigError -> 500, FacadeError/RegionError (a cloud failed) -> 502, other GlanceSyncError -> 500.
+method: 405) get the envelope too.  Every error is translated here, once:
+
+* the service's domain errors (:class:`~..errors.ServiceError`) by :data:`SERVICE_ERROR_CODES`:
+  BadRegion -> 410, TaskNotFound -> 404, TaskStillSyncing -> 400, ServiceBusy -> 503;
+* :class:`~..errors.ApiError` (the token check) with its own code;
+* engine errors: ConfigError -> 500, FacadeError/RegionError (a cloud failed) -> 502, other
+  GlanceSyncError -> 500;
+* database errors -> 500 with a hint; anything else -> 500 "Unhandled exception".
 """
 
 from __future__ import annotations
@@ -13,10 +19,18 @@ from flask import Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from ...glancesync.errors import ConfigError, FacadeError, GlanceSyncError, RegionError
-from ..errors import ApiError
+from ...glancesync.errors import ConfigError, FacadeError, GlanceSyncError, RegionError, one_line
+from ..errors import ApiError, BadRegion, ServiceBusy, ServiceError, TaskNotFound, TaskStillSyncing
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("glancesync.app.api")
+
+# Domain error -> HTTP status; a subclass takes the code of its nearest listed ancestor.
+SERVICE_ERROR_CODES: dict[type[ServiceError], int] = {
+    BadRegion: 410,
+    TaskNotFound: 404,
+    TaskStillSyncing: 400,
+    ServiceBusy: 503,
+}
 
 # Short messages of the original for errors that carry no specific text.
 GENERIC_MESSAGES = {
@@ -37,6 +51,21 @@ def error_response(code: int, message: str) -> Response:
 
 def _api_error(exc: ApiError) -> Response:
     return error_response(exc.code, exc.message)
+
+
+def service_error_code(exc: ServiceError) -> int:
+    """The HTTP status of a domain error (500 for one the table does not know)."""
+    for kind in type(exc).__mro__:
+        if kind in SERVICE_ERROR_CODES:
+            return SERVICE_ERROR_CODES[kind]
+    return 500
+
+
+def _service_error(exc: ServiceError) -> Response:
+    code = service_error_code(exc)
+    if code >= 500:
+        LOG.warning("%s %s: %s", request.method, request.path, exc.message)
+    return error_response(code, exc.message)
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -62,7 +91,7 @@ def _engine_error(exc: GlanceSyncError) -> Response:
 
 
 def _database_error(exc: SQLAlchemyError) -> Response:
-    LOG.error("%s %s: database error: %s", request.method, request.path, str(exc).splitlines()[0])
+    LOG.error("%s %s: database error: %s", request.method, request.path, one_line(exc))
     return error_response(500, DATABASE_ERROR)
 
 
@@ -73,6 +102,7 @@ def _unhandled(exc: Exception) -> Response:
 
 def register(app) -> None:
     app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(GlanceSyncError, _engine_error)
     app.register_error_handler(SQLAlchemyError, _database_error)

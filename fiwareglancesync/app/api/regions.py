@@ -1,4 +1,9 @@
-"""``GET /regions/<region>`` (sync status) and ``POST /regions/<region>`` (start a sync task)."""
+"""``GET /regions/<region>`` (sync status) and ``POST /regions/<region>`` (start a sync task).
+
+A region is valid when ``sync.py --show-regions`` lists it; the list comes from the process's
+region cache (:class:`~..state.RegionCache`, ``REGIONS_TTL``), so with a warm cache a request
+lists nothing and builds at most the one engine it works with.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +11,15 @@ from flask import current_app, g, request
 
 from .. import services
 from ..auth import admin_required
-from ..errors import ApiError
+from ..errors import BadRegion
+from ..state import ServiceState
 from . import bp
 
-BAD_REGION = "Bad region"
+BAD_REGION = BadRegion.MESSAGE
 
 
-def service():
+def service() -> ServiceState:
     return current_app.extensions["glancesync"]
-
-
-def checked_engine(region: str):
-    """A fresh engine, after checking that ``region`` is one ``sync.py --show-regions`` lists.
-
-    :raise ApiError 410: the region is not listed.
-    """
-    engine = service().engine_factory()
-    if region not in engine.show_regions():
-        raise ApiError(410, BAD_REGION)
-    return engine
 
 
 @bp.get("/regions/<region>")
@@ -33,9 +28,9 @@ def get_region_status(region: str):
     """200 ``{"images": [{"id", "name", "status", "message"}, ...]}`` in status order.
 
     ``?image=<name>`` keeps the images of that name (``{"images": []}`` when none).
-    :raise ApiError 410: bad region.
+    :raise BadRegion: (410).
     """
-    engine = checked_engine(region)
+    engine = service().engine_for(region)
     wanted = request.args.get("image")
     images = [
         {"id": entry.region_image_id, "name": entry.name, "status": entry.status.value, "message": entry.message}
@@ -50,9 +45,12 @@ def get_region_status(region: str):
 def start_region_sync(region: str):
     """200 ``{"taskId", "status"}``: a new sync task, or the region's task already syncing.
 
-    :raise ApiError 410: bad region.
+    The new task runs with one engine: the one built to list the regions when the cache was
+    cold, else a fresh one, built only when a task is actually created.
+    :raise BadRegion: (410).  :raise ServiceBusy: (503) shutting down or too much contention.
     """
-    checked_engine(region)
     state = service()
-    task, _ = services.start_sync_task(region, g.token.user, state.run_task, state.runner, state.heartbeat)
+    listed_with = state.check_region(region)
+    task, _ = services.start_sync_task(region, g.token.user, lambda: listed_with or state.engine_factory(),
+                                       state.runner, state.heartbeat)
     return {"taskId": task.id, "status": task.status.value}

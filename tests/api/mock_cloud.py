@@ -1,0 +1,64 @@
+"""The file-backed mock cloud the REST service tests sync: seeded through ``glancesync-mock``.
+
+Master holds three images (two public ones are synchronised), RegionA is empty, RegionB already
+has base_ubuntu; ``sync.py --show-regions`` lists RegionA and RegionB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+# The mock cloud: Master holds three images (two public ones are synchronised), RegionA is
+# empty, RegionB already has base_ubuntu.  sync.py --show-regions lists RegionA and RegionB.
+SEED = {
+    "Master": [
+        "Master,base_ubuntu,m1,active,1000,aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,adminid,True,{'type': 'baseimage'}",
+        "Master,base_centos,m2,active,2000,bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb,adminid,True,{'type': 'baseimage'}",
+        "Master,private_img,m3,active,500,cccccccccccccccccccccccccccccccc,adminid,False,{}",
+    ],
+    "RegionA": [],
+    "RegionB": [
+        "RegionB,base_ubuntu,b1,active,1000,aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,adminid,True,{'type': 'baseimage'}",
+    ],
+}
+
+GLANCESYNC_CONF = """\
+[main]
+master_region = Master
+
+[master]
+user = admin
+password = secret
+keystone_url = http://keystone.invalid:5000/v3
+tenant = admin
+"""
+
+
+def seed_mock_store(directory: Path) -> dict[str, str]:
+    """Seed a file-backed mock store with :data:`SEED` through ``glancesync-mock``.
+
+    Returns the environment the engine needs (GLANCESYNC_MOCKPERSISTENT_PATH, GLANCESYNC_CONFIG).
+    """
+    from fiwareglancesync.glancesync.facades import mock
+
+    seed = directory / "seed"
+    store = directory / "store"
+    seed.mkdir(parents=True)
+    for region, rows in SEED.items():
+        (seed / f"backup_{region}.csv").write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+    # glancesync-mock prints the export line on stdout; keep test output clean.
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = mock.main(["--path", str(store), "--confirm", str(seed)])
+    if status:
+        raise RuntimeError(f"glancesync-mock failed with status {status}")
+    conf = directory / "glancesync.conf"
+    conf.write_text(GLANCESYNC_CONF, encoding="utf-8")
+    return {"GLANCESYNC_MOCKPERSISTENT_PATH": str(store), "GLANCESYNC_CONFIG": str(conf)}
+
+
+def read_store_names(store: str, region: str) -> list[str]:
+    """Image names in ``backup_<region>.csv`` of a mock store."""
+    path = Path(store) / f"backup_{region}.csv"
+    return sorted(line.split(",")[1] for line in path.read_text(encoding="utf-8").splitlines() if line.strip())

@@ -1,0 +1,195 @@
+"""Server processes of the REST service tests (and ``bench/api_load.py``; nothing imports pytest).
+
+* :func:`write_settings`: fiware-glancesync.cfg + logging file for a server;
+* :func:`server_command`: ``glancesync-server <argv>`` run in this process (``run.main``) with a
+  given environment, for commands whose process does not matter;
+* :class:`ServiceProcess` / :func:`gunicorn_service`: a server in its own process group, ready
+  when it answers ``GET /``, stopped by its pid; :func:`http`: one request to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+from .fake_keystone import SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_USER
+
+def write_settings(directory: Path, keystone_url: str, *, api_version: str = "3", workers: int = 2,
+                   user: str = SERVICE_USER, password: str = SERVICE_PASSWORD, project: str = SERVICE_PROJECT,
+                   database_url: str = "", extra: str = "") -> dict[str, str]:
+    """fiware-glancesync.cfg and a logging file in ``directory``; returns the env naming them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cfg = directory / "fiware-glancesync.cfg"
+    cfg.write_text(
+        "[openstack]\n"
+        f"KEYSTONE_URL: {keystone_url}\n"
+        f"KEYSTONE_API_VERSION: {api_version}\n"
+        f"ADM_USER: {user}\n"
+        f"ADM_PASS: {password}\n"
+        f"ADM_TENANT_NAME: {project}\n"
+        "[glancesync]\nHOST: 127.0.0.1\nPORT: 8080\nTASK_WORKERS: 2\n"
+        f"[gunicorn]\nWORKERS: {workers}\nLOGLEVEL: warning\n"
+        f"[database]\nURL: {database_url}\n" + extra,
+        encoding="utf-8",
+    )
+    logging_cfg = directory / "fiware-glancesync-logging.cfg"
+    logging_cfg.write_text(
+        "[loggers]\nkeys = root\n[handlers]\nkeys = stderr\n[formatters]\nkeys = plain\n"
+        "[logger_root]\nlevel = INFO\nhandlers = stderr\n"
+        "[handler_stderr]\nclass = StreamHandler\nformatter = plain\nargs = (sys.stderr,)\n"
+        "[formatter_plain]\nformat = %(asctime)s %(process)d %(levelname)s %(name)s %(message)s\n",
+        encoding="utf-8",
+    )
+    return {"GLANCESYNC_SETTINGS_FILE": str(cfg), "GLANCESYNC_LOGGING_SETTINGS_FILE": str(logging_cfg)}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bin_path(name: str) -> str:
+    """A console script of the package, next to the running interpreter (the venv's bin)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed: run `pip install -e .` in the test environment")
+    return found
+
+
+class ServiceProcess:
+    """A server command in its own process group; :meth:`stop` / :meth:`kill` end that group."""
+
+    def __init__(self, args: list[str], env: dict[str, str], url: str, log_path: Path):
+        self.args = args
+        self.env = env
+        self.url = url
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> "ServiceProcess":
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.args[0]} exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"{self.args[0]} did not answer on {self.url} in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM to the process group (gunicorn's graceful stop), SIGKILL if it lingers."""
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._wait_group_gone()
+        self._close_log()
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: a crash, as far as the service can tell."""
+        self._signal_group(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(10)
+        self._wait_group_gone()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if getattr(self, "_log", None) is not None and not self._log.closed:
+            self._log.close()
+
+    def _signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _wait_group_gone(self, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
+def gunicorn_service(tmp: Path, env: dict[str, str], workers: int = 2) -> ServiceProcess:
+    port = free_port()
+    args = [bin_path("glancesync-server"), "gunicornserver", "-H", "127.0.0.1", "-p", str(port),
+            "-w", str(workers)]
+    return ServiceProcess(args, env, f"http://127.0.0.1:{port}", tmp / f"gunicorn-{port}.log")
+
+
+def http(method: str, url: str, token: str | None = None, timeout: float = 30) -> tuple[int, dict | None]:
+    """(status, JSON body or None) of one request, with urllib (no connection reuse)."""
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    if token is not None:
+        request.add_header("X-Auth-Token", token)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        status = exc.code
+    return status, (json.loads(body) if body else None)
+
+
+@dataclass
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def server_command(argv: list[str], environ: dict[str, str]) -> CommandResult:
+    """``glancesync-server <argv>`` in this process: ``run.main(argv)`` with ``os.environ``
+    replaced by ``environ`` for the call; its exit status and output.
+
+    Only for commands that configure no logging (``db``, usage errors, the settings checks):
+    the server commands load the logging file, which would replace this process's handlers.
+    """
+    from fiwareglancesync import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, environ, clear=True), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        try:
+            status = run.main(argv)
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return CommandResult(status, out.getvalue(), err.getvalue())
