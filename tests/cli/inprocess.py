@@ -13,7 +13,9 @@ everything goes through the ``out``/``err`` it was given.
 
 ``restore_cli_loggers`` is an autouse fixture for the conftest files: ``main`` reconfigures the
 CLI logger (handler on the ``err`` of the call) on every call; this puts the loggers back as they
-were before each test, so no handler on a dead StringIO leaks into the next test.
+were before each test, so no handler on a dead StringIO leaks into the next test.  It also checks
+that the SIGINT/SIGTERM handlers ``main`` installs while it runs are gone after the test (restored,
+and the test errors, if one was left behind).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import subprocess
 from typing import Mapping, Sequence
 
@@ -32,6 +35,7 @@ from fiwareglancesync.glancesync.facades import mock
 
 # the CLI logger: "glancesync" after the engine refactor, "GlanceSync-Client" before it
 CLI_LOGGERS = ("glancesync", "GlanceSync-Client")
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def clean_environ(**variables: str) -> dict[str, str]:
@@ -83,10 +87,16 @@ def restore_cli_loggers():
     for name in CLI_LOGGERS:
         logger = logging.getLogger(name)
         saved[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+    signal_handlers = {signum: signal.getsignal(signum) for signum in SIGNALS}
     yield
+    left = [signal.Signals(signum).name for signum, handler in signal_handlers.items()
+            if signal.getsignal(signum) != handler]
+    for signum, handler in signal_handlers.items():
+        signal.signal(signum, handler)
     for name, (handlers, level, propagate, disabled) in saved.items():
         logger = logging.getLogger(name)
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate
         logger.disabled = disabled
+    assert not left, f"signal handlers left installed after the test: {left}"
