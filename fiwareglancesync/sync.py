@@ -203,6 +203,10 @@ def _run(args, out: TextIO, err: TextIO, log: logging.Logger, environ, overrides
             cli.make_backup(regions)
             return EXIT_FAILED if cli.failed else EXIT_OK
         engine.master_images()  # the master catalogue is needed by every other mode: fail once, early
+        if args.show_status or (args.dry_run and not args.parallel):
+            # Read-only modes list ahead, concurrently.  A sync does not: it must list a region
+            # only once it holds the region's lock, or another run's copies would go unseen.
+            engine.prefetch(regions, engine.config.max_children)
         if args.show_status:
             if args.format == "json":
                 cli.show_status_json(regions)

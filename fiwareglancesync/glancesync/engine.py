@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Callable, Iterable, Mapping
 
@@ -48,6 +50,8 @@ class GlanceSync:
         self._facades: dict[str, ServersFacade] = {}
         self._tenant_ids: dict[str, str] = {}
         self._master: MasterCatalogue | None = None
+        self._listings: dict[str, Future] = {}  # region fullname -> listing fetched ahead (prefetch)
+        self._lock = threading.Lock()  # facades and tenant ids may be asked for from prefetch threads
 
     @classmethod
     def from_environment(cls, config_path: str | None = None, overrides: Mapping[str, str] | None = None,
@@ -75,13 +79,16 @@ class GlanceSync:
         return region
 
     def facade(self, target: str) -> ServersFacade:
-        if target not in self._facades:
-            self._facades[target] = self._facade_factory(self.config.targets[target])
-        return self._facades[target]
+        with self._lock:
+            if target not in self._facades:
+                self._facades[target] = self._facade_factory(self.config.targets[target])
+            return self._facades[target]
 
     def tenant_id(self, target: str) -> str:
         if target not in self._tenant_ids:
-            self._tenant_ids[target] = self.facade(target).get_tenant_id()
+            tenant_id = self.facade(target).get_tenant_id()
+            with self._lock:
+                self._tenant_ids.setdefault(target, tenant_id)
         return self._tenant_ids[target]
 
     def get_regions(self, target: str = MASTER_TARGET, omit_master_region: bool = True) -> list[str]:
@@ -197,7 +204,28 @@ class GlanceSync:
         LOG.info(f"Backup of region {name}")
         return path
 
+    def prefetch(self, names: Iterable[str], workers: int) -> None:
+        """List the regions ``names`` ahead, at most ``workers`` at once (CONTRACT.md §5), so the
+        status, plan or sync of each that follows in the usual order finds its listing ready.
+
+        Each listing is used once, by the next call that needs that region; a listing that failed
+        raises its error there, so failures are still reported region by region, in order.
+        With ``workers`` 1 nothing is fetched ahead.
+        """
+        if workers <= 1:
+            return
+        regions = [self.region(name) for name in dict.fromkeys(names)]
+        for region in regions:  # facades and tenant ids once, before the threads start
+            self.facade(region.target)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="glancesync-list")
+        for region in regions:
+            self._listings[region.fullname] = pool.submit(self.facade(region.target).get_imagelist, region)
+        pool.shutdown(wait=False)
+
     def _list(self, region: Region) -> list[Image]:
+        ahead = self._listings.pop(region.fullname, None)
+        if ahead is not None:
+            return ahead.result()
         return self.facade(region.target).get_imagelist(region)
 
 
