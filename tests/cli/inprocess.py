@@ -39,8 +39,11 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def clean_environ(**variables: str) -> dict[str, str]:
-    """The test process's environment without OS_* and GLANCESYNC_* variables, plus ``variables``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
+    """The test process's environment without OS_*, GLANCESYNC_* and XDG_RUNTIME_DIR, plus ``variables``.
+
+    (XDG_RUNTIME_DIR places the default lock_dir: a test that syncs passes its own temporary
+    directory, so its region locks are not shared with other tests or other test runs.)"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_")) and k != "XDG_RUNTIME_DIR"}
     env.update(variables)
     return env
 

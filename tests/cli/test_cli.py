@@ -47,7 +47,8 @@ def site(tmp_path, monkeypatch):
     assert done.stdout == f"export GLANCESYNC_MOCKPERSISTENT_PATH={store}\n"
     config = tmp_path / "glancesync.conf"
     config.write_text(CONFIG)
-    env = clean_environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(config))
+    env = clean_environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(config),
+                        XDG_RUNTIME_DIR=str(tmp_path))  # region locks in tmp_path/glancesync
     monkeypatch.chdir(tmp_path)  # --make-backup writes ./backup_glance_*
 
     def run(*args, extra_env=None):

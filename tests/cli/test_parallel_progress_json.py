@@ -63,7 +63,9 @@ def store(tmp_path, pristine_store):
 
 
 def environment(store: Path, config: Path) -> dict:
-    return clean_environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(config))
+    """The mock store, the config, and the region locks next to the config (the test's tmp_path)."""
+    return clean_environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(config),
+                         XDG_RUNTIME_DIR=str(config.parent))
 
 
 def children_of(pid: int) -> set[int]:

@@ -85,7 +85,8 @@ def store_contents(directory: Path) -> dict[str, list[tuple]]:
 class Replay:
     def __init__(self, scenario: Path, store: Path):
         self.scenario = scenario
-        self.env = clean_environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(scenario / "config"))
+        self.env = clean_environ(GLANCESYNC_MOCKPERSISTENT_PATH=str(store), GLANCESYNC_CONFIG=str(scenario / "config"),
+                                 XDG_RUNTIME_DIR=str(store.parent))  # region locks in the test's tmp_path
         self.regions = read_words(scenario / "regions")
         self.options = read_words(scenario / "options")
 
