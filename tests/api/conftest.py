@@ -7,6 +7,8 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
+import logging
+
 import flask_migrate
 import pytest
 
@@ -35,6 +37,17 @@ class ManualRunner:
             self.pending.popleft()()
             count += 1
         return count
+
+
+@pytest.fixture(autouse=True)
+def glancesync_logs_reach_caplog():
+    """The "glancesync" parent logger as a fresh process has it (propagating, no level, no
+    handler) for each test: a CLI run in this process (tests/cli) configures it for its stderr."""
+    logger = logging.getLogger("glancesync")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers[:], logger.level, logger.propagate = [], logging.NOTSET, True
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture
