@@ -41,7 +41,7 @@ def new_task_id() -> str:
 class Task(db.Model):
     """A sync of one region, run in the background by a worker process.
 
-    ``owner`` identifies the process that runs the task (see ``services.ProcessIdentity``) and
+    ``owner`` identifies the process that runs the task (see ``glancesync.identity.ProcessIdentity``) and
     ``heartbeat_at`` is refreshed by that process while the task runs; together they tell a
     task whose process died (marked ``failed``) from one still running elsewhere.
     """

@@ -14,7 +14,8 @@ At most one ``syncing`` task per region: the database's partial unique index ref
 row, so two processes racing for one region end up returning the same task.
 
 A task left ``syncing`` by a process that died is *orphaned*.  Every task row names the process
-that runs it (:class:`ProcessIdentity`: host, kernel boot id, pid, process start time), and that
+that runs it (the engine's :class:`~fiwareglancesync.glancesync.identity.ProcessIdentity`: host,
+kernel boot id, pid, process start time, as on the copies a sync leaves unfinished), and that
 process refreshes ``heartbeat_at`` while it runs tasks.  A task is orphaned when its process is on
 this host and no longer exists (or the host rebooted), or, for a process on another host sharing
 the database, when its heartbeat is older than ``TASK_STALE_SECONDS``.  Orphans are marked
@@ -27,10 +28,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import socket
 import threading
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Callable
 
@@ -39,6 +38,7 @@ from flask import Flask, current_app
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..glancesync.errors import GlanceSyncError, one_line
+from ..glancesync.identity import ProcessIdentity
 from .errors import ShuttingDown, TaskContention, TaskNotFound, TaskStillSyncing
 from .extensions import db
 from .models import Task, TaskStatus, utcnow
@@ -53,80 +53,6 @@ TASK_IS_SYNCING = TaskStillSyncing.MESSAGE
 ORPHANED = "interrupted: the process running the sync ({owner}) stopped before it finished"
 START_ATTEMPTS = 3
 OUTCOME_RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds between attempts to record a task's outcome
-
-
-@dataclass(frozen=True)
-class ProcessIdentity:
-    """Names one process for its whole life: a pid alone is reused, a start time is not."""
-
-    host: str
-    boot_id: str
-    pid: int
-    start: str
-
-    def __str__(self) -> str:
-        return f"{self.host}/{self.boot_id}/{self.pid}/{self.start}"
-
-    @classmethod
-    def parse(cls, text: str) -> "ProcessIdentity | None":
-        parts = text.rsplit("/", 3)
-        if len(parts) != 4 or not parts[2].isdigit():
-            return None
-        return cls(parts[0], parts[1], int(parts[2]), parts[3])
-
-    @classmethod
-    def current(cls) -> "ProcessIdentity":
-        """This process (recomputed after a fork: gunicorn workers are forked)."""
-        global _CURRENT
-        pid = os.getpid()
-        if _CURRENT is None or _CURRENT.pid != pid:
-            _CURRENT = cls(socket.gethostname().replace("/", "_"), _boot_id(), pid, _start_time(pid) or "?")
-        return _CURRENT
-
-    def is_running(self) -> bool | None:
-        """Whether this process still runs; None when that cannot be told from here (other host)."""
-        me = ProcessIdentity.current()
-        if self.host != me.host:
-            return None
-        if self.boot_id != me.boot_id:
-            return False
-        if self.pid == me.pid:
-            return self.start == me.start
-        start = _start_time(self.pid)
-        if start is not None:
-            return start == self.start
-        if os.path.isdir("/proc"):
-            return False  # Linux without /proc/<pid>: gone
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True
-
-
-_CURRENT: ProcessIdentity | None = None
-
-
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as stream:
-            return stream.read().strip()
-    except OSError:
-        return "-"
-
-
-def _start_time(pid: int) -> str | None:
-    """The start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stream:
-            stat = stream.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
 
 
 class Heartbeat:

@@ -44,10 +44,12 @@ def glancesync_logs_reach_caplog():
     """The "glancesync" parent logger as a fresh process has it (propagating, no level, no
     handler) for each test: a CLI run in this process (tests/cli) configures it for its stderr."""
     logger = logging.getLogger("glancesync")
-    saved = logger.handlers[:], logger.level, logger.propagate
-    logger.handlers[:], logger.level, logger.propagate = [], logging.NOTSET, True
+    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers[:], logger.propagate = [], True
+    logger.setLevel(logging.NOTSET)  # (setLevel, not .level: it also clears the loggers' level caches)
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved
+    logger.handlers[:], logger.propagate = handlers, propagate
+    logger.setLevel(level)
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ class ServiceProcess:
                         return self
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
-            time.sleep(0.1)
+            time.sleep(0.02)
         self.kill()
         raise RuntimeError(f"{self.args[0]} did not answer on {self.url} in {timeout} s:\n{self.log()}")
 
@@ -138,13 +138,16 @@ class ServiceProcess:
             pass
 
     def _wait_group_gone(self, timeout: float = 10) -> None:
+        """Until every process of the group is gone, reaped included: a killed gunicorn's workers
+        are orphans that stay zombies until init reaps them, and a zombie's /proc entry still
+        shows the start time the service compares when it asks whether a task's process runs."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 os.killpg(self.process.pid, 0)
             except ProcessLookupError:
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
 
 
 def gunicorn_service(tmp: Path, env: dict[str, str], workers: int = 2) -> ServiceProcess:

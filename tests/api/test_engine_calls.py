@@ -17,8 +17,8 @@ from fiwareglancesync.app import services
 from fiwareglancesync.app.errors import ShuttingDown
 from fiwareglancesync.app.extensions import db
 from fiwareglancesync.app.models import Task, TaskStatus
-from fiwareglancesync.app.services import ProcessIdentity
 from fiwareglancesync.app.state import RegionCache
+from fiwareglancesync.glancesync.identity import ProcessIdentity
 
 from .conftest import KEYSTONE_URL, ManualRunner
 from .fake_keystone import SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_USER

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from fiwareglancesync.app import recover_tasks, services
 from fiwareglancesync.app.extensions import db
 from fiwareglancesync.app.models import Task, TaskStatus, utcnow
-from fiwareglancesync.app.services import ProcessIdentity
 from fiwareglancesync.glancesync.errors import RegionError
+from fiwareglancesync.glancesync.identity import ProcessIdentity
 
 from .conftest import ManualRunner
 from .mock_cloud import read_store_names
