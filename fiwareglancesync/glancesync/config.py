@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from . import keystone
+from .clouds import CloudCredential, load_cloud, load_environment_credential
 from .condition import Condition, ConditionError
 from .errors import ConfigError
 from .region import MASTER_TARGET
@@ -59,6 +60,8 @@ MAIN_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
 )}
 
 TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
+    Option("cloud", "", "a cloud of clouds.yaml whose credential (any auth type) this target uses, "
+                        "instead of the options below ([master]: also $OS_CLOUD)"),
     Option("credential", "", "user,<base64 password>,keystone url,project (or the four options below)"),
     Option("user", "", "Keystone user (overrides the first field of credential)"),
     Option("password", "", "password in plain text (overrides the second field of credential)"),
@@ -139,6 +142,7 @@ class Target:
     http_timeout: int = 60
     retries: int = 3
     leftover_max_age: int = 86400
+    cloud: CloudCredential | None = field(default=None, repr=False)  # credential from clouds.yaml / OS_AUTH_TYPE
 
     @property
     def keystone_version(self) -> str:
@@ -345,14 +349,18 @@ class _Reader:
 
 def _build(reader: _Reader, environ: Mapping[str, str]) -> Config:
     parser = reader.parser
-    master_region = reader.text(MAIN_SECTION, "master_region") or environ.get("OS_REGION_NAME")
-    if not master_region:
-        raise ConfigError(MISSING_MASTER_REGION)
     target_names = [s for s in parser.sections() if s != MAIN_SECTION]
     if MASTER_TARGET not in target_names:
         target_names.insert(0, MASTER_TARGET)
         parser.add_section(MASTER_TARGET)
+    master_region = reader.text(MAIN_SECTION, "master_region") or environ.get("OS_REGION_NAME")
+    if not master_region and _cloud_name(reader, MASTER_TARGET, environ) is None:
+        raise ConfigError(MISSING_MASTER_REGION)
     targets = {name: _build_target(reader, name, environ) for name in target_names}
+    if not master_region:  # the master cloud's region_name, as OS_REGION_NAME would be
+        master_region = targets[MASTER_TARGET].cloud.region_name if targets[MASTER_TARGET].cloud else None
+        if not master_region:
+            raise ConfigError(MISSING_MASTER_REGION)
     return Config(
         master_region=master_region,
         targets=targets,
@@ -437,12 +445,35 @@ def _default(option: str) -> int:
     return int(TARGET_OPTIONS[option].default)
 
 
-def _credential(reader: _Reader, name: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """user/password/keystone_url/tenant (+ domains) of a target.
+def _cloud_name(reader: _Reader, name: str, environ: Mapping[str, str]) -> str | None:
+    """The clouds.yaml cloud a target uses: its ``cloud`` option; for ``[master]`` without any
+    credential option, ``$OS_CLOUD``."""
+    cloud = reader.text(name, "cloud")
+    if cloud is None and name == MASTER_TARGET and environ.get("OS_CLOUD"):
+        if not any(reader.text(name, option) for option in ("credential", *CREDENTIAL_FIELDS)):
+            cloud = environ["OS_CLOUD"]
+    return cloud
 
+
+def _credential(reader: _Reader, name: str, environ: Mapping[str, str]) -> dict[str, object]:
+    """user/password/keystone_url/tenant (+ domains, or a ``cloud``) of a target.
+
+    ``cloud = <name>`` (``[master]``: ``$OS_CLOUD``) takes everything from clouds.yaml; for
+    ``[master]`` without credential options, ``OS_AUTH_TYPE=v3applicationcredential`` takes it
+    from ``OS_APPLICATION_CREDENTIAL_*``.  Otherwise
     ``credential = user,<base64 password>,url,tenant`` provides all four; the separate options
     ``user``, ``password`` (plain text), ``keystone_url`` and ``tenant`` override single fields.
     """
+    cloud_name = _cloud_name(reader, name, environ)
+    explicit = [option for option in ("credential", *CREDENTIAL_FIELDS) if reader.text(name, option)]
+    if cloud_name is not None and reader.text(name, "cloud") is not None and explicit:
+        raise ConfigError(f"{reader.where(name, 'cloud')}: cannot be combined with {', '.join(explicit)} "
+                          "(the cloud's clouds.yaml entry holds the whole credential)")
+    if cloud_name is not None:
+        return _from_cloud(load_cloud(cloud_name, environ, reader.where(name, "cloud")))
+    if name == MASTER_TARGET and not explicit and environ.get("OS_AUTH_TYPE", "password") not in ("", "password",
+                                                                                                  "v3password"):
+        return _from_cloud(load_environment_credential(environ, f"{reader.source}: [{name}]"))
     values: dict[str, str] = {}
     packed = reader.text(name, "credential")
     if packed:
@@ -469,6 +500,11 @@ def _credential(reader: _Reader, name: str, environ: Mapping[str, str]) -> dict[
     values["user_domain_name"] = user_domain or DEFAULT_DOMAIN
     values["project_domain_name"] = project_domain or DEFAULT_DOMAIN
     return values
+
+
+def _from_cloud(cloud: CloudCredential) -> dict[str, object]:
+    return {"user": "", "password": "", "keystone_url": cloud.auth_url, "tenant": cloud.project,
+            "user_domain_name": DEFAULT_DOMAIN, "project_domain_name": DEFAULT_DOMAIN, "cloud": cloud}
 
 
 def _unpack_credential(reader: _Reader, name: str, packed: str) -> dict[str, str]:

@@ -92,7 +92,8 @@ class GlanceSync:
         return self._tenant_ids[target]
 
     def get_regions(self, target: str = MASTER_TARGET, omit_master_region: bool = True) -> list[str]:
-        """Regions of ``target`` (``T:R`` for other targets), minus its ``ignore_regions``.
+        """Regions of ``target`` (``T:R`` for other targets), minus its ``ignore_regions``, and
+        only those of its cloud's ``regions`` list when its clouds.yaml entry has one.
 
         For the master target the master region is left out unless ``omit_master_region`` is
         false.
@@ -100,8 +101,10 @@ class GlanceSync:
         if target not in self.config.targets:
             raise UsageError(f"unknown target {target!r} (targets in {self.config.source}: "
                              f"{', '.join(self.config.targets)})")
-        ignored = self.config.targets[target].ignore_regions
-        names = [r for r in self.facade(target).get_regions() if r not in ignored]
+        settings = self.config.targets[target]
+        names = [r for r in self.facade(target).get_regions() if r not in settings.ignore_regions]
+        if settings.cloud is not None and settings.cloud.regions:  # a clouds.yaml regions list limits them
+            names = [r for r in names if r in settings.cloud.regions]
         if target == MASTER_TARGET:
             if omit_master_region:
                 names = [r for r in names if r != self.master_region]

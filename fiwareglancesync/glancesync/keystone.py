@@ -72,6 +72,26 @@ def password_plugin(*, auth_url: str, version: str, username: str, password: str
                        project_domain_name=project_domain_name if project_name else None)
 
 
+def target_plugin(target: Any) -> Any:
+    """The auth plugin of a glancesync target: the one openstacksdk's loader built for a
+    clouds.yaml / ``OS_AUTH_TYPE`` credential (``target.cloud``), else the password plugin of its
+    user, password, project and domains."""
+    if target.cloud is not None:
+        return target.cloud.auth_plugin()
+    return password_plugin(auth_url=versioned_url(target.keystone_url, target.keystone_version),
+                           version=target.keystone_version, username=target.user, password=target.password,
+                           project_name=target.tenant, user_domain_name=target.user_domain_name,
+                           project_domain_name=target.project_domain_name)
+
+
+def target_secrets(target: Any) -> list[str]:
+    """Every secret value of a target's credential (to scrub from messages)."""
+    secrets = [target.password] if target.password else []
+    if target.cloud is not None:
+        secrets += target.cloud.secrets()
+    return secrets
+
+
 def session(plugin: Any, *, timeout: float, verify: bool | str = True, app_name: str = "glancesync") -> Any:
     """A keystoneauth1 session over ``plugin``: no request is made until it is used."""
     from keystoneauth1 import session as ks_session
