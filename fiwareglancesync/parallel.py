@@ -22,6 +22,7 @@ import multiprocessing.connection
 import os
 import time
 import traceback
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from .glancesync import GlanceSync
@@ -41,24 +42,36 @@ def log_directory(now: datetime.datetime | None = None, base: str = ".") -> str:
     return path
 
 
+@dataclass
+class ParallelOutcome:
+    """``ok``: every region succeeded; ``transferred``: bytes sent per region full name and method."""
+
+    ok: bool = True
+    transferred: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
 def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, dry_run: bool,
-                 out: TextIO, directory: str) -> bool:
-    """Synchronise ``regions`` in child processes; returns True when every region succeeded."""
+                 out: TextIO, directory: str) -> ParallelOutcome:
+    """Synchronise ``regions`` in child processes (see the module docstring)."""
     engine.master_images()  # list the master once; the children inherit the catalogue
     context = multiprocessing.get_context("fork")
     pending = list(regions)
     running: dict[int, tuple[multiprocessing.Process, str]] = {}
-    all_ok = True
+    reports: dict[int, multiprocessing.connection.Connection] = {}
+    outcome = ParallelOutcome()
 
     def reap(sentinels) -> None:
-        nonlocal all_ok
         for sentinel in sentinels:
             process, region = running.pop(sentinel)
+            receiver = reports.pop(sentinel)
+            if receiver.poll():  # a child that synchronised its region sent its bytes by method
+                outcome.transferred[engine.region(region).fullname] = receiver.recv()
+            receiver.close()
             process.join()
             if process.exitcode == 0:
                 print(f"Region {region} has finished", file=out, flush=True)
             else:
-                all_ok = False
+                outcome.ok = False
                 print(f"Region {region} has finished with errors", file=out, flush=True)
 
     def kill_children() -> None:
@@ -71,16 +84,19 @@ def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, d
                 while pending and len(running) < max(1, max_children):
                     region = pending.pop(0)
                     path = os.path.join(directory, safe_file_name(region) + ".txt")
-                    process = context.Process(target=_child, args=(engine, region, path, dry_run),
+                    receiver, sender = context.Pipe(duplex=False)
+                    process = context.Process(target=_child, args=(engine, region, path, dry_run, sender),
                                               name=f"sync {region}")
                     process.start()
+                    sender.close()
                     running[process.sentinel] = (process, region)
+                    reports[process.sentinel] = receiver
                 reap(multiprocessing.connection.wait(list(running)))
         except Interrupted as interrupted:
             _stop_children(running, interrupted.signum, reap)
             raise
     print("All is done.", file=out, flush=True)
-    return all_ok
+    return outcome
 
 
 def _stop_children(running: dict, signum: int, reap) -> None:
@@ -98,8 +114,9 @@ def _stop_children(running: dict, signum: int, reap) -> None:
     reap(list(running))
 
 
-def _child(engine: GlanceSync, region: str, path: str, dry_run: bool) -> None:
-    """Body of a child process: sync one region, logging to ``path``; exit status 0 or 1."""
+def _child(engine: GlanceSync, region: str, path: str, dry_run: bool, sender) -> None:
+    """Body of a child process: sync one region, logging to ``path``, its bytes by method sent
+    through ``sender``; exit status 0, 1, or 128 + signal when interrupted."""
     status = 1
     logger = logging.getLogger(LOG_ROOT)  # the CLI's configured parent, now writing to the region's file
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -111,7 +128,8 @@ def _child(engine: GlanceSync, region: str, path: str, dry_run: bool) -> None:
         logger.setLevel(logging.INFO)
         with interrupts_raise(second_exits=False):  # replaces the parent's handlers inherited by fork
             engine.forget_connections()  # never share the parent's HTTP connections
-            engine.sync_region(region, dry_run=dry_run)
+            report = engine.sync_region(region, dry_run=dry_run)
+        sender.send(dict(report.bytes_by_method))
         status = 0
     except Interrupted as interrupted:
         logger.error(f"{region}: interrupted by {interrupted.name}")

@@ -28,6 +28,7 @@ from .glancesync.config import parse_overrides
 from .glancesync.engine import LOG_ROOT
 from .glancesync.errors import ConfigError, GlanceSyncError, one_line
 from .interrupts import Interrupted, interrupts_raise
+from .metrics_file import RunMetrics, write_metrics_file
 from .parallel import log_directory, run_parallel
 from .progressbar import ProgressBars
 
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output of --show-status and --show-regions (default: text, the original CSV)")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="only warnings and errors on stderr, no progress bars")
+    parser.add_argument("--metrics-file", metavar="PATH",
+                        help="write Prometheus metrics of the run to PATH (node_exporter's textfile collector)")
     return parser
 
 
@@ -87,11 +90,13 @@ def status_line(*columns: str) -> str:
 class Cli:
     """One invocation: the engine, the output stream and the failure flag."""
 
-    def __init__(self, engine: GlanceSync, out: TextIO, log: logging.Logger, observer=None):
+    def __init__(self, engine: GlanceSync, out: TextIO, log: logging.Logger, observer=None,
+                 metrics: RunMetrics | None = None):
         self.engine = engine
         self.out = out
         self.log = log
         self.observer = observer
+        self.metrics = metrics
         self.failed = False
         self.current: str | None = None  # the region being worked on, for an interrupt's message
 
@@ -120,6 +125,7 @@ class Cli:
         def report(region: str) -> None:
             entries = self.engine.region_status(region)
             fullname = self.engine.region(region).fullname
+            self._record_statuses(fullname, entries)
             self.out.write("".join(status_line(entry.status.value, fullname, entry.name) for entry in entries))
             self.out.write("\n")
             self.out.flush()
@@ -139,6 +145,7 @@ class Cli:
             except GlanceSyncError as exc:
                 block["error"] = str(exc)
                 raise
+            self._record_statuses(fullname, entries)
             block["images"] = [{"name": e.name, "status": e.status.value, "id": e.region_image_id,
                                 "message": e.message} for e in entries]
 
@@ -165,9 +172,31 @@ class Cli:
 
         def sync_one(region: str) -> None:
             print(f"======{region}", file=self.out, flush=True)
-            self.engine.sync_region(region, dry_run=dry_run, observer=self.observer)
+            report = self.engine.sync_region(region, dry_run=dry_run, observer=self.observer)
+            self.record_transfers(self.engine.region(region).fullname, report.bytes_by_method)
 
         self.each_region(regions, sync_one)
+
+    def record_transfers(self, fullname: str, bytes_by_method: dict[str, int]) -> None:
+        if self.metrics is not None:
+            for method, nbytes in bytes_by_method.items():
+                self.metrics.record_transfer(fullname, method, nbytes)
+
+    def record_final_statuses(self, regions: list[str]) -> None:
+        """For the metrics file: each region's statuses once the run is done (listed again, the
+        listings concurrently; a region that cannot be listed is left out)."""
+        if self.metrics is None:
+            return
+        self.engine.prefetch(regions, self.engine.config.max_children)
+        for region in regions:
+            try:
+                self._record_statuses(self.engine.region(region).fullname, self.engine.classify(region).statuses)
+            except GlanceSyncError:
+                pass  # its failure was reported when it was synchronised
+
+    def _record_statuses(self, fullname: str, entries) -> None:
+        if self.metrics is not None:
+            self.metrics.record_statuses(fullname, entries)
 
 
 def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
@@ -177,24 +206,44 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
     parser = build_parser()
     args = parser.parse_args(argv)
     log = configure_logging(err, logging.WARNING if args.quiet else logging.INFO)
+    metrics = RunMetrics() if args.metrics_file else None
     try:
-        overrides = parse_overrides(args.config)
-    except ConfigError as exc:
-        parser.error(str(exc))
-    try:
-        with interrupts_raise():
-            return _run(args, out, err, log, environ, overrides)
-    except Interrupted as exc:
-        log.error(f"interrupted by {exc.name}")
-        return exc.exit_status
+        try:
+            overrides = parse_overrides(args.config)
+        except ConfigError as exc:
+            parser.error(str(exc))
+        try:
+            with interrupts_raise():
+                status = _run(args, out, err, log, environ, overrides, metrics)
+        except Interrupted as exc:
+            log.error(f"interrupted by {exc.name}")
+            status = exc.exit_status
+    except SystemExit:  # a usage error: the run failed, and the metrics file says so
+        _write_metrics(args.metrics_file, metrics, False, log)
+        raise
+    if not _write_metrics(args.metrics_file, metrics, status == EXIT_OK, log):
+        status = EXIT_FAILED
+    return status
 
 
-def _run(args, out: TextIO, err: TextIO, log: logging.Logger, environ, overrides) -> int:
+def _write_metrics(path: str | None, metrics: RunMetrics | None, success: bool, log: logging.Logger) -> bool:
+    if path is None or metrics is None:
+        return True
+    try:
+        write_metrics_file(path, metrics, success)
+    except GlanceSyncError as exc:
+        log.error(str(exc))
+        return False
+    return True
+
+
+def _run(args, out: TextIO, err: TextIO, log: logging.Logger, environ, overrides,
+         metrics: RunMetrics | None) -> int:
     cli = None
     try:
         engine = GlanceSync.from_environment(overrides=overrides, environ=environ)
         show_progress = not args.quiet and not args.parallel and err.isatty()
-        cli = Cli(engine, out, log, observer=ProgressBars(err) if show_progress else None)
+        cli = Cli(engine, out, log, observer=ProgressBars(err) if show_progress else None, metrics=metrics)
         if args.show_regions:
             cli.show_regions(as_json=args.format == "json")
             return EXIT_OK
@@ -215,11 +264,15 @@ def _run(args, out: TextIO, err: TextIO, log: logging.Logger, environ, overrides
         elif args.parallel:
             print(f"======Master is {engine.master_region}", file=out, flush=True)
             directory = log_directory()
-            ok = run_parallel(engine, regions, max_children=engine.config.max_children, dry_run=args.dry_run,
-                              out=out, directory=directory)
-            cli.failed = not ok
+            outcome = run_parallel(engine, regions, max_children=engine.config.max_children, dry_run=args.dry_run,
+                                   out=out, directory=directory)
+            cli.failed = not outcome.ok
+            for fullname, bytes_by_method in outcome.transferred.items():
+                cli.record_transfers(fullname, bytes_by_method)
+            cli.record_final_statuses(regions)
         else:
             cli.sync(regions, dry_run=args.dry_run)
+            cli.record_final_statuses(regions)
     except GlanceSyncError as exc:
         log.error(str(exc))
         return EXIT_FAILED

@@ -30,7 +30,7 @@ from .facades.base import ServersFacade
 from .image import Image, write_backup
 from .leftovers import find_leftovers
 from .locks import region_lock
-from .plan import MasterCatalogue, Mode, RegionPlan, classify_region, compute, read_master
+from .plan import Classification, MasterCatalogue, Mode, RegionPlan, classify_region, compute, read_master
 from .region import MASTER_TARGET, Region, order_regions
 from .status import StatusEntry
 from .sources import select_source
@@ -153,13 +153,17 @@ class GlanceSync:
     def region_status(self, name: str) -> list[StatusEntry]:
         """Sync status of every image the region's target selects, in (size, name) order (the
         classification's notes are logged)."""
+        seen = self.classify(name)
+        _log_notes(seen.notes)
+        return seen.statuses
+
+    def classify(self, name: str) -> Classification:
+        """The region's :attr:`Mode.STATUS` classification, listed now; its notes are not logged."""
         region = self.region(name)
         master = self.master_images()
         target = self.config.targets[region.target]
-        seen = classify_region(master, self._list(region), target, self.tenant_id(region.target), region,
+        return classify_region(master, self._list(region), target, self.tenant_id(region.target), region,
                                Mode.STATUS)
-        _log_notes(seen.notes)
-        return seen.statuses
 
     def plan_region(self, name: str) -> RegionPlan:
         """The plan a sync of the region would carry out (its notes not yet logged)."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .ami import resolve_references
@@ -40,6 +41,7 @@ class SyncReport:
     seconds: float = 0.0
     transfer_seconds: float = 0.0
     failed: bool = False
+    bytes_by_method: Counter = field(default_factory=Counter)  # method -> bytes sent that way
 
     @property
     def changed(self) -> bool:
@@ -177,6 +179,7 @@ class Executor:
         sent = uploaded.bytes_sent
         self.report.transfer_seconds += elapsed
         self.report.bytes_transferred += sent
+        self.report.bytes_by_method[uploaded.method] += sent
         LOG.info(f"{self.name}: {master.name}: {sent} bytes sent from {source.description} "
                  f"in {elapsed:.2f} s ({_rate(sent, elapsed)})")
         self.ids_by_name[master.name] = uploaded.image_id

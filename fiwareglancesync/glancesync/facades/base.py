@@ -33,11 +33,17 @@ class ImageSource(Protocol):
 
 @dataclass(frozen=True)
 class Uploaded:
-    """The outcome of a successful upload: the new image's id and the bytes the facade read from
-    the source (counted there, once: the executor reports them)."""
+    """The outcome of a successful upload: the new image's id, the bytes the facade read from
+    the source (counted there, once: the executor reports them) and how the data got there:
+    :data:`STREAM` (sent by this client) or :data:`RECORD` (the mock: recorded, no data stored)."""
 
     image_id: str
     bytes_sent: int
+    method: str = "stream"
+
+
+STREAM = "stream"
+RECORD = "record"
 
 
 @runtime_checkable
