@@ -14,6 +14,6 @@ def test_readme_renders_without_warnings():
         def write(self, text):
             messages.append(text)
 
-    docutils.core.publish_string(README.read_text(), writer_name="null",
+    docutils.core.publish_string(README.read_text(), writer="null",
                                  settings_overrides={"report_level": 2, "halt_level": 5, "warning_stream": Collect()})
     assert messages == []
