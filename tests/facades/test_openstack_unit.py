@@ -30,6 +30,7 @@ from fiwareglancesync.glancesync.errors import (
 from fiwareglancesync.glancesync.facades import openstack
 from fiwareglancesync.glancesync.facades.base import CHUNK_SIZE, Uploaded
 from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
+from fiwareglancesync.glancesync.identity import ProcessIdentity
 from fiwareglancesync.glancesync.image import Image
 from fiwareglancesync.glancesync.region import Region
 from fiwareglancesync.glancesync.sources import RegionSource
@@ -79,8 +80,9 @@ class Source:
 
 
 class Response:
-    def __init__(self, status_code=200):
+    def __init__(self, status_code=200, headers=None):
         self.status_code = status_code
+        self.headers = dict(headers or {})
         self.closed = False
 
     def close(self):
@@ -88,23 +90,31 @@ class Response:
 
 
 class FakeGlance:
-    """Enough of glanceclient's v2 Client (http_client + images) for the facade's calls."""
+    """Enough of glanceclient's SessionClient (get/post/put/patch/delete answering (response, body))
+    for the facade's calls.  ``fail[operation]`` is an exception raised by every call of that
+    operation, or a list of exceptions raised by the next calls (one each, then success)."""
 
     def __init__(self):
         self.records: dict[str, dict] = {}
         self.calls: list[str] = []
         self.chunk_sizes: list[int] = []
-        self.fail: dict[str, Exception] = {}  # operation -> exception to raise
+        self.fail: dict[str, object] = {}  # operation -> exception (always) or list (next calls)
         self.store_checksum: str | None = None  # report this instead of the real MD5
-        self.http_client = self
-        self.images = self
+        self.timeouts: dict[str, object] = {}  # operation -> the timeout of its last call
+        self.markers_seen: list[object] = []  # the marker of each image when its data arrives
+
+    def _next_failure(self, operation):
+        failure = self.fail.get(operation)
+        if isinstance(failure, list):
+            return failure.pop(0) if failure else None
+        return failure
 
     def _maybe_fail(self, operation):
         self.calls.append(operation)
-        if operation in self.fail:
-            raise self.fail[operation]
+        failure = self._next_failure(operation)
+        if failure is not None:
+            raise failure
 
-    # http_client
     def post(self, url, data):
         self._maybe_fail("create")
         record = dict(data, id=str(uuid.uuid4()), status="queued", size=None, checksum=None,
@@ -112,8 +122,9 @@ class FakeGlance:
         self.records[record["id"]] = record
         return Response(201), dict(record)
 
-    def get(self, url, timeout=None):
+    def get(self, url, timeout=None, headers=None):
         self._maybe_fail("get")
+        self.timeouts["get"] = timeout
         image_id = url.split("/")[3]
         if image_id not in self.records:
             raise glance_exc.HTTPNotFound(f"No image found with ID {image_id}")
@@ -129,49 +140,74 @@ class FakeGlance:
         for op in json.loads(data):
             key = op["path"][1:].replace("~1", "/").replace("~0", "~")
             if op["op"] == "remove":
-                del record[key]
+                del record[key]  # Glance refuses to remove a property that is not there
             else:
                 record[key] = op["value"]
         return Response(), dict(record)
 
-    # images
-    def upload(self, image_id, reader, image_size=None):
-        record = self.records[image_id]
+    def put(self, url, headers, data, timeout=None):
+        """The data PUT: reads the body as glanceclient's chunked body does."""
+        assert url.endswith("/file") and headers["Content-Type"] == "application/octet-stream"
+        self.timeouts["put"] = timeout
+        record = self.records[url.split("/")[3]]
+        self.markers_seen.append(record.get("glancesync_in_progress"))
         record["status"] = "saving"
+        failure = self._next_failure("upload")
         received = bytearray()
-        while chunk := reader.read(CHUNK_SIZE):  # what glanceclient's chunked body does
+        while chunk := data.read(CHUNK_SIZE):
             self.chunk_sizes.append(len(chunk))
             received += chunk
-            if "upload" in self.fail:
+            if failure is not None and len(received) >= MIB:  # fails midway
                 record["status"] = "queued"
-                raise self.fail["upload"]
+                self.calls.append("upload!")
+                raise failure
         self.calls.append("upload")
         record.update(status="active", size=len(received), _data=bytes(received),
                       checksum=self.store_checksum or hashlib.md5(received).hexdigest(),
                       os_hash_algo="sha512", os_hash_value=hashlib.sha512(received).hexdigest())
+        return Response(204), None
 
-    def delete(self, image_id):
+    def delete(self, url):
         self._maybe_fail("delete")
+        image_id = url.split("/")[3]
         if image_id not in self.records:
             raise glance_exc.HTTPNotFound(f"Failed to find image {image_id} to delete")
         del self.records[image_id]
+        return Response(204), None
 
 
 class FakeSession:
-    def __init__(self, regions=("Spain",), project_id="p1", error=None):
-        self.regions, self.project_id, self.error = regions, project_id, error
+    """``error``: raised by every call; ``errors``: raised by the next calls, one each."""
 
-    def get_endpoint(self, service_type, interface, region_name):
+    def __init__(self, regions=("Spain",), project_id="p1", error=None, errors=()):
+        self.regions, self.project_id, self.error = regions, project_id, error
+        self.errors = list(errors)
+        self.calls = 0
+
+    def _maybe_fail(self):
+        self.calls += 1
         if self.error:
             raise self.error
+        if self.errors:
+            raise self.errors.pop(0)
+
+    def get_endpoint(self, service_type, interface, region_name):
+        self._maybe_fail()
         if region_name not in self.regions:
             raise ks_exc.EndpointNotFound(f"public endpoint for image service in {region_name} region not found")
         return f"http://glance-{region_name}:9292"
 
     def get_project_id(self):
-        if self.error:
-            raise self.error
+        self._maybe_fail()
         return self.project_id
+
+
+@pytest.fixture(autouse=True)
+def waits(monkeypatch):
+    """The backoff waits of the facade, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(openstack, "_sleep", slept.append)
+    return slept
 
 
 @pytest.fixture
@@ -225,7 +261,7 @@ def test_the_session_is_created_once_and_lazily():
     facade = OpenStackFacade(target())
     assert facade._session is None
     assert facade.session is facade.session
-    assert facade.session.timeout == openstack.HTTP_TIMEOUT
+    assert facade.session.timeout == (10.0, 60.0)  # connect, read: requests takes the pair
 
 
 def test_tenant_id_is_the_project_of_the_session(facade):
@@ -297,10 +333,7 @@ def test_a_region_without_an_image_endpoint_is_region_not_found_in_any_operation
 class EndpointlessGlance:
     """A glanceclient whose every request fails as keystoneauth does for a region not in the catalog."""
 
-    def __init__(self):
-        self.http_client = self
-
-    def get(self, url, timeout=None):
+    def get(self, url, timeout=None, headers=None):
         raise ks_exc.EndpointNotFound("Could not find requested endpoint in Service Catalog.")
 
 
@@ -352,7 +385,7 @@ class Pager:
         self.pages, self.clock, self.step, self.error = pages, clock, step, error
         self.urls, self.timeouts = [], []
 
-    def get(self, url, timeout=None):
+    def get(self, url, timeout=None, headers=None):
         self.urls.append(url)
         self.timeouts.append(timeout)
         if self.error:
@@ -378,7 +411,7 @@ def clock(monkeypatch):
 
 
 def with_pager(facade, pager):
-    facade._clients[REGION.name] = type("Client", (), {"http_client": pager})()
+    facade._clients[REGION.name] = pager
     return facade
 
 
@@ -388,8 +421,9 @@ def test_listing_follows_pages_and_maps_records(facade, clock):
     assert [i.name for i in images] == ["img1", "img2", "img3", "img4"]  # the overlap is dropped
     assert pager.urls[0] == "/v2/images?limit=100" and pager.urls[1].startswith("/v2/images?limit=100&marker=id2")
     assert images[0].region == "Spain" and images[0].user_properties == {"nid": "1"}
-    # each page gets the time left of the target's list_images_timeout (30 s) as HTTP timeout
-    assert pager.timeouts == [30.0, 29.0, 28.0]
+    # each page gets the usual (connect, read) timeouts, cut to the time left of the target's
+    # list_images_timeout (30 s here)
+    assert pager.timeouts == [(10.0, 30.0), (10.0, 29.0), (10.0, 28.0)]
 
 
 def test_listing_slower_than_the_timeout_fails(facade, clock):
@@ -429,9 +463,15 @@ def test_upload_streams_verifies_and_publishes_at_the_end(facade, glance):
     assert source.closed
 
 
-def test_a_private_unprotected_copy_needs_no_finishing_patch(facade, glance):
-    facade.upload_image(REGION, master_image(is_public=False), Source())
-    assert glance.calls == ["create", "upload", "get"]
+def test_the_copy_is_marked_in_progress_by_this_process_until_it_is_verified(facade, glance):
+    """Created with the marker (so a copy whose creator dies is a recognisable leftover), and
+    the finishing PATCH removes it, also for a private, unprotected copy."""
+    new_id = facade.upload_image(REGION, master_image(is_public=False), Source()).image_id
+    assert glance.markers_seen == [str(ProcessIdentity.current())]
+    assert ProcessIdentity.parse(glance.markers_seen[0]).pid == os.getpid()
+    assert glance.calls == ["create", "upload", "get", "patch"]
+    assert "glancesync_in_progress" not in glance.records[new_id]
+    assert glance.records[new_id]["visibility"] == "private"
 
 
 def test_the_bytes_sent_are_the_bytes_read_even_without_expectations(facade, glance):
@@ -562,7 +602,7 @@ def test_a_download_failing_midway_is_a_transfer_error(facade, glance):
         raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
 
     response = Response()
-    glance.get = lambda url, timeout=None: (response, broken())
+    glance.get = lambda url, timeout=None, headers=None: (response, broken())
     stream = facade.download_image(REGION, "i1")
     assert next(stream) == b"x" * MIB
     with pytest.raises(TransferError, match="^Spain: Download of image i1 Failed. Cause: Connection broken"):

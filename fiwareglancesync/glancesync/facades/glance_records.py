@@ -9,6 +9,10 @@ No client library is imported here, so the mapping rules can be tested without s
 * ``Image.is_public`` is ``visibility == "public"``.  Making an image not public sets
   ``private``; an image that is already non-public (``shared``, ``community``) is left as it is.
 * Custom property values are sent as strings (the v2 schema types them ``string``).
+* Every copy is created carrying :data:`~..image.IN_PROGRESS` (``glancesync_in_progress``) set
+  to its creator's identity (:func:`create_body`); the :func:`finishing_patch` that publishes a
+  verified copy removes it, so a copy without the marker is always a finished one and a
+  non-active copy with it is a leftover once its creator is gone (CONTRACT.md §6).
 * ``kernel_id`` / ``ramdisk_id`` placeholders (``__<name>``, written by the engine while the
   referenced kernel or ramdisk is not in the region yet) are left out of what is sent: a
   deployment whose schema validates them as UUIDs (devstack, distributions, the lab) would
@@ -23,7 +27,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..image import AMI_PROPERTIES, Image
+from ..image import AMI_PROPERTIES, IN_PROGRESS, Image
 
 BASE_FIELDS = frozenset({
     "id", "name", "status", "visibility", "protected", "os_hidden", "owner", "checksum",
@@ -75,6 +79,7 @@ def image_from_record(record: Mapping[str, Any], region_fullname: str) -> Image:
         protected=bool(record.get("protected")),
         os_hash_algo=record.get("os_hash_algo"),
         os_hash_value=record.get("os_hash_value"),
+        created_at=record.get("created_at"),
     )
 
 
@@ -112,15 +117,18 @@ def sendable_properties(image: Image) -> tuple[dict[str, str], list[Skipped]]:
     return sent, skipped
 
 
-def create_body(image: Image) -> tuple[dict[str, Any], list[Skipped]]:
+def create_body(image: Image, in_progress: str) -> tuple[dict[str, Any], list[Skipped]]:
     """The ``POST /v2/images`` body for a copy of ``image`` (before its data is uploaded).
 
     The copy is created ``private`` and unprotected whatever the master is: it must not be
-    visible, nor undeletable, while its data is unverified.  :func:`finishing_patch` publishes
-    and protects it once the data checked out.
+    visible, nor undeletable, while its data is unverified; and it carries the marker
+    ``glancesync_in_progress = in_progress`` (the creating process's identity), whatever value
+    ``image`` may hold for it.  :func:`finishing_patch` removes the marker, publishes and
+    protects the copy once the data checked out.
     """
     properties, skipped = sendable_properties(image)
     body: dict[str, Any] = dict(properties)
+    body[IN_PROGRESS] = in_progress
     body.update(
         name=image.name,
         disk_format=image.disk_format or DEFAULT_DISK_FORMAT,
@@ -134,8 +142,10 @@ def create_body(image: Image) -> tuple[dict[str, Any], list[Skipped]]:
 
 
 def finishing_patch(image: Image) -> list[dict[str, Any]]:
-    """The JSON-patch applied after a verified upload: visibility and protection of the master."""
-    ops = []
+    """The JSON-patch applied after a verified upload: the in-progress marker goes, the copy gets
+    the master's visibility and protection (one request: a copy is never public, or protected,
+    while still marked unfinished)."""
+    ops: list[dict[str, Any]] = [{"op": "remove", "path": json_pointer(IN_PROGRESS)}]
     if image.is_public:
         ops.append({"op": "replace", "path": "/visibility", "value": PUBLIC})
     if image.protected:
@@ -147,10 +157,12 @@ def metadata_patch(record: Mapping[str, Any], image: Image) -> tuple[list[dict[s
     """JSON-patch operations that make the image of ``record`` carry ``image``'s name,
     visibility and custom properties exactly (properties it lacks are removed).
 
-    Nothing else is touched; an empty list means the image already matches.
+    The ``glancesync_in_progress`` marker is neither set nor removed here.  Nothing else is
+    touched; an empty list means the image already matches.
     """
     wanted, skipped = sendable_properties(image)
-    current = user_properties_of(record)
+    wanted.pop(IN_PROGRESS, None)  # the marker is the facade's, never synchronised
+    current = {key: value for key, value in user_properties_of(record).items() if key != IN_PROGRESS}
     ops: list[dict[str, Any]] = []
     if record.get("name") != image.name:
         ops.append({"op": "replace", "path": "/name", "value": image.name})

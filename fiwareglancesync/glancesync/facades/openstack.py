@@ -4,24 +4,49 @@ This is the only module of the engine that imports ``glanceclient`` (``keystonea
 loaded lazily by :mod:`..keystone` and by the REST service's token validation).  One
 :class:`OpenStackFacade` serves one target (one credential); the first time it needs one it
 opens a single keystoneauth session, with the password plugin and versioned URL that
-:mod:`..keystone` builds for the target, and it keeps one Glance client per region on top of it.
+:mod:`..keystone` builds for the target, and it keeps one Glance HTTP client (glanceclient's
+session client) per region on top of it.
 
 What it guarantees beyond :mod:`.base`:
 
 * Regions are the regions that have a **public** ``image`` endpoint in the target's catalog.
-* A listing follows Glance's pages and is bounded, as a whole, by the target's
-  ``list_images_timeout``: every page request gets the time that is left as its HTTP timeout.
-  (The token request that may precede the first page is bounded by :data:`HTTP_TIMEOUT`.)
-  It is Glance's default listing: every owner the credential may see, every status but
-  ``deleted``, and not the images their owners hid with ``os_hidden``.
+* Timeouts: every connection attempt may take :data:`CONNECT_TIMEOUT` (10 s); every API call
+  waits at most the target's ``http_timeout`` (default 60 s) for its answer; a data transfer
+  (upload or download) fails when it makes no progress for ``http_timeout`` seconds (a socket
+  timeout per read/send, not a bound on the whole transfer).  A listing follows Glance's pages
+  and is also bounded, as a whole, by the target's ``list_images_timeout``: no page request
+  waits past it.  It is Glance's default listing: every owner the credential may see, every
+  status but ``deleted``, and not the images their owners hid with ``os_hidden``.
+* Retries (CONTRACT.md §6), at most the target's ``retries`` times each, after an exponential
+  backoff with jitter (:func:`backoff`), one WARNING per retry naming the region (or target),
+  the cause and the operation (``RegionA: HTTP 503 from Glance while listing images; retry 1
+  of 3 in 0.7 s``):
+
+  - reads (token and catalog, listing pages, image GETs) and idempotent writes (PATCH,
+    DELETE) on a transient failure (:func:`transient_cause`: connection failure or reset,
+    timeout, HTTP 502/503/504, from Glance or from Keystone);
+  - the ``POST`` that creates an image only when nothing can have been created: an HTTP 503
+    answer, or a connection that was never established;
+  - an upload whose data ``PUT`` failed transiently: the copy is deleted and the whole upload
+    starts again from the beginning (a new create, a fresh ``source.open()``);
+  - a download (:meth:`OpenStackFacade.download_image`) that breaks mid-stream continues with
+    an HTTP ``Range: bytes=<n>-`` request from the byte reached, so its consumer sees one
+    continuous stream (a server that ignores ``Range`` and sends everything again has the
+    bytes already delivered skipped).
+
+  The retries are ours, not keystoneauth1's ``connect_retries`` / ``status_code_retries``:
+  those have no jitter, count connection and status retries separately, log their own text
+  on their own logger, and would resend a half-consumed upload body.
 * Records map to :class:`Image` as :mod:`.glance_records` describes; metadata updates send a
   JSON-patch of the differences only (name, visibility, custom properties), never other fields.
 * Uploads are streamed in chunks of :data:`~.base.CHUNK_SIZE` through a
   :class:`~.verifying.VerifyingReader` (MD5 + the master's SHA-512, size), then the region's own
-  checksum/hash/size are checked.  The copy is created private and unprotected and only gets the
-  master's visibility and protection once its data checked out; any failure after the create
-  deletes it again, so no ``queued``/``saving``/``killed`` image is left behind.  The
-  :class:`~.base.Uploaded` returned carries the bytes the reader read from the source.
+  checksum/hash/size are checked.  The copy is created private, unprotected and marked
+  ``glancesync_in_progress = <this process's identity>``; only once its data checked out does
+  one PATCH remove the marker and give it the master's visibility and protection.  Any failure
+  after the create deletes it again, so no ``queued``/``saving``/``killed`` image is left
+  behind (and should this process die first, the marker lets a later sync delete it).  The
+  :class:`~.base.Uploaded` returned carries the bytes read from the source, by every attempt.
 * Every client-library exception (:data:`_CLIENT_ERRORS`: keystoneauth's, glanceclient's and the
   transport's, requests/urllib3) becomes a :class:`FacadeError` subclass whose message names the
   region and the image in the original's wording (``{region}: Upload of {name} Failed.
@@ -37,21 +62,23 @@ from __future__ import annotations
 
 import html
 import logging
+import random
 import re
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import requests
 import urllib3
-from glanceclient import client as glance_client
 from glanceclient import exc as glance_exc
+from glanceclient.common import http as glance_http
 from keystoneauth1 import exceptions as ks_exc
 
 from .. import keystone
 from ..config import Target
 from ..errors import FacadeError, GlanceSyncError, ImageNotFound, ListingTimeout, RegionNotFound, TransferError
+from ..identity import ProcessIdentity
 from ..image import Image
 from ..region import Region
 from .base import CHUNK_SIZE, ImageSource, Uploaded
@@ -69,7 +96,10 @@ from .verifying import Expected, VerifyingReader
 # A child of the "glancesync" logger, which the CLI configures (its LEVEL:message lines).
 LOG = logging.getLogger("glancesync.facades.openstack")
 
-HTTP_TIMEOUT = 300.0  # seconds a socket may wait (connect, or between bytes) outside listings
+CONNECT_TIMEOUT = 10.0  # seconds to establish a connection (Keystone or Glance)
+RETRY_DELAY = 1.0  # the first backoff step: retry n waits between half and all of RETRY_DELAY * 2**(n-1)
+RETRY_MAX_DELAY = 30.0
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
 PAGE_SIZE = 100
 IMAGE_INTERFACE = "public"
 MAX_CAUSE_LENGTH = 400  # Glance's schema errors run to kilobytes; the start says what is wrong
@@ -78,14 +108,88 @@ MAX_CAUSE_LENGTH = 400  # Glance's schema errors run to kilobytes; the start say
 #   (the session turns requests' Timeout/ConnectionError/other RequestException into
 #   ConnectTimeout/ConnectFailure/UnknownConnectionError, SSL errors into SSLError);
 # * glanceclient: HTTP errors are ClientException (HTTPException), its transport wrappers
-#   (InvalidEndpoint for a connect timeout, CommunicationError for a failed connection) are
-#   BaseException;
+#   (InvalidEndpoint for a connect or read timeout, CommunicationError for a failed connection)
+#   are BaseException;
 # * the transport itself: a streamed download body raises requests' exceptions as it is read
 #   (ChunkedEncodingError for a connection reset or short body, ConnectionError for a read
 #   timeout, ContentDecodingError, SSLError: requests.RequestException), urllib3's HTTPError
 #   for anything urllib3 raises past requests; a socket error is wrapped by urllib3, never raw.
 _CLIENT_ERRORS = (ks_exc.ClientException, glance_exc.BaseException, glance_exc.ClientException,
                   requests.RequestException, urllib3.exceptions.HTTPError)
+
+T = TypeVar("T")
+_sleep = time.sleep  # the backoff waits (tests replace it)
+
+
+class _GlanceHTTP(glance_http.SessionClient):
+    """glanceclient's session client, whose HTTP errors also carry ``status_code`` (glanceclient
+    maps some statuses, 504 among them, to a generic HTTPException whose ``code`` is ``N/A``)."""
+
+    def _handle_response(self, resp):
+        try:
+            return super()._handle_response(resp)
+        except glance_exc.HTTPException as exc:
+            exc.status_code = resp.status_code
+            raise
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (1, 2, ...): exponential, with jitter
+    (uniform between half and all of ``RETRY_DELAY * 2**(attempt-1)``, at most RETRY_MAX_DELAY),
+    so that clients that failed together do not retry together."""
+    ceiling = min(RETRY_MAX_DELAY, RETRY_DELAY * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def transient_cause(exc: BaseException, *, create: bool = False) -> str | None:
+    """Why ``exc`` is worth a retry (``HTTP 503 from Glance``, ``connection to Keystone
+    failed``...), or None when it is not transient.
+
+    Transient: a connection that failed, was reset or broke mid-body, a timeout, HTTP
+    502/503/504.  With ``create`` (a non-idempotent POST) only what proves that nothing was
+    done: an HTTP 503 answer, or a connection that was never established.
+    """
+    status = _status_of(exc)
+    service = "Keystone" if isinstance(exc, ks_exc.ClientException) else "Glance"
+    if status is not None:
+        if status == 503 or (status in TRANSIENT_STATUSES and not create):
+            return f"HTTP {status} from {service}"
+        return None
+    transport = (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, glance_exc.CommunicationError,
+                 glance_exc.InvalidEndpoint, requests.ConnectionError, requests.Timeout,
+                 requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError,
+                 urllib3.exceptions.TimeoutError)
+    if not isinstance(exc, transport):
+        return None
+    if create and not _never_connected(exc):
+        return None
+    if _is_timeout(exc):
+        return f"no answer from {service} in time"
+    return f"connection to {service} failed"
+
+
+def _status_of(exc: BaseException) -> int | None:
+    if isinstance(exc, ks_exc.HttpError):
+        return exc.http_status or None
+    if isinstance(exc, glance_exc.HTTPException):
+        status = getattr(exc, "status_code", None) or exc.code
+        return status if isinstance(status, int) else None
+    return None
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """The request never reached the server: the connection could not be established."""
+    return any(isinstance(e, urllib3.exceptions.ConnectTimeoutError)  # NewConnectionError too
+               or isinstance(getattr(e, "reason", None), urllib3.exceptions.ConnectTimeoutError)
+               for e in _chain(exc))
+
+
+class _RetryableUpload(Exception):
+    """The data PUT of an upload failed transiently; its copy is already deleted."""
+
+    def __init__(self, cause: str, error: BaseException, bytes_read: int):
+        super().__init__(cause)
+        self.cause, self.error, self.bytes_read = cause, error, bytes_read
 
 
 class OpenStackFacade:
@@ -103,28 +207,35 @@ class OpenStackFacade:
         """The versioned Keystone URL of the target (``.../v3`` or ``.../v2.0``)."""
         return keystone.versioned_url(self.target.keystone_url, self.target.keystone_version)
 
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) timeouts of every request: CONNECT_TIMEOUT and the target's http_timeout."""
+        return (CONNECT_TIMEOUT, float(self.target.http_timeout))
+
     def _auth_plugin(self):
-        target = self.target
-        return keystone.password_plugin(auth_url=self.auth_url, version=target.keystone_version,
-                                        username=target.user, password=target.password,
-                                        project_name=target.tenant,
-                                        user_domain_name=target.user_domain_name,
-                                        project_domain_name=target.project_domain_name)
+        # a clouds.yaml / OS_AUTH_TYPE credential comes with the plugin openstacksdk's loader built
+        return keystone.target_plugin(self.target)
 
     @property
     def session(self):
-        """The target's keystoneauth session, created on first use (no request is made here)."""
+        """The target's keystoneauth session, created on first use (no request is made here).
+        Its default timeout is :attr:`timeouts` (requests takes a (connect, read) pair), so the
+        token requests of the auth plugin get them too."""
         with self._lock:
             if self._session is None:
-                self._session = keystone.session(self._auth_plugin(), timeout=HTTP_TIMEOUT)
+                verify = self.target.cloud.verify if self.target.cloud is not None else True
+                session = keystone.session(self._auth_plugin(), timeout=self.target.http_timeout, verify=verify)
+                session.timeout = self.timeouts
+                self._session = session
             return self._session
 
     def _client(self, region: Region):
+        """The Glance HTTP client of ``region`` (glanceclient's SessionClient: its get/post/...
+        return (response, body) and raise glanceclient's errors)."""
         with self._lock:
             client = self._clients.get(region.name)
         if client is None:
-            client = glance_client.Client("2", session=self.session, region_name=region.name,
-                                          interface=IMAGE_INTERFACE)
+            client = _GlanceHTTP(self.session, region_name=region.name, interface=IMAGE_INTERFACE)
             with self._lock:
                 client = self._clients.setdefault(region.name, client)
         return client
@@ -132,17 +243,41 @@ class OpenStackFacade:
     def _access(self):
         return self.session.auth.get_access(self.session)
 
+    # ------------------------------------------------------------------ retries
+    def _retrying(self, where: str, operation: str, call: Callable[[], T], *, create: bool = False,
+                  deadline: float | None = None) -> T:
+        """``call()``, retried on transient failures (see :func:`transient_cause`) at most
+        ``target.retries`` times, never past ``deadline`` (a time.monotonic() value); the last
+        failure is raised as it came (the caller translates it)."""
+        retries = self.target.retries
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except _CLIENT_ERRORS as exc:
+                cause = transient_cause(exc, create=create)
+                if cause is None or attempt >= retries:
+                    raise
+                attempt += 1
+                delay = backoff(attempt)
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    raise
+                LOG.warning(f"{where}: {cause} while {operation}; retry {attempt} of {retries} in {delay:.1f} s")
+                _sleep(delay)
+
     # ------------------------------------------------------------------ target-wide queries
     def get_regions(self) -> list[str]:
         """Regions with a public image endpoint in the catalog, sorted."""
-        with self._translated(f"{self.target.name}: Error retrieving the regions. Cause: ", None):
-            catalog = self._access().service_catalog
+        name = self.target.name
+        with self._translated(f"{name}: Error retrieving the regions. Cause: ", None):
+            catalog = self._retrying(name, "reading the catalog", self._access).service_catalog
             endpoints = catalog.get_endpoints_data(service_type="image", interface=IMAGE_INTERFACE)
         return sorted({data.region_name for data in endpoints.get("image", []) if data.region_name})
 
     def get_tenant_id(self) -> str:
-        with self._translated(f"{self.target.name}: Error retrieving the project id. Cause: ", None):
-            return self.session.get_project_id()
+        name = self.target.name
+        with self._translated(f"{name}: Error retrieving the project id. Cause: ", None):
+            return self._retrying(name, "reading the project id", lambda: self.session.get_project_id())
 
     # ------------------------------------------------------------------ listing
     def get_imagelist(self, region: Region) -> list[Image]:
@@ -156,20 +291,29 @@ class OpenStackFacade:
             records: dict[str, dict] = {}
             url: str | None = f"/v2/images?limit={PAGE_SIZE}"
             while url:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ListingTimeout(f"{fullname}: Timeout while retrieving image list.", fullname)
-                _, body = client.http_client.get(url, timeout=remaining)
+                page_url = url
+                _, body = self._retrying(fullname, "listing images",
+                                         lambda: client.get(page_url, timeout=self._page_timeouts(deadline, fullname)),
+                                         deadline=deadline)
                 for record in body.get("images", []):
                     records.setdefault(record["id"], record)  # pages may overlap while images change
                 url = body.get("next")
         return [image_from_record(record, fullname) for record in records.values()]
 
+    def _page_timeouts(self, deadline: float, fullname: str) -> tuple[float, float]:
+        """The (connect, read) timeouts of a listing page: the usual ones, cut to the time left."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ListingTimeout(f"{fullname}: Timeout while retrieving image list.", fullname)
+        connect, read = self.timeouts
+        return (min(connect, remaining), min(read, remaining))
+
     def _require_region(self, region: Region, prefix: str) -> None:
         """RegionNotFound unless the catalog has a public image endpoint in ``region``."""
         try:
-            self.session.get_endpoint(service_type="image", interface=IMAGE_INTERFACE,
-                                      region_name=region.name)
+            self._retrying(region.fullname, "reading the catalog",
+                           lambda: self.session.get_endpoint(service_type="image", interface=IMAGE_INTERFACE,
+                                                             region_name=region.name))
         except ks_exc.EndpointNotFound:
             raise RegionNotFound(f"{prefix}the catalog of target {self.target.name} has no public image "
                                 f"endpoint in region {region.name}", region.fullname) from None
@@ -180,23 +324,25 @@ class OpenStackFacade:
         prefix = f"{fullname}: Update of {image.name} failed. Cause: "
         with self._translated(prefix, fullname):
             client = self._client(region)
-            record = self._record(client, image.id, prefix, fullname)
+            record = self._record(client, fullname, image.id, prefix)
             ops, skipped = metadata_patch(record, image)
             self._warn_skipped(region, image, skipped)
             if ops:
-                self._patch(client, image.id, ops)
+                self._patch(client, fullname, image.id, ops, f"updating image {image.name}")
 
-    def _record(self, client, image_id: str, prefix: str, fullname: str) -> dict:
+    def _record(self, client, fullname: str, image_id: str, prefix: str) -> dict:
         try:
-            _, body = client.http_client.get(f"/v2/images/{image_id}")
+            _, body = self._retrying(fullname, f"reading image {image_id}",
+                                     lambda: client.get(f"/v2/images/{image_id}"))
         except glance_exc.HTTPNotFound:
             raise ImageNotFound(f"{prefix}no image with id {image_id}", fullname) from None
         return body
 
-    @staticmethod
-    def _patch(client, image_id: str, ops: list[dict]) -> None:
-        client.http_client.patch(f"/v2/images/{image_id}", headers={"Content-Type": PATCH_CONTENT_TYPE},
-                                 data=patch_document(ops))
+    def _patch(self, client, fullname: str, image_id: str, ops: list[dict], operation: str) -> None:
+        document = patch_document(ops)
+        self._retrying(fullname, operation,
+                       lambda: client.patch(f"/v2/images/{image_id}", headers={"Content-Type": PATCH_CONTENT_TYPE},
+                                            data=document))
 
     # ------------------------------------------------------------------ upload
     def upload_image(self, region: Region, image: Image, source: ImageSource) -> Uploaded:
@@ -204,6 +350,29 @@ class OpenStackFacade:
         prefix = f"{fullname}: Upload of {image.name} Failed. Cause: "
         with self._translated(prefix, fullname, error=TransferError):
             client = self._client(region)
+        retries = self.target.retries
+        bytes_read = 0
+        attempt = 0
+        while True:
+            try:
+                image_id, read = self._upload_once(client, region, image, source, prefix, first=attempt == 0)
+                return Uploaded(image_id, bytes_read + read)
+            except _RetryableUpload as failed:
+                bytes_read += failed.bytes_read
+                if attempt >= retries:
+                    raise TransferError(prefix + self._clean(failed.error), fullname) from None
+                attempt += 1
+                delay = backoff(attempt)
+                LOG.warning(f"{fullname}: {failed.cause} while uploading the data of {image.name}; the copy is "
+                            f"deleted and the upload starts again from the beginning: retry {attempt} of "
+                            f"{retries} in {delay:.1f} s")
+                _sleep(delay)
+
+    def _upload_once(self, client, region: Region, image: Image, source: ImageSource, prefix: str,
+                     first: bool) -> tuple[str, int]:
+        """One attempt: open the source, create the marked copy, send the data, check it, finish.
+        Raises _RetryableUpload (copy deleted) when the data PUT failed transiently."""
+        fullname = region.fullname
         try:
             chunks = source.open()
         except GlanceSyncError as exc:
@@ -212,31 +381,50 @@ class OpenStackFacade:
         expected = Expected.of(image)
         reader = VerifyingReader(chunks, expected, CHUNK_SIZE, description=source.description)
         with reader:
-            body, skipped = create_body(image)
-            self._warn_skipped(region, image, skipped)
+            body, skipped = create_body(image, str(ProcessIdentity.current()))
+            if first:  # the properties left out are told once, not per attempt
+                self._warn_skipped(region, image, skipped)
             with self._translated(prefix, fullname, error=TransferError):
-                _, record = client.http_client.post("/v2/images", data=body)
+                _, record = self._retrying(fullname, f"creating image {image.name}",
+                                           lambda: client.post("/v2/images", data=body), create=True)
             image_id = record["id"]
             try:
-                client.images.upload(image_id, reader, image_size=expected.size)
-                self._check_stored(client, image_id, reader, expected)
-                ops = finishing_patch(image)
-                if ops:
-                    self._patch(client, image_id, ops)
+                try:
+                    self._put_data(client, image_id, reader, expected)
+                except _CLIENT_ERRORS as exc:
+                    cause = transient_cause(exc) if reader.failure is None else None
+                    if cause is not None:
+                        raise _RetryableUpload(cause, exc, reader.bytes_read) from None
+                    raise
+                self._check_stored(client, fullname, image_id, reader, expected)
+                self._patch(client, fullname, image_id, finishing_patch(image), f"finishing image {image.name}")
             except BaseException as exc:  # also KeyboardInterrupt and bugs: never leave a half image behind
                 self._discard(client, region, image_id, image.name)
-                if not isinstance(exc, Exception):
+                if not isinstance(exc, Exception) or isinstance(exc, _RetryableUpload):
                     raise
                 if reader.failure is not None:  # the source or the data (the library may wrap it)
                     raise TransferError(prefix + self._clean(reader.failure), fullname) from None
                 if isinstance(exc, (GlanceSyncError,) + _CLIENT_ERRORS):
                     raise TransferError(prefix + self._clean(exc), fullname) from None
                 raise
-        return Uploaded(image_id, reader.bytes_read)
+        return image_id, reader.bytes_read
 
-    def _check_stored(self, client, image_id: str, reader: VerifyingReader, expected: Expected) -> None:
+    def _put_data(self, client, image_id: str, reader: VerifyingReader, expected: Expected) -> None:
+        """The data PUT (what glanceclient's images.upload sends), never retried by itself: its
+        body is a stream.  Its socket may wait http_timeout for each send, also while
+        connecting (urllib3 sends the body under the connect timeout)."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if expected.size is not None:
+            headers["x-openstack-image-size"] = str(expected.size)
+        http_timeout = float(self.target.http_timeout)
+        client.put(f"/v2/images/{image_id}/file", headers=headers, data=reader,
+                   timeout=(http_timeout, http_timeout))
+
+    def _check_stored(self, client, fullname: str, image_id: str, reader: VerifyingReader,
+                      expected: Expected) -> None:
         """The region must report an active image with exactly the data that was sent."""
-        _, record = client.http_client.get(f"/v2/images/{image_id}")
+        _, record = self._retrying(fullname, f"reading image {image_id}",
+                                   lambda: client.get(f"/v2/images/{image_id}"))
         status = record.get("status")
         if status != "active":
             raise TransferError(f"the image is {status} after the upload, not active")
@@ -252,12 +440,15 @@ class OpenStackFacade:
     def _discard(self, client, region: Region, image_id: str, name: str) -> None:
         """Delete a copy whose upload failed; if even that fails, say which id is left over."""
         try:
-            client.images.delete(image_id)
+            self._delete(client, region.fullname, image_id)
         except glance_exc.HTTPNotFound:
             pass
         except Exception as exc:
             LOG.error(f"{region.fullname}: the failed upload of {name} left image {image_id}, which "
                       f"could not be deleted. Cause: {self._clean(exc)}")
+
+    def _delete(self, client, fullname: str, image_id: str) -> None:
+        self._retrying(fullname, f"deleting image {image_id}", lambda: client.delete(f"/v2/images/{image_id}"))
 
     # ------------------------------------------------------------------ delete and download
     def delete_image(self, region: Region, image_id: str) -> bool:
@@ -265,37 +456,84 @@ class OpenStackFacade:
         with self._translated(f"{fullname}: Deletion of image {image_id} Failed. Cause: ", fullname):
             client = self._client(region)
             try:
-                client.images.delete(image_id)
+                self._delete(client, fullname, image_id)
             except glance_exc.HTTPNotFound:
                 return False
         return True
 
     def download_image(self, region: Region, image_id: str) -> Iterator[bytes]:
-        """The image data in chunks of :data:`CHUNK_SIZE`, streamed (nothing is buffered).
+        """The image data in chunks, streamed (nothing is buffered).
 
         The request is made here, so a missing image raises ImageNotFound at once; failures
-        while streaming raise TransferError.  The data is not verified here: the upload that
-        consumes it checks it against the master's hashes.
+        while streaming raise TransferError.  A stream that breaks transiently is resumed from
+        the byte reached (``Range``), at most ``retries`` times per download.  The data is not
+        verified here: the upload that consumes it checks it against the master's hashes.
         """
         fullname = region.fullname
         prefix = f"{fullname}: Download of image {image_id} Failed. Cause: "
         with self._translated(prefix, fullname, error=TransferError):
             client = self._client(region)
             try:
-                response, body = client.http_client.get(f"/v2/images/{image_id}/file")
+                response, body = self._retrying(fullname, f"downloading image {image_id}",
+                                                lambda: client.get(f"/v2/images/{image_id}/file"))
             except glance_exc.HTTPNotFound:
                 raise ImageNotFound(f"{prefix}no image with id {image_id}", fullname) from None
         if response.status_code == 204 or body is None:  # an image without data
             response.close()
             return iter(())
-        return self._stream(response, body, prefix, fullname)
+        return self._stream(client, fullname, image_id, response, body, prefix)
 
-    def _stream(self, response, body, prefix: str, fullname: str) -> Iterator[bytes]:
+    def _stream(self, client, fullname: str, image_id: str, response, body, prefix: str) -> Iterator[bytes]:
+        retries = self.target.retries
+        offset = 0  # bytes delivered to the consumer
+        resumes = 0
         try:
-            with self._translated(prefix, fullname, error=TransferError):
-                yield from body
+            while True:
+                try:
+                    for chunk in body:
+                        offset += len(chunk)
+                        yield chunk
+                    return
+                except _CLIENT_ERRORS as exc:
+                    error: BaseException = exc
+                response.close()
+                # Resume from `offset`; a resume request that fails transiently counts as a retry too.
+                while True:
+                    cause = transient_cause(error)
+                    if cause is None or resumes >= retries:
+                        with self._translated(prefix, fullname, error=TransferError):
+                            raise error
+                    resumes += 1
+                    delay = backoff(resumes)
+                    LOG.warning(f"{fullname}: {cause} while downloading image {image_id}, after {offset} bytes; "
+                                f"the download resumes from there: retry {resumes} of {retries} in {delay:.1f} s")
+                    _sleep(delay)
+                    try:
+                        response, body = self._resume(client, image_id, offset)
+                        break
+                    except _CLIENT_ERRORS as exc:
+                        error = exc
+                    except GlanceSyncError as exc:
+                        raise TransferError(prefix + self._clean(exc), fullname) from None
         finally:
             response.close()  # also when the consumer stops early (failed upload)
+
+    def _resume(self, client, image_id: str, offset: int):
+        """(response, body) of the rest of the image data from byte ``offset``."""
+        response, body = client.get(f"/v2/images/{image_id}/file", headers={"Range": f"bytes={offset}-"})
+        if response.status_code == 206:
+            content_range = response.headers.get("Content-Range", "")
+            match = re.fullmatch(r"bytes (\d+)-\d+/(?:\d+|\*)", content_range.strip())
+            if match is None or int(match.group(1)) != offset:
+                response.close()
+                raise TransferError(f"asked for the data from byte {offset}, the region sent "
+                                    f"Content-Range {content_range or 'none'}")
+            return response, body
+        if response.status_code == 200 and body is not None:  # Range ignored: everything again
+            return response, _skip(body, offset)
+        response.close()
+        raise TransferError(f"asked for the data from byte {offset}, the region answered HTTP "
+                            f"{response.status_code} without data")
 
     # ------------------------------------------------------------------ errors
     def _warn_skipped(self, region: Region, image: Image, skipped: list[Skipped]) -> None:
@@ -332,6 +570,9 @@ class OpenStackFacade:
             text = f"no public image endpoint in the catalog of target {self.target.name} ({exc})"
         else:
             text = str(exc) or repr(exc)
+            status = getattr(exc, "status_code", None)
+            if isinstance(exc, glance_exc.HTTPException) and status and not text.startswith(f"HTTP {status}"):
+                text = f"HTTP {status} {text.removeprefix('HTTP ')}"  # glanceclient's generic class says no status
         text = " ".join(html.unescape(text).split())
         text = self._scrub(text)
         if len(text) > MAX_CAUSE_LENGTH:
@@ -340,13 +581,24 @@ class OpenStackFacade:
 
     def _scrub(self, text: str) -> str:
         """Remove the password and any token from a message."""
-        secrets = [self.target.password]
+        secrets = keystone.target_secrets(self.target)
         auth_ref = getattr(getattr(self._session, "auth", None), "auth_ref", None)
         secrets.append(getattr(auth_ref, "auth_token", None))
         for secret in secrets:
             if secret:
                 text = text.replace(secret, "***")
         return _SECRET_FIELD.sub(lambda match: match.group(1) + "***", text)
+
+
+def _skip(body, count: int) -> Iterator[bytes]:
+    """``body``'s chunks without their first ``count`` bytes."""
+    for chunk in body:
+        if count >= len(chunk):
+            count -= len(chunk)
+            continue
+        if count:
+            chunk, count = chunk[count:], 0
+        yield chunk
 
 
 # "X-Auth-Token: abc", "'password': 'abc'", "password=abc": the value goes, the name stays.
@@ -363,7 +615,10 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    return any(isinstance(e, (ks_exc.ConnectTimeout, requests.Timeout, TimeoutError)) for e in _chain(exc))
+    """A timeout somewhere in the chain (urllib3's refused connection, a NewConnectionError, is
+    one of its TimeoutErrors, and no timeout)."""
+    return any(isinstance(e, (ks_exc.ConnectTimeout, requests.Timeout, TimeoutError, urllib3.exceptions.TimeoutError))
+               and not isinstance(e, urllib3.exceptions.NewConnectionError) for e in _chain(exc))
 
 
 def _is_not_found(exc: BaseException) -> bool:
