@@ -21,7 +21,7 @@ FILE_READERS = ("config", "image")
 IO_LIBRARIES = {"logging", "os", "io", "socket", "requests", "urllib", "http", "subprocess", "threading",
                 "keystoneauth1", "glanceclient", "keystoneclient", "sqlalchemy", "flask", "shutil", "tempfile"}
 # What a facade may use of the engine package: values, configuration, errors, keystone rules.
-FACADE_MAY_IMPORT = {"image", "region", "config", "errors", "keystone", "facades", "condition"}
+FACADE_MAY_IMPORT = {"image", "region", "config", "errors", "keystone", "facades", "condition", "identity"}
 
 
 def imports(path: Path) -> set[str]:
