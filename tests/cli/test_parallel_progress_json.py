@@ -37,15 +37,10 @@ def row(region: str, index: int, image_id: str) -> str:
     return f"{region},img{index:05d},{image_id},active,{1000 + index},c{index},tenant1id,True,{{}}\r\n"
 
 
-@pytest.fixture(scope="module")
-def pristine_store(tmp_path_factory):
-    """Master with 6,000 images; R1..R5 hold them all but one (so each region has work, and
-    reading 6,000 rows keeps a child busy long enough to be observed).  Seeded once per module;
-    each test gets a copy (``store``)."""
-    base = tmp_path_factory.mktemp("pristine")
+def seeded_store(base: Path, count: int) -> Path:
+    """Master with ``count`` images; R1..R5 hold them all but the first (so each region has work)."""
     seed = base / "seed"
     seed.mkdir()
-    count = 6000
     (seed / "backup_Master.csv").write_text("".join(row("Master", i, f"m{i}") for i in range(count)))
     for r in REGIONS:
         (seed / f"backup_{r}.csv").write_text("".join(row(r, i, f"{r}-{i}") for i in range(1, count)))
@@ -55,10 +50,30 @@ def pristine_store(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def pristine_store(tmp_path_factory):
+    """6,000 images: reading 6,000 rows keeps a child busy long enough to be observed.
+    Seeded once per module; each test gets a copy (``store``)."""
+    return seeded_store(tmp_path_factory.mktemp("pristine"), 6000)
+
+
+@pytest.fixture(scope="module")
+def pristine_small_store(tmp_path_factory):
+    """The same regions with 20 images, for the tests that do not watch children."""
+    return seeded_store(tmp_path_factory.mktemp("pristine_small"), 20)
+
+
 @pytest.fixture
 def store(tmp_path, pristine_store):
     path = tmp_path / "store"
     shutil.copytree(pristine_store, path)
+    return path
+
+
+@pytest.fixture
+def small_store(tmp_path, pristine_small_store):
+    path = tmp_path / "store"
+    shutil.copytree(pristine_small_store, path)
     return path
 
 
@@ -130,13 +145,13 @@ def test_parallel_failure_and_sequential_children(tmp_path, store):
     assert "Nowhere: region not found in the mock store" in (logs / "Nowhere.txt").read_text()
 
 
-def test_parallel_dry_run_writes_nothing(tmp_path, store):
+def test_parallel_dry_run_writes_nothing(tmp_path, small_store):
     config = tmp_path / "glancesync.conf"
     write_config(config)
-    before = {p.name: p.read_bytes() for p in store.iterdir() if p.suffix == ".csv"}
-    result, _ = run_observed(["--parallel", "--dry-run", *REGIONS], environment(store, config), tmp_path)
+    before = {p.name: p.read_bytes() for p in small_store.iterdir() if p.suffix == ".csv"}
+    result, _ = run_observed(["--parallel", "--dry-run", *REGIONS], environment(small_store, config), tmp_path)
     assert result.returncode == 0, result.stderr
-    assert {p.name: p.read_bytes() for p in store.iterdir() if p.suffix == ".csv"} == before
+    assert {p.name: p.read_bytes() for p in small_store.iterdir() if p.suffix == ".csv"} == before
     [logs] = list(tmp_path.glob("sync_*"))
     assert "R3: Pending: img00000" in (logs / "R3.txt").read_text()
 
@@ -208,10 +223,10 @@ def test_no_progress_bar_without_a_terminal(upload_site):
 
 
 # ---------------------------------------------------------------- JSON output
-def test_show_status_json_schema(tmp_path, store):
+def test_show_status_json_schema(tmp_path, small_store):
     config = tmp_path / "glancesync.conf"
     write_config(config)
-    result = run_sync(["--show-status", "--format", "json", "R1", "Nowhere"], environment(store, config))
+    result = run_sync(["--show-status", "--format", "json", "R1", "Nowhere"], environment(small_store, config))
     assert result.returncode == 1
     document = json.loads(result.stdout)
     assert document["master_region"] == "Master"
@@ -237,9 +252,9 @@ def test_show_status_json_error_message(tmp_path):
     assert image["message"].startswith("Image a has a different checksum (cX) in region R1")
 
 
-def test_show_regions_json(tmp_path, store):
+def test_show_regions_json(tmp_path, small_store):
     config = tmp_path / "glancesync.conf"
     write_config(config)
-    result = run_sync(["--show-regions", "--format", "json"], environment(store, config))
+    result = run_sync(["--show-regions", "--format", "json"], environment(small_store, config))
     assert result.returncode == 0
     assert json.loads(result.stdout) == {"regions": REGIONS}
