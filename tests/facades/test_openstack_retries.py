@@ -362,6 +362,9 @@ class BreakingGlance:
         cut = self.cuts.pop(0) if self.cuts else None
         return response, self._body(DATA[start:], cut)
 
+    def get_range(self, url, start):
+        return self.get(url, headers={"Range": f"bytes={start}-"})
+
     def _body(self, data, cut):
         sent = 0
         for i in range(0, len(data), 64 * 1024):
@@ -451,3 +454,40 @@ def test_a_resumed_master_stream_uploads_as_one_continuous_stream(facade, glance
     assert uploaded.bytes_sent == len(DATA)
     assert glance.records[uploaded.image_id]["status"] == "active"
     assert len(warnings(caplog)) == 1  # one resume, no restart
+
+
+def test_the_range_header_reaches_the_server_unquoted():
+    """glanceclient %-quotes header values (``bytes%3D5-``, which Glance answers with 416): the
+    resume request must not go through its header encoding."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from keystoneauth1 import session as ks_session
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Range"))
+            body = b"56789"
+            self.send_response(206)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Range", "bytes 5-9/10")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = openstack._GlanceHTTP(ks_session.Session(), endpoint_override=f"http://127.0.0.1:{server.server_address[1]}")
+        response, body = client.get_range("/v2/images/i1/file", 5)
+        assert (response.status_code, b"".join(body)) == (206, b"56789")
+        assert seen == ["bytes=5-"]
+    finally:
+        server.shutdown()
+        server.server_close()

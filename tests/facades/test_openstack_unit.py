@@ -595,7 +595,10 @@ def test_download_of_a_missing_image_fails_at_once(facade):
 
 
 def test_a_download_failing_midway_is_a_transfer_error(facade, glance):
+    """Without retries left (retries = 0 here; resumes: test_openstack_retries)."""
     import requests
+
+    facade.target = target(retries=0)
 
     def broken():
         yield b"x" * MIB

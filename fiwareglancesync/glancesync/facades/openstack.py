@@ -73,6 +73,7 @@ import requests
 import urllib3
 from glanceclient import exc as glance_exc
 from glanceclient.common import http as glance_http
+from keystoneauth1 import adapter
 from keystoneauth1 import exceptions as ks_exc
 
 from .. import keystone
@@ -131,6 +132,21 @@ class _GlanceHTTP(glance_http.SessionClient):
         except glance_exc.HTTPException as exc:
             exc.status_code = resp.status_code
             raise
+
+    def get_range(self, url: str, start: int):
+        """``GET url`` with ``Range: bytes=<start>-``, as (response, body) like :meth:`get`.
+
+        Not through :meth:`get`: glanceclient %-quotes header values (``bytes%3D0-``, which
+        Glance refuses with 416), so this goes to the keystoneauth adapter directly, and turns
+        its transport errors into glanceclient's as glanceclient does."""
+        try:
+            resp = adapter.Adapter.request(self, url, "GET", headers={"Range": f"bytes={start}-"},
+                                           stream=True, raise_exc=False)
+        except ks_exc.ConnectTimeout as exc:
+            raise glance_exc.InvalidEndpoint(message=f"Error communicating with {url} {exc}")
+        except ks_exc.ConnectFailure as exc:
+            raise glance_exc.CommunicationError(message=f"Error finding address for {url}: {exc}")
+        return self._handle_response(resp)
 
 
 def backoff(attempt: int) -> float:
@@ -520,7 +536,7 @@ class OpenStackFacade:
 
     def _resume(self, client, image_id: str, offset: int):
         """(response, body) of the rest of the image data from byte ``offset``."""
-        response, body = client.get(f"/v2/images/{image_id}/file", headers={"Range": f"bytes={offset}-"})
+        response, body = client.get_range(f"/v2/images/{image_id}/file", offset)
         if response.status_code == 206:
             content_range = response.headers.get("Content-Range", "")
             match = re.fullmatch(r"bytes (\d+)-\d+/(?:\d+|\*)", content_range.strip())
@@ -565,7 +581,9 @@ class OpenStackFacade:
     def _clean(self, exc: BaseException) -> str:
         """One line describing ``exc``, unescaped, shortened, without credentials."""
         if isinstance(exc, ks_exc.Unauthorized):
-            text = f"Keystone {self.auth_url} rejected the credentials of target {self.target.name} (HTTP 401)"
+            cloud = self.target.cloud
+            of = f" (cloud {cloud.name!r} of {cloud.source})" if cloud is not None else ""
+            text = f"Keystone {self.auth_url} rejected the credentials of target {self.target.name}{of} (HTTP 401)"
         elif isinstance(exc, ks_exc.EndpointNotFound):
             text = f"no public image endpoint in the catalog of target {self.target.name} ({exc})"
         else:
