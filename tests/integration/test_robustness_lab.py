@@ -1,0 +1,414 @@
+"""Runs that fail, break, die, are interrupted or meet each other, on the real lab (CONTRACT.md §6).
+
+sync.py reaches ks1 through a :class:`~tests.integration.lab.proxy.FaultProxy` that rewrites the
+catalog of its tokens, so that the Master and RegionA Glances are reached through proxies of
+their own (RegionB, on ks2, is direct): the tests make those proxies answer 503, cut the master's
+image data midway, slow it down (so that an upload is still running when a test kills, signals
+or races it), and count what each Glance served.  The lab itself is never changed.
+
+Each test works on images whose names start with its own prefix (the config's
+``metadata_condition`` selects only those) and deletes them afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.lab.proxy import FaultProxy
+
+BIN = Path(sys.executable).parent
+MIB = 1024 * 1024
+REGIONS = ("Master", "RegionA", "RegionB")
+
+
+class FaultyCloud:
+    """The lab behind fault proxies, seen by one test: clients, image helpers, sync.py runners."""
+
+    def __init__(self, lab, tmp_path: Path):
+        self.lab = lab
+        self.tmp = tmp_path
+        self.prefix = f"rob{uuid.uuid4().hex[:8]}-"
+        self.master = FaultProxy(lab.glance_url("Master"), "Master").start()
+        self.region_a = FaultProxy(lab.glance_url("RegionA"), "RegionA").start()
+        self.keystone = FaultProxy(lab.ks1.auth_url.rsplit("/v3", 1)[0], "ks1").start()
+        self.keystone.rewrite_catalog({lab.glance_url("Master"): self.master.url,
+                                       lab.glance_url("RegionA"): self.region_a.url})
+        self.clients = {"Master": lab.glance_client("ks1", "Master"),  # direct, not through the proxies
+                        "RegionA": lab.glance_client("ks1", "RegionA"),
+                        "RegionB": lab.glance_client("ks2", "RegionB")}
+        self.images_dir = tmp_path / "images"
+        self.images_dir.mkdir()
+        self.lock_dir = tmp_path / "locks"
+        self.config = tmp_path / "glancesync.conf"
+        self.logs = tmp_path / "logs"
+        self.logs.mkdir()
+        self.write_config()
+
+    def write_config(self, **main) -> None:
+        condition = f"image.is_public and image.name.startswith('{self.prefix}')"
+        common = {"metadata_condition": condition, "metadata_set": "type"}
+        self.lab.write_glancesync_conf(
+            self.config, main={"images_dir": str(self.images_dir), "lock_dir": str(self.lock_dir), **main},
+            master={**common, "keystone_url": self.keystone.url + "/v3"}, target=common)
+
+    def stop(self) -> None:
+        for proxy in (self.master, self.region_a, self.keystone):
+            proxy.stop()
+
+    # ---------------------------------------------------------------- images
+    def name(self, short: str) -> str:
+        return self.prefix + short
+
+    def create(self, short: str, data: bytes, **props) -> dict:
+        client = self.clients["Master"]
+        image = client.images.create(name=self.name(short), disk_format="raw", container_format="bare",
+                                     visibility="public", **props)
+        client.images.upload(image["id"], io.BytesIO(data), image_size=len(data))
+        return client.images.get(image["id"])
+
+    def images(self, region: str) -> list[dict]:
+        return [image for image in self.clients[region].images.list()
+                if image["name"] and image["name"].startswith(self.prefix)]
+
+    def copies(self, region: str, short: str) -> list[dict]:
+        return [image for image in self.images(region) if image["name"] == self.name(short)]
+
+    def not_active(self) -> dict[str, list[tuple[str, str]]]:
+        """Every image of the lab (any name) that is not active, per region."""
+        found = {}
+        for region in REGIONS:
+            bad = [(image["name"], image["status"]) for image in self.clients[region].images.list()
+                   if image["status"] != "active"]
+            if bad:
+                found[region] = bad
+        return found
+
+    def cleanup(self) -> None:
+        for region in REGIONS:
+            for image in self.images(region):
+                self.clients[region].images.delete(image["id"])
+
+    # ---------------------------------------------------------------- sync.py
+    def env(self) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
+        base["GLANCESYNC_CONFIG"] = str(self.config)
+        return base
+
+    def sync_py(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        done = subprocess.run([BIN / "sync.py", *args], capture_output=True, env=self.env(), cwd=self.tmp,
+                              timeout=timeout)
+        return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
+
+    def start(self, *args: str, name: str = "run") -> "Run":
+        """sync.py in the background, in a process group of its own (pgid = its pid)."""
+        stdout = open(self.logs / f"{name}.out", "wb")
+        stderr = open(self.logs / f"{name}.err", "wb")
+        try:
+            process = subprocess.Popen([BIN / "sync.py", *args], stdout=stdout, stderr=stderr, env=self.env(),
+                                       cwd=self.tmp, start_new_session=True)
+        finally:
+            stdout.close()
+            stderr.close()
+        return Run(process, self.logs / f"{name}.out", self.logs / f"{name}.err")
+
+    def sync_processes(self) -> list[int]:
+        """Pids of the sync.py processes (parents and --parallel children) of this test, from /proc."""
+        mine = f"GLANCESYNC_CONFIG={self.config}".encode()
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as stream:
+                    cmdline = stream.read()
+                with open(f"/proc/{entry}/environ", "rb") as stream:
+                    environ = stream.read().split(b"\0")
+                with open(f"/proc/{entry}/stat", "rb") as stream:
+                    state = stream.read().rsplit(b")", 1)[-1].split()[0]
+            except OSError:
+                continue
+            if b"sync.py" in cmdline and mine in environ and state != b"Z":
+                pids.append(int(entry))
+        return pids
+
+
+class Run:
+    def __init__(self, process: subprocess.Popen, stdout: Path, stderr: Path):
+        self.process = process
+        self.stdout_path, self.stderr_path = stdout, stderr
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait(self, timeout: float = 120) -> int:
+        return self.process.wait(timeout=timeout)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def cloud(lab, tmp_path):
+    world = FaultyCloud(lab, tmp_path)
+    runs: list[Run] = []
+    world.runs = runs
+    try:
+        yield world
+    finally:
+        for run in runs:
+            run.kill()
+        world.stop()
+        world.cleanup()
+
+
+def wait_for(condition, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def warnings(stderr: str, pattern: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("WARNING:") and re.search(pattern, line)]
+
+
+def same_data(copy: dict, master: dict) -> None:
+    assert copy["status"] == "active"
+    assert copy["size"] == master["size"]
+    assert copy["checksum"] == master["checksum"]
+    assert copy["os_hash_algo"] == master["os_hash_algo"] == "sha512"
+    assert copy["os_hash_value"] == master["os_hash_value"]
+
+
+def uploading(cloud: FaultyCloud, region: str = "RegionA"):
+    """The copies of this test in ``region`` whose data is arriving (``saving``)."""
+    return [image for image in cloud.images(region) if image["status"] == "saving"]
+
+
+# ---------------------------------------------------------------------------- retries
+def test_two_503_answers_to_the_create_then_success_give_exactly_two_retry_warnings(cloud):
+    master = cloud.create("base", os.urandom(MIB + 3), type="base")
+    cloud.region_a.fail("POST", r"^/v2/images$", status=503, times=2)
+
+    result = cloud.sync_py("RegionA")
+
+    assert result.returncode == 0, result.stderr
+    retries = warnings(result.stderr, r"retry \d of 3")
+    assert len(retries) == 2, result.stderr
+    for n, line in enumerate(retries, start=1):
+        assert line.startswith(f"WARNING:RegionA: HTTP 503 from Glance while creating image {cloud.name('base')}; "
+                               f"retry {n} of 3 in "), line
+    assert cloud.region_a.count("POST", r"^/v2/images$") == 3
+    [copy] = cloud.copies("RegionA", "base")
+    same_data(copy, master)
+    assert "glancesync_in_progress" not in copy
+
+
+def test_503_answers_to_listings_and_the_token_are_retried(cloud):
+    master = cloud.create("base", os.urandom(200 * 1024), type="base")
+    cloud.keystone.fail("POST", r"/v3/auth/tokens$", status=503, times=1)
+    cloud.region_a.fail("GET", r"^/v2/images\?", status=503, times=1)
+    cloud.master.fail("GET", r"^/v2/images\?", status=502, times=1)
+
+    result = cloud.sync_py("RegionA")
+
+    assert result.returncode == 0, result.stderr
+    retries = warnings(result.stderr, r"retry \d of 3")
+    assert len(retries) == 3, result.stderr
+    assert [line.split(";")[0] for line in retries] == [
+        "WARNING:Master: HTTP 503 from Keystone while reading the catalog",  # the first token
+        "WARNING:Master: HTTP 502 from Glance while listing images",
+        "WARNING:RegionA: HTTP 503 from Glance while listing images"], result.stderr
+    same_data(cloud.copies("RegionA", "base")[0], master)
+
+
+def test_a_master_download_cut_midway_resumes_and_the_master_serves_the_image_once(cloud):
+    data = os.urandom(24 * MIB)
+    master = cloud.create("big", data, type="base")
+    file_path = f"/v2/images/{master['id']}/file"
+    cloud.master.cut("GET", re.escape(file_path) + "$", after=10 * MIB, times=1)
+
+    result = cloud.sync_py("RegionA")
+
+    assert result.returncode == 0, result.stderr
+    resumes = warnings(result.stderr, "the download resumes")
+    assert len(resumes) == 1, result.stderr
+    assert re.match(rf"WARNING:Master: connection to Glance failed while downloading image {master['id']}, "
+                    r"after \d+ bytes; the download resumes from there: retry 1 of 3 in ", resumes[0]), resumes[0]
+    assert warnings(result.stderr, "retry") == resumes, "nothing else was retried"
+    served = cloud.master.requests("GET", re.escape(file_path) + "$")
+    assert len(served) == 2 and served[0].cut and served[0].bytes == 10 * MIB
+    reached = int(re.search(r"after (\d+) bytes", resumes[0]).group(1))
+    assert served[1].range == f"bytes={reached}-" and served[1].status == 206
+    total = cloud.master.bytes_served("GET", re.escape(file_path) + "$")
+    print(f"\nmaster served {total} bytes for an image of {len(data)} (cut at {10 * MIB}, resumed from {reached})")
+    assert len(data) <= total <= len(data) + 2 * MIB, "about once the image size"
+    [copy] = cloud.copies("RegionA", "big")
+    same_data(copy, master)
+    assert copy["checksum"] == hashlib.md5(data).hexdigest()
+    assert copy["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    assert f"{len(data)} bytes sent from image {master['id']} of region Master" in result.stderr
+
+
+def test_an_upload_whose_data_put_is_refused_restarts_from_the_beginning(cloud):
+    master = cloud.create("base", os.urandom(3 * MIB), type="base")
+    cloud.region_a.fail("PUT", r"/file$", status=503, times=1)
+
+    result = cloud.sync_py("RegionA")
+
+    assert result.returncode == 0, result.stderr
+    [line] = warnings(result.stderr, "retry")
+    assert line.startswith(f"WARNING:RegionA: HTTP 503 from Glance while uploading the data of {cloud.name('base')}; "
+                           "the copy is deleted and the upload starts again from the beginning: retry 1 of 3 in ")
+    assert cloud.region_a.count("POST", r"^/v2/images$") == 2 and cloud.region_a.count("PUT", "/file$") == 2
+    assert cloud.master.count("GET", rf"{master['id']}/file$") == 2, "a fresh source for the new attempt"
+    [copy] = cloud.copies("RegionA", "base")
+    same_data(copy, master)
+    assert cloud.not_active() == {}
+
+
+# ---------------------------------------------------------------------------- leftovers
+def test_sigkill_mid_upload_leaves_a_marked_copy_that_the_next_run_deletes(cloud):
+    data = os.urandom(24 * MIB)
+    master = cloud.create("big", data, type="base")
+    cloud.master.throttle("GET", rf"{master['id']}/file$", 4 * MIB)
+    run = cloud.start("RegionA", name="killed")
+    cloud.runs.append(run)
+    wait_for(lambda: uploading(cloud) and cloud.master.bytes_served("GET", "/file$") > 4 * MIB,
+             what="the upload to RegionA")
+    os.kill(run.pid, signal.SIGKILL)
+    assert run.wait() == -signal.SIGKILL
+
+    [left] = cloud.copies("RegionA", "big")
+    assert left["status"] != "active"
+    marker = left["glancesync_in_progress"]
+    assert marker.split("/")[2] == str(run.pid), marker
+    cloud.master.clear()
+
+    result = cloud.sync_py("RegionA")
+
+    assert result.returncode == 0, result.stderr
+    [deleted] = warnings(result.stderr, "is a leftover of")
+    assert re.fullmatch(rf"WARNING:RegionA: image {re.escape(cloud.name('big'))} \(UUID {left['id']}, \w+\) "
+                        rf"is a leftover of {re.escape(marker)}: deleting it", deleted), deleted
+    [copy] = cloud.copies("RegionA", "big")
+    assert copy["id"] != left["id"]
+    same_data(copy, master)
+    assert "glancesync_in_progress" not in copy
+    assert cloud.not_active() == {}
+
+
+# ---------------------------------------------------------------------------- signals
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+@pytest.mark.parametrize("to", ["parent", "group"])
+def test_a_signal_mid_upload_stops_cleanly(cloud, signum, status, mode, to):
+    data = os.urandom(24 * MIB)
+    master = cloud.create("big", data, type="base")
+    cloud.master.throttle("GET", rf"{master['id']}/file$", 4 * MIB)
+    args = ["RegionA"] if mode == "sequential" else ["--parallel", "RegionA", "other:RegionB"]
+    run = cloud.start(*args, name=f"{mode}-{to}")
+    cloud.runs.append(run)
+    wait_for(lambda: uploading(cloud) and cloud.master.bytes_served("GET", "/file$") > 2 * MIB,
+             what="the upload to RegionA")
+    if mode == "parallel":
+        wait_for(lambda: uploading(cloud, "RegionB"), what="the upload to RegionB")
+    (os.kill if to == "parent" else os.killpg)(run.pid, signum)
+
+    assert run.wait(timeout=60) == status, run.stderr
+    assert "ERROR:" in run.stderr
+    assert wait_for(lambda: not cloud.sync_processes(), timeout=10, what="no sync.py process left")
+    assert cloud.not_active() == {}, "the copies in flight were deleted"
+    assert not [image for image in cloud.images("RegionA") + cloud.images("RegionB")
+                if image["status"] != "active"]
+
+
+# ---------------------------------------------------------------------------- concurrent runs
+def test_two_runs_of_one_region_at_once_upload_each_image_once(cloud):
+    masters = {short: cloud.create(short, os.urandom(12 * MIB), type="base") for short in ("one", "two")}
+    cloud.master.throttle("GET", "/file$", 6 * MIB)
+    first = cloud.start("RegionA", name="first")
+    cloud.runs.append(first)
+    wait_for(lambda: cloud.region_a.count("PUT", "/file$") >= 1, what="the first run's upload")
+
+    second = cloud.sync_py("RegionA")
+
+    assert second.returncode == 1, second.stderr
+    [error] = [line for line in second.stderr.splitlines() if line.startswith("ERROR:")]
+    assert error.startswith(f"ERROR:RegionA: another sync of this region is running (pid {first.pid}, "), error
+    assert first.wait() == 0, first.stderr
+    assert cloud.region_a.count("PUT", "/file$") == 2, "each image uploaded once"
+    for short, master in masters.items():
+        [copy] = cloud.copies("RegionA", short)
+        same_data(copy, master)
+
+
+def test_a_rest_task_and_a_cli_run_of_one_region_at_once_upload_each_image_once(cloud, tmp_path):
+    from tests.api.processes import gunicorn_service, http, write_settings
+
+    masters = {short: cloud.create(short, os.urandom(12 * MIB), type="base") for short in ("one", "two")}
+    cloud.master.throttle("GET", "/file$", 6 * MIB)
+    ks1 = cloud.lab.ks1
+    settings = write_settings(tmp_path / "etc", ks1.auth_url.rsplit("/v3", 1)[0], user=ks1.admin.username,
+                              password=ks1.admin.password, project=ks1.admin.project_name)
+    environ = cloud.env()
+    environ.update(settings, GLANCESYNCAPP_DATABASE_PATH=str(tmp_path))
+    upgrade = subprocess.run([str(BIN / "glancesync-server"), "db", "upgrade"], env=environ,
+                             capture_output=True, text=True, timeout=120)
+    assert upgrade.returncode == 0, upgrade.stderr
+    service = gunicorn_service(tmp_path, environ, workers=2).start()
+    try:
+        token = cloud.lab.session("ks1").get_token()
+        status, task = http("POST", service.url + "/regions/RegionA", token, timeout=120)
+        assert (status, task["status"]) == (200, "syncing"), task
+        wait_for(lambda: cloud.region_a.count("PUT", "/file$") >= 1, what="the task's upload")
+
+        cli = cloud.sync_py("RegionA")
+
+        assert cli.returncode == 1, cli.stderr
+        [error] = [line for line in cli.stderr.splitlines() if line.startswith("ERROR:")]
+        assert error.startswith("ERROR:RegionA: another sync of this region is running (pid "), error
+        holder = int(re.search(r"\(pid (\d+),", error).group(1))
+        assert holder != os.getpid() and os.path.exists(f"/proc/{holder}"), "a live service worker holds it"
+
+        def finished():
+            code, body = http("GET", f"{service.url}/regions/RegionA/tasks/{task['taskId']}", token, timeout=60)
+            assert code == 200, body
+            return body if body["status"] != "syncing" else None
+        done = wait_for(finished, timeout=120, what="the REST task")
+        assert done["status"] == "synced", done
+    finally:
+        service.stop()
+    assert cloud.region_a.count("PUT", "/file$") == 2, "each image uploaded once"
+    for short, master in masters.items():
+        [copy] = cloud.copies("RegionA", short)
+        same_data(copy, master)
