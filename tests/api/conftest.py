@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Callable
 
 import logging
+import shutil
 
 import flask_migrate
 import pytest
 
 from fiwareglancesync.app import create_app
+from fiwareglancesync.app.extensions import db
 from fiwareglancesync.app.runner import ImmediateRunner
 from fiwareglancesync.glancesync import GlanceSync
 
@@ -87,14 +89,31 @@ def service_config(tmp_path: Path, **overrides) -> dict:
     return config
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory) -> Path:
+    """A SQLite file migrated to head by ``flask_migrate.upgrade``, once per session: each app
+    starts from a copy of it (the migrations themselves are test_migrations' subject)."""
+    path = tmp_path_factory.mktemp("migrated") / "glancesyncapi.db"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "RECOVER_TASKS_AT_START": False},
+                     runner=ImmediateRunner())
+    with app.app_context():
+        flask_migrate.upgrade()
+        db.engine.dispose()
+    return path
+
+
 @pytest.fixture
-def make_app(tmp_path, keystone, real_engine):
+def make_app(tmp_path, keystone, real_engine, migrated_database):
     """Build an app (database migrated to head); keyword arguments override config or collaborators."""
 
     def build(engine_factory=None, runner=None, migrate=True, **config):
+        database = tmp_path / "glancesyncapi.db"
+        fresh = migrate and not database.exists()
+        if fresh:
+            shutil.copyfile(migrated_database, database)
         app = create_app(service_config(tmp_path, **config), engine_factory=engine_factory or real_engine,
                          runner=runner or ImmediateRunner())
-        if migrate:
+        if migrate and not fresh:
             with app.app_context():
                 flask_migrate.upgrade()
         return app

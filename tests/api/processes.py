@@ -186,11 +186,21 @@ def server_command(argv: list[str], environ: dict[str, str]) -> CommandResult:
     Only for commands that configure no logging (``db``, usage errors, the settings checks):
     the server commands load the logging file, which would replace this process's handlers.
     """
+    import alembic.config
+
     from fiwareglancesync import run
+
+    # Alembic prints (``db current``, ``db history``) to the sys.stdout of its import time, the
+    # default of Config(stdout=...): make it the stdout of this call.
+    config_init = alembic.config.Config.__init__
+
+    def config_printing_here(self, *args, **kwargs):
+        kwargs.setdefault("stdout", sys.stdout)
+        config_init(self, *args, **kwargs)
 
     out, err = io.StringIO(), io.StringIO()
     with mock.patch.dict(os.environ, environ, clear=True), contextlib.redirect_stdout(out), \
-            contextlib.redirect_stderr(err):
+            contextlib.redirect_stderr(err), mock.patch.object(alembic.config.Config, "__init__", config_printing_here):
         try:
             status = run.main(argv)
         except SystemExit as exc:

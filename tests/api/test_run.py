@@ -8,7 +8,17 @@ import pytest
 from fiwareglancesync import run
 from fiwareglancesync.app.settings import SETTINGS_FILE_MISSING, load_settings
 
-from .processes import bin_path, write_settings
+from .processes import bin_path, server_command, write_settings
+
+
+def test_console_script_refuses_to_start_without_settings(tmp_path):
+    """The installed ``glancesync-server`` itself (the other commands run in-process below)."""
+    environ = {"PATH": "/usr/bin:/bin", "GLANCESYNC_SETTINGS_FILE": str(tmp_path / "missing.cfg")}
+
+    result = subprocess.run([bin_path("glancesync-server"), "gunicornserver"], capture_output=True, text=True,
+                            env=environ, stdin=subprocess.DEVNULL, timeout=60)
+
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", SETTINGS_FILE_MISSING + "\n")
 
 
 @pytest.mark.parametrize("command", [["gunicornserver"], ["runserver"], ["db", "upgrade"], ["shell"]],
@@ -16,15 +26,13 @@ from .processes import bin_path, write_settings
 def test_every_command_refuses_to_start_without_settings(tmp_path, command):
     environ = {"PATH": "/usr/bin:/bin", "GLANCESYNC_SETTINGS_FILE": str(tmp_path / "missing.cfg")}
 
-    result = subprocess.run([bin_path("glancesync-server"), *command], capture_output=True, text=True,
-                            env=environ, stdin=subprocess.DEVNULL, timeout=60)
+    result = server_command(command, environ)
 
     assert (result.returncode, result.stdout, result.stderr) == (1, "", SETTINGS_FILE_MISSING + "\n")
 
 
 def test_help_keeps_the_original_option_texts():
-    result = subprocess.run([bin_path("glancesync-server"), "gunicornserver", "--help"], capture_output=True,
-                            text=True, timeout=60)
+    result = server_command(["gunicornserver", "--help"], {"COLUMNS": "80"})
 
     assert result.returncode == 0
     for text in (run.HOST_HELP, run.PORT_HELP, "usually 2*core numbers+1"):
