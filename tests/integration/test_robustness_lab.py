@@ -55,12 +55,13 @@ class FaultyCloud:
         self.logs.mkdir()
         self.write_config()
 
-    def write_config(self, **main) -> None:
+    def write_config(self, **master) -> None:
+        """glancesync.conf: [master] through the Keystone proxy (plus ``master`` options)."""
         condition = f"image.is_public and image.name.startswith('{self.prefix}')"
         common = {"metadata_condition": condition, "metadata_set": "type"}
         self.lab.write_glancesync_conf(
-            self.config, main={"images_dir": str(self.images_dir), "lock_dir": str(self.lock_dir), **main},
-            master={**common, "keystone_url": self.keystone.url + "/v3"}, target=common)
+            self.config, main={"images_dir": str(self.images_dir), "lock_dir": str(self.lock_dir)},
+            master={**common, "keystone_url": self.keystone.url + "/v3", **master}, target=common)
 
     def stop(self) -> None:
         for proxy in (self.master, self.region_a, self.keystone):
@@ -296,7 +297,69 @@ def test_an_upload_whose_data_put_is_refused_restarts_from_the_beginning(cloud):
     assert cloud.not_active() == {}
 
 
+# ---------------------------------------------------------------------------- timeouts
+def test_a_master_download_that_stops_sending_times_out_after_http_timeout_and_resumes(cloud):
+    cloud.write_config(http_timeout="3")
+    data = os.urandom(12 * MIB)
+    master = cloud.create("big", data, type="base")
+    file_path = re.escape(f"/v2/images/{master['id']}/file") + "$"
+    cloud.master.stall("GET", file_path, after=5 * MIB, seconds=20)
+
+    result = cloud.sync_py("RegionA")
+
+    assert result.returncode == 0, result.stderr
+    [resume] = warnings(result.stderr, "retry")
+    assert re.match(rf"WARNING:Master: no answer from Glance in time while downloading image {master['id']}, "
+                    r"after \d+ bytes; the download resumes from there: retry 1 of 3 in ", resume), resume
+    stalled, resumed = cloud.master.requests("GET", file_path)
+    waited = resumed.started - stalled.stalled_at
+    print(f"\nthe download gave up {waited:.1f} s after the master stopped sending (http_timeout 3 s, "
+          f"backoff included)")
+    assert 3 <= waited < 3 + 2.5, "http_timeout without progress, then the first backoff (at most 1 s)"
+    same_data(cloud.copies("RegionA", "big")[0], master)
+
+
+def test_an_api_call_answered_after_http_timeout_is_retried(cloud):
+    cloud.write_config(http_timeout="2")
+    master = cloud.create("base", os.urandom(100 * 1024), type="base")
+    cloud.region_a.delay("GET", r"^/v2/images\?", seconds=5, times=1)
+
+    result = cloud.sync_py("RegionA")
+
+    assert result.returncode == 0, result.stderr
+    [retry] = warnings(result.stderr, "retry")
+    assert retry.startswith("WARNING:RegionA: no answer from Glance in time while listing images; retry 1 of 3 in ")
+    same_data(cloud.copies("RegionA", "base")[0], master)
+
+
 # ---------------------------------------------------------------------------- leftovers
+def test_a_create_whose_answer_is_lost_is_not_retried_and_the_next_run_deletes_its_image(cloud):
+    """Glance created the image but its answer never arrived (it stalls past http_timeout): the
+    POST is not repeated (that could make two copies); the image it made carries the marker of
+    a process that then ends, so the next run deletes it."""
+    cloud.write_config(http_timeout="2")
+    master = cloud.create("base", os.urandom(MIB), type="base")
+    cloud.region_a.stall("POST", r"^/v2/images$", after=0, seconds=6, times=1)
+
+    first = cloud.sync_py("RegionA")
+
+    assert first.returncode == 1, first.stderr
+    assert warnings(first.stderr, "retry") == [], "a create that may have happened is not repeated"
+    assert f"ERROR:RegionA: Upload of {cloud.name('base')} Failed. Cause: " in first.stderr
+    assert cloud.region_a.count("POST", r"^/v2/images$") == 1
+    [left] = cloud.copies("RegionA", "base")
+    assert left["status"] == "queued" and left["glancesync_in_progress"].split("/")[2].isdigit()
+
+    second = cloud.sync_py("RegionA")
+
+    assert second.returncode == 0, second.stderr
+    [deleted] = warnings(second.stderr, "is a leftover of")
+    assert f"(UUID {left['id']}, queued) is a leftover of {left['glancesync_in_progress']}: deleting it" in deleted
+    [copy] = cloud.copies("RegionA", "base")
+    same_data(copy, master)
+    assert cloud.not_active() == {}
+
+
 def test_sigkill_mid_upload_leaves_a_marked_copy_that_the_next_run_deletes(cloud):
     data = os.urandom(24 * MIB)
     master = cloud.create("big", data, type="base")

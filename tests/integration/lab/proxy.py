@@ -7,6 +7,7 @@ per rule matching a method and a path (a regular expression searched in the requ
 * cut the response body after N bytes (the connection is closed: the client sees a short body);
 * delay a request before forwarding it;
 * throttle a response body to a number of bytes per second;
+* stall a response body for some seconds after N bytes (a server that stops sending);
 
 and it counts the requests and the response-body bytes it served per (method, path), keeping a
 log of every request (method, path, its ``Range`` header, the status, the bytes served).
@@ -50,6 +51,8 @@ class Rule:
     cut_after: int | None = None
     delay: float | None = None
     rate: float | None = None  # bytes per second of the response body
+    stall_after: int | None = None  # bytes of the response body after which it pauses...
+    stall: float | None = None  # ...this many seconds
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -65,6 +68,7 @@ class Served:
     bytes: int = 0
     cut: bool = False
     started: float = field(default_factory=time.monotonic)
+    stalled_at: float | None = None  # when a stall rule paused its body (time.monotonic())
 
 
 class FaultProxy:
@@ -138,6 +142,11 @@ class FaultProxy:
     def throttle(self, method: str | None, path: str, bytes_per_second: float, times: int | None = None) -> Rule:
         """Send the response body of matching requests at ``bytes_per_second``."""
         return self._add(Rule(method, path, times, rate=bytes_per_second))
+
+    def stall(self, method: str | None, path: str, after: int, seconds: float, times: int | None = 1) -> Rule:
+        """Pause ``seconds`` after ``after`` bytes of the response body of the next ``times``
+        matching requests (then go on, if the client is still there)."""
+        return self._add(Rule(method, path, times, stall_after=after, stall=seconds))
 
     def clear(self) -> None:
         """Drop every rule (the counts stay)."""
@@ -284,6 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
         served.status = response.status
         cut_after = min((r.cut_after for r in rules if r.cut_after is not None), default=None)
         rate = min((r.rate for r in rules if r.rate), default=None)
+        stalls = sorted((r.stall_after, r.stall) for r in rules if r.stall_after is not None)
         headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         length = response.getheader("Content-Length")
         body_iter: Iterator[bytes]
@@ -305,6 +315,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         started = time.monotonic()
         for piece in body_iter:
+            if stalls and served.bytes + len(piece) >= stalls[0][0]:
+                head, piece = piece[:stalls[0][0] - served.bytes], piece[stalls[0][0] - served.bytes:]
+                self._write(head, chunked)
+                served.bytes += len(head)
+                self.wfile.flush()
+                served.stalled_at = time.monotonic()
+                time.sleep(stalls.pop(0)[1])
             if cut_after is not None and served.bytes + len(piece) >= cut_after:
                 piece = piece[:cut_after - served.bytes]
                 self._write(piece, chunked)
