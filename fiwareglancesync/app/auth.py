@@ -33,6 +33,10 @@ from typing import Any, Callable, Mapping, Protocol, TypeVar
 
 from flask import current_app, g, request
 from keystoneauth1 import exceptions as ks_exc
+# Imported with the module, not at the first request: gunicorn's master imports this before it
+# forks the workers, which then share it instead of each importing it on its first token.
+from keystoneclient.v2_0 import client as ks_client_v2
+from keystoneclient.v3 import client as ks_client_v3
 
 from ..glancesync import keystone
 from ..glancesync.errors import one_line
@@ -129,10 +133,7 @@ class KeystoneTokenValidator:
 
     def _build(self):
         creds = self._credentials
-        if self.api_version == keystone.V2:
-            from keystoneclient.v2_0 import client as ks_client
-        else:
-            from keystoneclient.v3 import client as ks_client
+        ks_client = ks_client_v2 if self.api_version == keystone.V2 else ks_client_v3
         plugin = keystone.password_plugin(
             auth_url=self.auth_url, version=self.api_version, username=creds["user"], password=creds["password"],
             project_name=creds["project"] or None, project_id=creds["project_id"] or None,

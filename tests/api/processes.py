@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import json
 import os
@@ -118,12 +119,41 @@ class ServiceProcess:
         self._close_log()
 
     def kill(self) -> None:
-        """SIGKILL to the whole process group: a crash, as far as the service can tell."""
-        self._signal_group(signal.SIGKILL)
-        if self.process is not None:
+        """SIGKILL to the whole process group: a crash, as far as the service can tell.
+
+        The killed master's workers become orphans, zombies until someone reaps them; this
+        process makes itself their reaper for the moment of the kill (Linux's child subreaper),
+        rather than wait for init to get round to it."""
+        if self.process is None:
+            return
+        members = self._group_members() - {self.process.pid}
+        reaping = _child_subreaper(True)
+        try:
+            self._signal_group(signal.SIGKILL)
             self.process.wait(10)
+            if reaping:
+                _reap(members, timeout=10)
+        finally:
+            if reaping:
+                _child_subreaper(False)
         self._wait_group_gone()
         self._close_log()
+
+    def _group_members(self) -> set[int]:
+        """The pids of the process group (from /proc; empty without it)."""
+        members = set()
+        if not os.path.isdir("/proc/self"):
+            return members
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stream:
+                        fields = stream.read().rsplit(")", 1)[-1].split()
+                except OSError:
+                    continue
+                if len(fields) > 2 and fields[2] == str(self.process.pid):  # stat field 5: the group
+                    members.add(int(entry.name))
+        return members
 
     def _close_log(self) -> None:
         if getattr(self, "_log", None) is not None and not self._log.closed:
@@ -148,6 +178,33 @@ class ServiceProcess:
             except ProcessLookupError:
                 return
             time.sleep(0.02)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _child_subreaper(on: bool) -> bool:
+    """Make this process the reaper of its descendants' orphans (Linux); False if impossible."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _reap(pids: set[int], timeout: float) -> None:
+    """Wait for the exit of ``pids`` that are (now) children of this process."""
+    waiting, deadline = set(pids), time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        for pid in list(waiting):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not a child: its parent (the master) reaped it first
+                done = pid
+            if done:
+                waiting.discard(pid)
+        if waiting:
+            time.sleep(0.01)
 
 
 def gunicorn_service(tmp: Path, env: dict[str, str], workers: int = 2) -> ServiceProcess:

@@ -158,6 +158,33 @@ def test_keystone_version(files, url, version_key, expected):
     assert (loaded.keystone_api_version, loaded.keystone_auth_url) == expected
 
 
+@pytest.mark.parametrize("paths, url, version_key, expected", [
+    ("AUTH_API_V3: identity/v3\n", "http://k:5000", "", ("3", "http://k:5000/identity/v3")),
+    ("AUTH_API_V2: /identity/v2.0/\n", "http://k:5000", "2.0", ("2.0", "http://k:5000/identity/v2.0")),
+    ("AUTH_API_V3: v3.1\n", "http://k:5000/v3.1", "2.0", ("3", "http://k:5000/v3.1")),
+    ("AUTH_API_V2: v2.1\n", "http://k:5000/v2.1/", "3", ("2.0", "http://k:5000/v2.1")),
+], ids=["v3 path appended", "v2 path appended", "url ends in the v3 path", "url ends in the v2 path"])
+def test_keystone_version_paths_of_the_settings(files, paths, url, version_key, expected):
+    Path(files["GLANCESYNC_SETTINGS_FILE"]).write_text(
+        f"[openstack]\nKEYSTONE_URL: {url}\nKEYSTONE_API_VERSION: {version_key}\nADM_USER: a\nADM_PASS: b\n{paths}")
+
+    loaded = load_settings(files)
+
+    assert (loaded.keystone_api_version, loaded.keystone_auth_url) == expected
+
+
+def test_absent_keys_give_the_flask_defaults_of_create_app(files):
+    """One table of defaults: a settings file that leaves a key out configures the app as
+    create_app's own defaults (settings.DEFAULT_CONFIG) would."""
+    config = load_settings(files).flask_config()
+
+    given = {"SQLALCHEMY_DATABASE_URI", "KEYSTONE_AUTH_URL", "KEYSTONE_ADMIN_USER", "KEYSTONE_ADMIN_PASSWORD",
+             "KEYSTONE_ADMIN_PROJECT"}  # set by the file of the fixture
+    defaults = {key: value for key, value in settings.DEFAULT_CONFIG.items() if key in config and key not in given}
+    assert set(defaults) == set(settings.CFG_FLASK_KEYS.values()) - given
+    assert {key: config[key] for key in defaults} == defaults
+
+
 def test_bad_keystone_version_names_the_key(files):
     Path(files["GLANCESYNC_SETTINGS_FILE"]).write_text(
         "[openstack]\nKEYSTONE_URL: http://k\nKEYSTONE_API_VERSION: 4\nADM_USER: a\nADM_PASS: b\n")
@@ -205,12 +232,19 @@ def test_shipped_example_settings_load_and_configure_logging(files):
     # In a child process: fileConfig replaces the handlers of this one (pytest's among them).
     code = ("import logging; from fiwareglancesync.app.settings import load_settings, configure_logging; "
             "s = load_settings(); configure_logging(s); "
-            "logging.getLogger('fiwareglancesync.app').info('configured'); print(s.keystone_auth_url, s.admin_user)")
+            "logging.getLogger('glancesync.engine').info('engine line'); "
+            "logging.getLogger('glancesync.engine').debug('engine debug'); "
+            "logging.getLogger('glancesync.app.services').info('configured'); "
+            "print(s.keystone_auth_url, s.admin_user)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["http://127.0.0.1:5000/v3", "svc"]
-    assert "INFO glancesync-api" in result.stderr and result.stderr.rstrip().endswith("configured")
+    engine_line, service_line = result.stderr.splitlines()[-2:]
+    # One parent, "glancesync", sets the level of both; each keeps its format.
+    assert "INFO glancesync-client [" in engine_line and engine_line.endswith("engine line")
+    assert "INFO glancesync-api [" in service_line and service_line.endswith("configured")
+    assert "engine debug" not in result.stderr
 
 
 def test_nothing_is_read_at_import():
