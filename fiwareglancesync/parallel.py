@@ -64,8 +64,10 @@ def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, d
         for sentinel in sentinels:
             process, region = running.pop(sentinel)
             receiver = reports.pop(sentinel)
-            if receiver.poll():  # a child that synchronised its region sent its bytes by method
+            try:  # a child that synchronised its region sent its bytes by method; a failed one nothing
                 outcome.transferred[engine.region(region).fullname] = receiver.recv()
+            except EOFError:
+                pass
             receiver.close()
             process.join()
             if process.exitcode == 0:
