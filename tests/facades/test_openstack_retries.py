@@ -491,3 +491,27 @@ def test_the_range_header_reaches_the_server_unquoted():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_refused_resume_request_is_a_glance_connection_failure():
+    import socket
+
+    from keystoneauth1 import session as ks_session
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens there once closed
+    client = openstack._GlanceHTTP(ks_session.Session(), endpoint_override=f"http://127.0.0.1:{port}")
+    with pytest.raises(glance_exc.CommunicationError) as caught:
+        client.get_range("/v2/images/i1/file", 5)
+    assert transient_cause(caught.value) == "connection to Glance failed"
+    assert transient_cause(caught.value, create=True) == "connection to Glance failed", "never connected"
+
+
+def test_the_facade_s_glance_client_is_the_region_s_public_image_endpoint(facade):
+    facade._session = None
+    facade._clients.clear()
+    client = facade._client(REGION)
+    assert isinstance(client, openstack._GlanceHTTP)
+    assert (client.service_type, client.interface, client.region_name) == ("image", "public", "Spain")
+    assert facade._client(REGION) is client
