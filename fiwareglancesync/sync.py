@@ -35,13 +35,40 @@ from .progressbar import ProgressBars
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+class _Exit(Exception):
+    """argparse asked to end the program (``--help``, a usage error): main returns ``status``."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
 class _Parser(argparse.ArgumentParser):
+    """argparse writing to the streams main was given and returning instead of exiting."""
+
+    def __init__(self, *args, out: TextIO | None = None, err: TextIO | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.out = out
+        self.err = err
+
+    def print_help(self, file=None) -> None:
+        super().print_help(file or self.out)
+
+    def print_usage(self, file=None) -> None:
+        super().print_usage(file or self.out)
+
+    def exit(self, status: int = 0, message: str | None = None):
+        if message:
+            (self.err or sys.stderr).write(message)
+        raise _Exit(status)
+
     def error(self, message: str):  # one line instead of usage + error
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sync.py", description="A tool to sync images from a master region to other regions")
+def build_parser(out: TextIO | None = None, err: TextIO | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="sync.py", description="A tool to sync images from a master region to other regions",
+                     out=out, err=err)
     parser.add_argument("regions", metavar="region", nargs="*", help="region where the images are uploaded to")
     parser.add_argument("--parallel", action="store_true", help="sync several regions in parallel")
     parser.add_argument("--config", nargs="+", default=[],
@@ -203,24 +230,27 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
          environ=None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser = build_parser(out, err)
+    try:
+        args = parser.parse_args(argv)
+    except _Exit as exit_:  # --help, or a usage error (already written to err)
+        return exit_.status
     log = configure_logging(err, logging.WARNING if args.quiet else logging.INFO)
     metrics = RunMetrics() if args.metrics_file else None
     try:
+        overrides = parse_overrides(args.config)
+    except ConfigError as exc:  # a bad --config is a usage error
         try:
-            overrides = parse_overrides(args.config)
-        except ConfigError as exc:
             parser.error(str(exc))
+        except _Exit as exit_:
+            status = exit_.status
+    else:
         try:
             with interrupts_raise():
                 status = _run(args, out, err, log, environ, overrides, metrics)
         except Interrupted as exc:
             log.error(f"interrupted by {exc.name}")
             status = exc.exit_status
-    except SystemExit:  # a usage error: the run failed, and the metrics file says so
-        _write_metrics(args.metrics_file, metrics, False, log)
-        raise
     if not _write_metrics(args.metrics_file, metrics, status == EXIT_OK, log):
         status = EXIT_FAILED
     return status

@@ -2,14 +2,12 @@
 
 ``run_sync(args, environ)`` calls :func:`fiwareglancesync.sync.main` with ``io.StringIO`` streams
 and an explicit environment and returns a :class:`subprocess.CompletedProcess`, so a test reads
-``returncode``, ``stdout`` and ``stderr`` exactly as it did from a real process.  What a process
-adds around ``main`` is reproduced: ``sys.exit(main())`` (a ``SystemExit`` raised by argparse
-becomes the exit status) and the process's own stdout/stderr (argparse writes usage errors and
-``--help`` to ``sys.stderr``/``sys.stdout``, not to ``out``/``err``).  Stricter than a process:
-a call that returns normally must have written nothing to ``sys.stdout``/``sys.stderr`` directly,
-everything goes through the ``out``/``err`` it was given.
+``returncode``, ``stdout`` and ``stderr`` exactly as it did from a real process.  ``main`` writes
+everything, ``--help`` and usage errors included, to the ``out``/``err`` it is given and returns
+the exit status; stricter than a process, a call must have written nothing to
+``sys.stdout``/``sys.stderr`` directly and must not raise ``SystemExit``.
 
-``seed_mock(args)`` does the same for ``glancesync-mock`` (whose ``main`` takes no streams).
+``seed_mock(args)`` does the same for ``glancesync-mock``.
 
 ``restore_cli_loggers`` is an autouse fixture for the conftest files: ``main`` reconfigures the
 CLI logger (handler on the ``err`` of the call) on every call; this puts the loggers back as they
@@ -61,24 +59,20 @@ def run_sync(args: Sequence[str], environ: Mapping[str, str]) -> subprocess.Comp
     out, err = io.StringIO(), io.StringIO()
     stray_out, stray_err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stray_out), contextlib.redirect_stderr(stray_err):
-        try:
-            code = sync.main(argv, out=out, err=err, environ=dict(environ))
-        except SystemExit as exc:  # argparse (usage error, --help): what sys.exit() makes of it
-            code = _exit_status(exc)
-        else:
-            assert (stray_out.getvalue(), stray_err.getvalue()) == ("", ""), \
-                "main() wrote to sys.stdout/sys.stderr instead of the out/err it was given"
-    return subprocess.CompletedProcess(argv, code, out.getvalue() + stray_out.getvalue(),
-                                       err.getvalue() + stray_err.getvalue())
+        code = sync.main(argv, out=out, err=err, environ=dict(environ))  # never SystemExit
+    assert (stray_out.getvalue(), stray_err.getvalue()) == ("", ""), \
+        "main() wrote to sys.stdout/sys.stderr instead of the out/err it was given"
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def seed_mock(args: Sequence[str]) -> subprocess.CompletedProcess:
-    """``glancesync-mock *args`` in this process (its ``main`` prints to sys.stdout/sys.stderr)."""
+    """``glancesync-mock *args`` in this process, its streams given to its ``main``; argparse's
+    own usage errors (which go to sys.stderr and raise SystemExit) are caught the same way."""
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stderr(err):  # only argparse writes there
         try:
-            code = mock.main(argv)
+            code = mock.main(argv, out=out, err=err)
         except SystemExit as exc:
             code = _exit_status(exc)
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())

@@ -247,7 +247,11 @@ def seed_store(path: str, seed_directory: str, confirm: bool) -> str:
     return store.path
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, out=None, err=None) -> int:
+    """``glancesync-mock``: the ``export`` line on ``out``, an ``ERROR:`` line on ``err`` (default:
+    stdout, stderr); usage errors are argparse's (exit status 2)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     parser = argparse.ArgumentParser(
         prog="glancesync-mock",
         description="Start a clean persistent session of the GlanceSync mock from backup CSV files")
@@ -262,9 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stored = seed_store(path, args.initial_load, args.confirm)
     except (GlanceSyncError, BackupFormatError) as exc:
-        print(f"ERROR:{exc}", file=sys.stderr)
+        print(f"ERROR:{exc}", file=err)
         return 1
-    print(f"export GLANCESYNC_MOCKPERSISTENT_PATH={stored}")
+    print(f"export GLANCESYNC_MOCKPERSISTENT_PATH={stored}", file=out)
     return 0
 
 
