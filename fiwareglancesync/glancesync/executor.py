@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .ami import resolve_references
-from .facades.base import ImageSource, ServersFacade
+from .facades.base import RECORD, ImageSource, ServersFacade
 from .image import IN_PROGRESS, Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
 from .progress import ObservedSource, TransferObserver
@@ -42,6 +42,7 @@ class SyncReport:
     transfer_seconds: float = 0.0
     failed: bool = False
     bytes_by_method: Counter = field(default_factory=Counter)  # method -> bytes sent that way
+    uploads_by_method: Counter = field(default_factory=Counter)  # method -> images copied that way
 
     @property
     def changed(self) -> bool:
@@ -49,13 +50,18 @@ class SyncReport:
         return bool(self.uploads or self.metadata_updates)
 
     def summary(self) -> str:
-        """One line: uploads, bytes, time, average rate, metadata updates, errors."""
+        """One line: uploads, bytes, time, average rate, metadata updates, errors.  A dry run
+        gives what would be uploaded; when every upload was only recorded (the mock: no data
+        moves) the line says so instead of giving a rate."""
         mb = self.bytes / 1024 / 1024
-        verb = "to upload" if self.dry_run else "uploaded"
-        return (f"{self.region}: Summary: {self.uploads} images {verb} ({mb:.1f} MB), "
-                f"{self.bytes_transferred} bytes sent in {self.seconds:.1f} s "
-                f"(average rate {_rate(self.bytes_transferred, self.transfer_seconds)}), "
-                f"{self.metadata_updates} metadata updates, {self.errors} errors"
+        if self.dry_run:
+            moved = f"{self.uploads} images to upload ({mb:.1f} MB)"
+        elif self.uploads and self.uploads_by_method.get(RECORD, 0) == self.uploads:
+            moved = f"{self.uploads} images recorded by the mock ({mb:.1f} MB, no data stored)"
+        else:
+            moved = (f"{self.uploads} images uploaded ({mb:.1f} MB), {self.bytes_transferred} bytes sent in "
+                     f"{self.seconds:.1f} s (average rate {_rate(self.bytes_transferred, self.transfer_seconds)})")
+        return (f"{self.region}: Summary: {moved}, {self.metadata_updates} metadata updates, {self.errors} errors"
                 + (" (the region failed)" if self.failed else ""))
 
 
@@ -180,8 +186,13 @@ class Executor:
         self.report.transfer_seconds += elapsed
         self.report.bytes_transferred += sent
         self.report.bytes_by_method[uploaded.method] += sent
-        LOG.info(f"{self.name}: {master.name}: {sent} bytes sent from {source.description} "
-                 f"in {elapsed:.2f} s ({_rate(sent, elapsed)})")
+        self.report.uploads_by_method[uploaded.method] += 1
+        if uploaded.method == RECORD:
+            LOG.info(f"{self.name}: {master.name}: recorded by the mock, no data stored "
+                     f"({sent} bytes read from {source.description})")
+        else:
+            LOG.info(f"{self.name}: {master.name}: {sent} bytes sent from {source.description} "
+                     f"in {elapsed:.2f} s ({_rate(sent, elapsed)})")
         self.ids_by_name[master.name] = uploaded.image_id
         if upload.kind is UploadKind.REPLACE:
             self.facade.delete_image(self.plan.region, upload.old.id)

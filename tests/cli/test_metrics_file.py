@@ -89,7 +89,7 @@ def test_a_sync_reports_the_statuses_after_it_and_the_bytes_sent(world, parallel
     after = run_sync(["--show-status", "Burgos"], env)
     found = samples(tmp / "sync.prom")
     assert image_counts(found) == status_counts(after.stdout) == {"Burgos": {"ok": 2, "error_checksum": 1}}
-    assert found[("glancesync_transferred_bytes", (("method", "stream"), ("region", "Burgos")))] == 20
+    assert found[("glancesync_transferred_bytes", (("method", "record"), ("region", "Burgos")))] == 20  # the mock
     assert found[("glancesync_run_success", ())] == 1
 
 

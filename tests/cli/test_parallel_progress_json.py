@@ -120,8 +120,9 @@ def test_parallel_respects_max_children(tmp_path, store):
     for r in REGIONS:
         text = (logs / f"{r}.txt").read_text()
         assert f"{r}: Uploading image img00000" in text and f"{r}: Image uploaded." in text
-        assert f"{r}: img00000: 0 bytes sent from" in text, "a line per finished upload"
-        assert f"{r}: Summary: 1 images uploaded" in text
+        assert f"{r}: img00000: recorded by the mock, no data stored (0 bytes read from" in text, \
+            "a line per finished upload"
+        assert f"{r}: Summary: 1 images recorded by the mock (0.0 MB, no data stored)" in text
         assert not text.startswith("INFO:"), "parallel logs have no level prefix"
     status = run_sync(["--show-status", *REGIONS], environment(store, config))
     assert status.returncode == 0, status.stderr
@@ -207,7 +208,7 @@ def run_with_terminal_stderr(args, env) -> str:
 def test_progress_bar_on_a_terminal(upload_site):
     shown = run_with_terminal_stderr(["R1"], upload_site)
     assert "R1: big" in shown and "100%" in shown and "3.00M" in shown, shown
-    assert "R1: big: 3145728 bytes sent from file" in shown
+    assert "R1: big: recorded by the mock, no data stored (3145728 bytes read from file" in shown
 
 
 def test_no_progress_bar_with_quiet(upload_site):
@@ -219,7 +220,7 @@ def test_no_progress_bar_without_a_terminal(upload_site):
     result = run_sync(["R1"], upload_site)  # stderr is a StringIO: not a terminal
     assert result.returncode == 0, result.stderr
     assert "%|" not in result.stderr and "\r" not in result.stderr
-    assert "R1: big: 3145728 bytes sent from file" in result.stderr
+    assert "R1: big: recorded by the mock, no data stored (3145728 bytes read from file" in result.stderr
 
 
 # ---------------------------------------------------------------- JSON output

@@ -34,7 +34,7 @@ from ..config import Target
 from ..errors import BackupFormatError, FacadeError, GlanceSyncError, ImageNotFound, RegionNotFound, TransferError
 from ..image import Image, read_backup_file, write_backup
 from ..region import Region
-from .base import ImageSource, Uploaded
+from .base import RECORD, ImageSource, Uploaded
 
 FILE_PREFIX = "backup_"
 FILE_SUFFIX = ".csv"
@@ -196,7 +196,7 @@ class MockFacade:
                                      user_properties=dict(image.user_properties))]
 
         self.store.change(region.fullname, add, create=True)
-        return Uploaded(created[0], bytes_read)
+        return Uploaded(created[0], bytes_read, RECORD)
 
     def delete_image(self, region: Region, image_id: str) -> bool:
         removed: list[Image] = []
