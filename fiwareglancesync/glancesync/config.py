@@ -85,6 +85,10 @@ TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
                                  "this long without progress (connections time out after 10 s)"),
     Option("retries", "3", "retries of a transient failure (connection error, timeout, HTTP 502/503/504) "
                            "of a read or idempotent write, and of a failed upload; 0 disables them"),
+    Option("transfer_method", "auto", "how copies are made: stream (through this client), glance-download "
+                                      "(the region's Glance pulls from the master's; master target only) "
+                                      "or auto (glance-download where the region offers it)"),
+    Option("import_timeout", "3600", "seconds a glance-download import may take before it is abandoned"),
     Option("leftover_max_age", "86400", "seconds after which an unfinished copy made from another host is "
                                         "deleted as a leftover"),
     Option("tenant_id", "", "the project id (used by the mock; a real cloud reports its own)"),
@@ -142,6 +146,8 @@ class Target:
     http_timeout: int = 60
     retries: int = 3
     leftover_max_age: int = 86400
+    transfer_method: str = "auto"
+    import_timeout: int = 3600
     cloud: CloudCredential | None = field(default=None, repr=False)  # credential from clouds.yaml / OS_AUTH_TYPE
 
     @property
@@ -438,7 +444,26 @@ def _build_target(reader: _Reader, name: str, environ: Mapping[str, str]) -> Tar
         http_timeout=reader.integer(name, "http_timeout", _default("http_timeout"), minimum=1),
         retries=reader.integer(name, "retries", _default("retries"), minimum=0),
         leftover_max_age=reader.integer(name, "leftover_max_age", _default("leftover_max_age"), minimum=0),
+        transfer_method=_transfer_method(reader, name),
+        import_timeout=reader.integer(name, "import_timeout", _default("import_timeout"), minimum=1),
     )
+
+
+TRANSFER_METHODS = ("auto", "stream", "glance-download")
+
+
+def _transfer_method(reader: _Reader, name: str) -> str:
+    """``transfer_method`` (CONTRACT.md §5): glance-download only for the master target, whose
+    regions' Glances share the master's Keystone and catalog."""
+    where = reader.where(name, "transfer_method")
+    method = (reader.text(name, "transfer_method") or TARGET_OPTIONS["transfer_method"].default).lower()
+    if method not in TRANSFER_METHODS:
+        raise ConfigError(f"{where}: {method!r} is not one of {', '.join(TRANSFER_METHODS)}")
+    if method == "glance-download" and name != MASTER_TARGET:
+        raise ConfigError(f"{where}: glance-download works only for regions of the master target (a region's "
+                          f"Glance pulls with the caller's token from its own catalog); target {name} is behind "
+                          "another Keystone: use stream or auto")
+    return method
 
 
 def _default(option: str) -> int:

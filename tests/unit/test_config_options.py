@@ -56,3 +56,29 @@ def test_the_command_prints_the_sample_and_refuses_unknown_commands(capsys):
         config_command(["nonsense"])
     assert exited.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("section,value,expected", [
+    ("master", "glance-download", "glance-download"),
+    ("master", "STREAM", "stream"),
+    ("other", "auto", "auto"),
+    ("other", None, "auto"),
+])
+def test_transfer_method(section, value, expected):
+    text = "[main]\nmaster_region = S\n[master]\n[other]\ncredential = u,cA==,http://k,t\n"
+    if value is not None:
+        text = text.replace(f"[{section}]\n", f"[{section}]\ntransfer_method = {value}\n")
+    assert load_string(text, environ=ENV).targets[section].transfer_method == expected
+
+
+@pytest.mark.parametrize("value,message", [
+    ("glance-download", "g.conf: [other] transfer_method: glance-download works only for regions of the master target"),
+    ("rsync", "g.conf: [other] transfer_method: 'rsync' is not one of auto, stream, glance-download"),
+])
+def test_bad_transfer_method_is_a_configuration_error(value, message):
+    from fiwareglancesync.glancesync.errors import ConfigError
+
+    text = f"[main]\nmaster_region = S\n[other]\ncredential = u,cA==,http://k,t\ntransfer_method = {value}\n"
+    with pytest.raises(ConfigError) as raised:
+        load_string(text, environ=ENV, source="g.conf")
+    assert str(raised.value).startswith(message)
