@@ -107,8 +107,11 @@ def gunicorn_options(args: argparse.Namespace, settings: ServiceSettings) -> dic
 def run_gunicorn(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
+    from .app import preload
+
     settings = _settings_or_exit()
     options = gunicorn_options(args, settings)
+    preload()  # in the master, before it forks the workers
     if "pidfile" in options:
         os.makedirs(os.path.dirname(os.path.abspath(options["pidfile"])), exist_ok=True)
 

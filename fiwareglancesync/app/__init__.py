@@ -7,22 +7,24 @@ collaborators can be injected: ``engine_factory()`` returns the sync engine (def
 ``GlanceSync.from_environment()``, which reads glancesync.conf exactly as the CLI does) and
 ``runner`` runs tasks (default: a :class:`~.runner.ThreadPoolRunner` of ``TASK_WORKERS``).
 A configuration file (``GLANCESYNCAPP_CONFIG``) may also set ``ENGINE_FACTORY`` to a callable.
-What the views use is the app's :class:`~.state.ServiceState`.
+What the views use is the app's :class:`~.state.ServiceState`.  Importing this package
+imports only the settings; ``create_app`` imports the rest.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from flask import Flask
 
-from .runner import TaskRunner
 from .settings import DEFAULT_CONFIG
-from .state import Engine, EngineFactory, ServiceState, build_state
 
-__all__ = ["DEFAULT_CONFIG", "Engine", "EngineFactory", "MIGRATIONS_DIR", "ServiceState", "create_app",
-           "default_engine_factory", "recover_tasks"]
+if TYPE_CHECKING:
+    from .runner import TaskRunner
+    from .state import Engine, EngineFactory
+
+__all__ = ["DEFAULT_CONFIG", "MIGRATIONS_DIR", "create_app", "default_engine_factory", "recover_tasks", "preload"]
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 
@@ -40,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, engine_factory: Engin
     server settings are unusable."""
     from . import api
     from .extensions import db, migrate
+    from .state import build_state
 
     if config is None:
         from .settings import load_settings
@@ -58,6 +61,13 @@ def create_app(config: Mapping[str, Any] | None = None, *, engine_factory: Engin
     if app.config["RECOVER_TASKS_AT_START"]:
         state.recover_tasks()
     return app
+
+
+def preload() -> None:
+    """Import every module an app needs (a gunicorn master does, so that its forked workers
+    share them instead of each importing them while it boots)."""
+    from . import api, state  # noqa: F401
+    from .api import errors, info, regions, tasks  # noqa: F401
 
 
 def recover_tasks(app: Flask) -> int:
