@@ -72,7 +72,7 @@ class PostgresServer:
                                     "-p", str(self.port)], stdout=subprocess.DEVNULL)
             if ready.returncode == 0:
                 return self
-            time.sleep(0.2)
+            time.sleep(0.05)
         self.__exit__()
         raise RuntimeError("postgres did not become ready in 30 s")
 
