@@ -187,3 +187,60 @@ def test_ami_placeholders_are_left_out_real_kernel_ids_kept(facades, prefix, cap
     facades["master"].update_metadata(MASTER, replace(stored, user_properties={
         "kernel_id": kernel_id, "ramdisk_id": "__" + prefix + "ramdisk", "nid": "7"}))
     assert dict(listed(facades["master"], MASTER, ami_id).user_properties) == {"kernel_id": kernel_id, "nid": "7"}
+
+
+class WatchedSource:
+    """A file source that, once its first MiB is read, looks at the copy being made in the region
+    (through a client of the lab's own)."""
+
+    description = "watched file"
+
+    def __init__(self, path, client, name):
+        self.path, self.client, self.name = path, client, name
+        self.seen: list[dict] = []
+
+    def open(self):
+        def chunks():
+            with open(self.path, "rb") as stream:
+                first = True
+                while chunk := stream.read(MIB):
+                    yield chunk
+                    if first:
+                        first = False
+                        self.seen.extend(i for i in self.client.images.list() if i["name"] == self.name)
+        return chunks()
+
+
+def test_a_copy_carries_the_in_progress_marker_until_it_is_verified(lab, facades, prefix, image_file):
+    from fiwareglancesync.glancesync.identity import ProcessIdentity
+
+    master = upload_master(facades, prefix, image_file)
+    source = WatchedSource(image_file[0], lab.glance_client("ks1", "RegionA"), master.name)
+    uploaded = facades["master"].upload_image(REGION_A, replace(master, id="", region="RegionA", owner=None), source)
+    [during] = source.seen
+    assert during["id"] == uploaded.image_id and during["status"] in ("queued", "saving")
+    assert during["glancesync_in_progress"] == str(ProcessIdentity.current())
+    assert (during["visibility"], during["protected"]) == ("private", False)
+    copy = listed(facades["master"], REGION_A, uploaded.image_id)
+    assert "glancesync_in_progress" not in copy.user_properties
+    assert copy.is_public and copy.status == "active"
+
+
+def test_created_at_comes_from_glance(facades, prefix, image_file):
+    from datetime import datetime, timedelta, timezone
+
+    master = upload_master(facades, prefix, image_file)
+    created = datetime.fromisoformat(master.created_at.replace("Z", "+00:00"))
+    assert abs(datetime.now(timezone.utc) - created) < timedelta(minutes=5)
+
+
+def test_glance_answers_the_resume_request_with_the_rest_of_the_data(facades, prefix, image_file):
+    master = upload_master(facades, prefix, image_file)
+    client = facades["master"]._client(MASTER)
+    offset = 5 * MIB + 1
+    response, body = client.get_range(f"/v2/images/{master.id}/file", offset)
+    rest = b"".join(body)
+    assert response.status_code == 206
+    assert response.headers["Content-Range"] == f"bytes {offset}-{master.size - 1}/{master.size}"
+    with open(image_file[0], "rb") as stream:
+        assert rest == stream.read()[offset:]
