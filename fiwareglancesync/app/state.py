@@ -82,10 +82,6 @@ class RegionCache:
         with self._lock:
             return self._fresh()
 
-    def clear(self) -> None:
-        with self._lock:
-            self._names = None
-
     def _fresh(self) -> bool:
         return self._names is not None and self.clock() - self._listed_at < self.ttl
 
