@@ -435,42 +435,84 @@ def test_two_runs_of_one_region_at_once_upload_each_image_once(cloud):
         same_data(copy, master)
 
 
-def test_a_rest_task_and_a_cli_run_of_one_region_at_once_upload_each_image_once(cloud, tmp_path):
-    from tests.api.processes import gunicorn_service, http, write_settings
+class Service:
+    """The REST service (gunicorn, 2 workers) on this test's glancesync.conf (same lock_dir)."""
 
-    masters = {short: cloud.create(short, os.urandom(12 * MIB), type="base") for short in ("one", "two")}
-    cloud.master.throttle("GET", "/file$", 6 * MIB)
-    ks1 = cloud.lab.ks1
-    settings = write_settings(tmp_path / "etc", ks1.auth_url.rsplit("/v3", 1)[0], user=ks1.admin.username,
-                              password=ks1.admin.password, project=ks1.admin.project_name)
-    environ = cloud.env()
-    environ.update(settings, GLANCESYNCAPP_DATABASE_PATH=str(tmp_path))
-    upgrade = subprocess.run([str(BIN / "glancesync-server"), "db", "upgrade"], env=environ,
-                             capture_output=True, text=True, timeout=120)
-    assert upgrade.returncode == 0, upgrade.stderr
-    service = gunicorn_service(tmp_path, environ, workers=2).start()
-    try:
-        token = cloud.lab.session("ks1").get_token()
-        status, task = http("POST", service.url + "/regions/RegionA", token, timeout=120)
-        assert (status, task["status"]) == (200, "syncing"), task
-        wait_for(lambda: cloud.region_a.count("PUT", "/file$") >= 1, what="the task's upload")
+    def __init__(self, cloud: FaultyCloud, tmp_path: Path):
+        from tests.api.processes import gunicorn_service, write_settings
 
-        cli = cloud.sync_py("RegionA")
+        ks1 = cloud.lab.ks1
+        settings = write_settings(tmp_path / "etc", ks1.auth_url.rsplit("/v3", 1)[0], user=ks1.admin.username,
+                                  password=ks1.admin.password, project=ks1.admin.project_name)
+        environ = cloud.env()
+        environ.update(settings, GLANCESYNCAPP_DATABASE_PATH=str(tmp_path))
+        upgrade = subprocess.run([str(BIN / "glancesync-server"), "db", "upgrade"], env=environ,
+                                 capture_output=True, text=True, timeout=120)
+        assert upgrade.returncode == 0, upgrade.stderr
+        self.process = gunicorn_service(tmp_path, environ, workers=2).start()
+        self.token = cloud.lab.session("ks1").get_token()
 
-        assert cli.returncode == 1, cli.stderr
-        [error] = [line for line in cli.stderr.splitlines() if line.startswith("ERROR:")]
-        assert error.startswith("ERROR:RegionA: another sync of this region is running (pid "), error
-        holder = int(re.search(r"\(pid (\d+),", error).group(1))
-        assert holder != os.getpid() and os.path.exists(f"/proc/{holder}"), "a live service worker holds it"
+    def call(self, method: str, path: str):
+        from tests.api.processes import http
 
+        return http(method, self.process.url + path, self.token, timeout=120)
+
+    def wait_task(self, region: str, task_id: str) -> dict:
         def finished():
-            code, body = http("GET", f"{service.url}/regions/RegionA/tasks/{task['taskId']}", token, timeout=60)
+            code, body = self.call("GET", f"/regions/{region}/tasks/{task_id}")
             assert code == 200, body
             return body if body["status"] != "syncing" else None
-        done = wait_for(finished, timeout=120, what="the REST task")
-        assert done["status"] == "synced", done
+        return wait_for(finished, timeout=120, what="the REST task")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@pytest.fixture
+def service(cloud, tmp_path):
+    started = Service(cloud, tmp_path)
+    try:
+        yield started
     finally:
-        service.stop()
+        started.stop()
+
+
+def test_a_cli_run_during_a_rest_task_of_its_region_reports_the_lock(cloud, service):
+    masters = {short: cloud.create(short, os.urandom(12 * MIB), type="base") for short in ("one", "two")}
+    cloud.master.throttle("GET", "/file$", 6 * MIB)
+    status, task = service.call("POST", "/regions/RegionA")
+    assert (status, task["status"]) == (200, "syncing"), task
+    wait_for(lambda: cloud.region_a.count("PUT", "/file$") >= 1, what="the task's upload")
+
+    cli = cloud.sync_py("RegionA")
+
+    assert cli.returncode == 1, cli.stderr
+    [error] = [line for line in cli.stderr.splitlines() if line.startswith("ERROR:")]
+    assert error.startswith("ERROR:RegionA: another sync of this region is running (pid "), error
+    holder = int(re.search(r"\(pid (\d+),", error).group(1))
+    assert holder != os.getpid() and os.path.exists(f"/proc/{holder}"), "a live service worker holds it"
+    done = service.wait_task("RegionA", task["taskId"])
+    assert done["status"] == "synced", done
+    assert cloud.region_a.count("PUT", "/file$") == 2, "each image uploaded once"
+    for short, master in masters.items():
+        [copy] = cloud.copies("RegionA", short)
+        same_data(copy, master)
+
+
+def test_a_rest_task_during_a_cli_run_of_its_region_fails_on_the_lock(cloud, service):
+    masters = {short: cloud.create(short, os.urandom(12 * MIB), type="base") for short in ("one", "two")}
+    cloud.master.throttle("GET", "/file$", 6 * MIB)
+    run = cloud.start("RegionA", name="cli")
+    cloud.runs.append(run)
+    wait_for(lambda: cloud.region_a.count("PUT", "/file$") >= 1, what="the CLI's upload")
+
+    status, task = service.call("POST", "/regions/RegionA")
+    assert (status, task["status"]) == (200, "syncing"), task
+    done = service.wait_task("RegionA", task["taskId"])
+
+    assert done["status"] == "failed", done
+    assert f"another sync of this region is running (pid {run.pid}, " in (done.get("message") or ""), done
+    assert run.wait() == 0, run.stderr
     assert cloud.region_a.count("PUT", "/file$") == 2, "each image uploaded once"
     for short, master in masters.items():
         [copy] = cloud.copies("RegionA", short)
