@@ -55,12 +55,13 @@ class FaultyCloud:
         self.logs.mkdir()
         self.write_config()
 
-    def write_config(self, **master) -> None:
-        """glancesync.conf: [master] through the Keystone proxy (plus ``master`` options)."""
+    def write_config(self, main: dict | None = None, **master) -> None:
+        """glancesync.conf: [master] through the Keystone proxy (plus ``master`` options; ``main``
+        adds options of [main])."""
         condition = f"image.is_public and image.name.startswith('{self.prefix}')"
         common = {"metadata_condition": condition, "metadata_set": "type"}
         self.lab.write_glancesync_conf(
-            self.config, main={"images_dir": str(self.images_dir), "lock_dir": str(self.lock_dir)},
+            self.config, main={"images_dir": str(self.images_dir), "lock_dir": str(self.lock_dir), **(main or {})},
             master={**common, "keystone_url": self.keystone.url + "/v3", **master}, target=common)
 
     def stop(self) -> None:
@@ -399,6 +400,7 @@ def test_a_signal_mid_upload_stops_cleanly(cloud, signum, status, mode, to):
     master = cloud.create("big", data, type="base")
     cloud.master.throttle("GET", rf"{master['id']}/file$", 4 * MIB)
     args = ["RegionA"] if mode == "sequential" else ["--parallel", "RegionA", "other:RegionB"]
+    cloud.write_config(main={"max_children": "2"})  # both children at work when the signal comes
     run = cloud.start(*args, name=f"{mode}-{to}")
     cloud.runs.append(run)
     wait_for(lambda: uploading(cloud) and cloud.master.bytes_served("GET", "/file$") > 2 * MIB,
@@ -408,7 +410,9 @@ def test_a_signal_mid_upload_stops_cleanly(cloud, signum, status, mode, to):
     (os.kill if to == "parent" else os.killpg)(run.pid, signum)
 
     assert run.wait(timeout=60) == status, run.stderr
-    assert "ERROR:" in run.stderr
+    name = signal.Signals(signum).name
+    for region in (["RegionA"] if mode == "sequential" else ["RegionA", "other:RegionB"]):
+        assert f"ERROR:{region}: interrupted by {name}" in run.stderr, run.stderr
     assert wait_for(lambda: not cloud.sync_processes(), timeout=10, what="no sync.py process left")
     assert cloud.not_active() == {}, "the copies in flight were deleted"
     assert not [image for image in cloud.images("RegionA") + cloud.images("RegionB")
