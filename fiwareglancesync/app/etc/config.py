@@ -13,3 +13,7 @@
 # glancesync.conf from GLANCESYNC_CONFIG like sync.py does):
 # from fiwareglancesync.glancesync import GlanceSync
 # ENGINE_FACTORY = lambda: GlanceSync.from_environment(config_path="/etc/glancesync/glancesync.conf")
+
+# Seconds each server process trusts its list of region names (what sync.py --show-regions
+# lists; listing costs a Keystone login per target) before listing again:
+# REGIONS_TTL = 60
