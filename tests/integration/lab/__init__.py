@@ -12,6 +12,8 @@ per session)::
         lab.stop()
 
 From a shell: ``python -m tests.integration.lab start|env|stop`` (see ``__main__``).
+Fault injection (503s, cut or stalled bodies, delays, throttling, counts per path) between a
+client and a lab server: :class:`.proxy.FaultProxy` (used by test_robustness_lab.py).
 Topology and credentials: :mod:`.model`.  Environment knobs:
 
 - ``GLANCESYNC_LAB_VENV``: path of the lab venv (default ``~/.cache/glancesync-lab/venv-<hash>``).
