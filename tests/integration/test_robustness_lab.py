@@ -374,6 +374,7 @@ def test_sigkill_mid_upload_leaves_a_marked_copy_that_the_next_run_deletes(cloud
 
     [left] = cloud.copies("RegionA", "big")
     assert left["status"] != "active"
+    print(f"\nthe copy left by SIGKILL: {left['status']}, {left['glancesync_in_progress']}")
     marker = left["glancesync_in_progress"]
     assert marker.split("/")[2] == str(run.pid), marker
     cloud.master.clear()
