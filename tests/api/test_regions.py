@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fiwareglancesync.glancesync.errors import RegionError
+from fiwareglancesync.glancesync.errors import RegionError, RegionNotFound
 
 BAD_REGION = {"error": {"message": "Bad region", "code": 410}}
 
@@ -112,3 +112,18 @@ def test_unusable_glancesync_conf_is_500_naming_the_problem(make_app, engine_env
     message = response.get_json()["error"]["message"]
     assert message.startswith("Configuration error: ")
     assert "metadata_condition" in message
+
+
+class CatalogChangedEngine(BrokenCloudEngine):
+    """The region was listed, then left its target's catalog."""
+
+    def region_status(self, region):
+        raise RegionNotFound(f"{region}: no image service in the catalog", region)
+
+
+def test_region_gone_from_the_catalog_since_the_listing_is_410(make_app, real_engine, admin_headers):
+    client = make_app(engine_factory=lambda: CatalogChangedEngine(real_engine())).test_client()
+
+    response = client.get("/regions/RegionA", headers=admin_headers)
+
+    assert (response.status_code, response.get_json()) == (410, BAD_REGION)

@@ -6,8 +6,9 @@ method: 405) get the envelope too.  Every error is translated here, once:
 * the service's domain errors (:class:`~..errors.ServiceError`) by :data:`SERVICE_ERROR_CODES`:
   BadRegion -> 410, TaskNotFound -> 404, TaskStillSyncing -> 400, ServiceBusy -> 503;
 * :class:`~..errors.ApiError` (the token check) with its own code;
-* engine errors: ConfigError -> 500, FacadeError/RegionError (a cloud failed) -> 502, other
-  GlanceSyncError -> 500;
+* engine errors: RegionNotFound -> 410 "Bad region" (the region left the catalog since this
+  process listed the regions: the answer it would get once its region cache expires),
+  ConfigError -> 500, FacadeError/RegionError (a cloud failed) -> 502, other GlanceSyncError -> 500;
 * database errors -> 500 with a hint; anything else -> 500 "Unhandled exception".
 """
 
@@ -19,7 +20,7 @@ from flask import Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from ...glancesync.errors import ConfigError, FacadeError, GlanceSyncError, RegionError, one_line
+from ...glancesync.errors import ConfigError, FacadeError, GlanceSyncError, RegionError, RegionNotFound, one_line
 from ..errors import ApiError, BadRegion, ServiceBusy, ServiceError, TaskNotFound, TaskStillSyncing
 
 LOG = logging.getLogger("glancesync.app.api")
@@ -80,6 +81,9 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _engine_error(exc: GlanceSyncError) -> Response:
+    if isinstance(exc, RegionNotFound):
+        LOG.warning("%s %s: %s", request.method, request.path, exc)
+        return error_response(SERVICE_ERROR_CODES[BadRegion], BadRegion.MESSAGE)
     if isinstance(exc, (FacadeError, RegionError)):
         LOG.error("%s %s: %s", request.method, request.path, exc)
         return error_response(502, str(exc))
