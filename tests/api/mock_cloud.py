@@ -40,6 +40,8 @@ def seed_mock_store(directory: Path) -> dict[str, str]:
     """Seed a file-backed mock store with :data:`SEED` through ``glancesync-mock``.
 
     Returns the environment the engine needs (GLANCESYNC_MOCKPERSISTENT_PATH, GLANCESYNC_CONFIG).
+    The region locks of the syncs go to ``directory/locks``: the default lock directory is one
+    per user and host, shared with every other test run syncing a RegionA meanwhile.
     """
     from fiwareglancesync.glancesync.facades import mock
 
@@ -54,7 +56,8 @@ def seed_mock_store(directory: Path) -> dict[str, str]:
     if status:
         raise RuntimeError(f"glancesync-mock failed with status {status}")
     conf = directory / "glancesync.conf"
-    conf.write_text(GLANCESYNC_CONF, encoding="utf-8")
+    conf.write_text(GLANCESYNC_CONF.replace("[main]\n", f"[main]\nlock_dir = {directory / 'locks'}\n", 1),
+                    encoding="utf-8")
     return {"GLANCESYNC_MOCKPERSISTENT_PATH": str(store), "GLANCESYNC_CONFIG": str(conf)}
 
 
