@@ -44,7 +44,10 @@ class Deployment:
         settings = write_settings(tmp_path / "etc", ks1.auth_url.rsplit("/v3", 1)[0], user=ks1.admin.username,
                                   password=ks1.admin.password, project=ks1.admin.project_name)
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC"))}
-        environ.update(settings, GLANCESYNC_CONFIG=str(conf), GLANCESYNCAPP_DATABASE_PATH=str(tmp_path))
+        # XDG_RUNTIME_DIR places the default lock_dir: region locks of this test's own, not the
+        # per-user directory shared with other runs syncing a RegionA on this host.
+        environ.update(settings, GLANCESYNC_CONFIG=str(conf), GLANCESYNCAPP_DATABASE_PATH=str(tmp_path),
+                       XDG_RUNTIME_DIR=str(tmp_path))
         self.environ = environ
         self.tmp = tmp_path
         self.service: ServiceProcess | None = None
