@@ -75,7 +75,8 @@ def _boot_id() -> str:
 
 
 def _start_time(pid: int) -> str | None:
-    """The start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
+    """The start time of ``pid`` in clock ticks since boot (/proc/<pid>/stat field 22), or None
+    when there is no such process or it has already exited (a zombie waiting to be reaped)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stream:
             stat = stream.read()
@@ -83,4 +84,6 @@ def _start_time(pid: int) -> str | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
     fields = stat.rsplit(")", 1)[-1].split()
+    if fields and fields[0] in ("Z", "X"):  # exited; only its parent has not collected it yet
+        return None
     return fields[19] if len(fields) > 19 else None

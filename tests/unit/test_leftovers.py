@@ -100,3 +100,23 @@ def test_a_dry_run_lists_the_leftover_and_deletes_nothing(world, caplog):
         engine.sync_region("Burgos", dry_run=True)
     assert store.regions_["Burgos"] == before
     assert f"Burgos: image img (UUID left, queued) is a leftover of {dead_here()}: it would be deleted" in caplog.text
+
+
+def test_an_exited_process_not_yet_reaped_counts_as_gone():
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    identity = None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # wait until it has exited (a zombie: not waited for yet)
+        with open(f"/proc/{child.pid}/stat") as stream:
+            if stream.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.01)
+    identity = ProcessIdentity(me().host, me().boot_id, child.pid, "irrelevant")
+    try:
+        assert identity.is_running() is False
+    finally:
+        child.wait()
