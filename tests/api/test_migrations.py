@@ -58,6 +58,7 @@ def test_glancesync_server_db_upgrade_on_an_empty_sqlite_file_reaches_head(serve
     assert_at_head(upgrade, current, tmp_path / "glancesyncapi.db")
 
 
+@pytest.mark.integration  # a real `flask --app` process (the in-process twin above stays in the fast suite)
 def test_flask_db_upgrade_on_an_empty_sqlite_file_reaches_head(server_env, tmp_path):
     """``flask --app ... db``: in its own process, since the factory configures logging."""
     executable = [bin_path("flask"), "--app", "fiwareglancesync.run:create_server_app()", "db"]

@@ -17,6 +17,9 @@ from .mock_cloud import read_store_names, seed_mock_store
 from .postgres import POSTGRES_INSTALL_HINT, PostgresServer, postgres_bindir
 from .processes import ServiceProcess, bin_path, free_port, gunicorn_service, http, server_command, write_settings
 
+# Real gunicorn, PostgreSQL and Flask-CLI processes: part of the integration run, not the fast suite.
+pytestmark = pytest.mark.integration
+
 CONCURRENT_POSTS = 16
 
 

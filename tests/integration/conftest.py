@@ -2,7 +2,8 @@
 
 The ``lab`` fixture starts the lab once per pytest session and stops it at the end, also when
 the session fails or is interrupted.  Every test that uses it (directly or through another
-fixture) gets the ``integration`` marker, so ``-m "not integration"`` deselects them.
+fixture), and every test in this directory, gets the ``integration`` marker, so
+``-m "not integration"`` deselects them.
 
 If the lab cannot start, each test using it ERRORS with the reason (never a silent skip).
 ``GLANCESYNC_SKIP_LAB=1`` skips them instead: for quick local iteration only, CI never sets it.
@@ -17,8 +18,10 @@ from tests.integration.lab import LabError, start_lab
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselection looks at the markers
 def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(__file__)
     for item in items:
-        if "lab" in getattr(item, "fixturenames", ()):
+        # the lab's users, and the tests of the lab's own tools (its fault proxy) beside them
+        if "lab" in getattr(item, "fixturenames", ()) or str(item.fspath).startswith(here + os.sep):
             item.add_marker(pytest.mark.integration)
 
 

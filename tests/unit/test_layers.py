@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,15 @@ IO_LIBRARIES = {"logging", "os", "io", "socket", "requests", "urllib", "http", "
 FACADE_MAY_IMPORT = {"image", "region", "config", "errors", "keystone", "facades", "condition", "identity"}
 
 
+@functools.lru_cache(maxsize=None)
+def tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
 def imports(path: Path) -> set[str]:
     """Top-level names of absolute imports, and ``.x`` names of relative ones (``..image`` -> ``.image``)."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree(path)):
         if isinstance(node, ast.Import):
             names |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -55,8 +61,7 @@ def test_file_readers_use_only_the_file_system(module):
 
 @pytest.mark.parametrize("path", engine_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_warn_or_logger_parameters_and_no_logging_configuration(path):
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
+    for node in ast.walk(tree(path)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             params = [a.arg for a in node.args.args + node.args.kwonlyargs]
             assert not {"warn", "logger", "log"} & set(params), f"{path.name}:{node.lineno} {node.name}{params}"
