@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Mapping
 from . import config as config_module
 from .config import Config, Target
 from .errors import UsageError
-from .executor import SyncReport, apply
+from .executor import SyncReport, TransferMethod, apply
 from .facades import make_facade
 from .facades.base import ServersFacade
 from .image import Image, write_backup
@@ -194,7 +194,14 @@ class GlanceSync:
                 return select_source(self.config.images_dir, image, master_facade, master_region)
 
             return apply(plan, self.facade(plan.region.target), dry_run=dry_run, source_for=source_for,
-                         observer=observer)
+                         observer=observer, method=self.transfer_method(region))
+
+    def transfer_method(self, region: Region) -> TransferMethod:
+        """How copies to ``region`` are made: its target's ``transfer_method``; imports come
+        from the master region, and only regions of the master target can import."""
+        target = self.config.targets[region.target]
+        import_from = Region(MASTER_TARGET, self.master_region) if region.target == MASTER_TARGET else None
+        return TransferMethod(getattr(target, "transfer_method", "stream"), import_from)
 
     def forget_connections(self) -> None:
         """Drop the facades (and their connections), e.g. in a forked child; keeps the catalogue."""

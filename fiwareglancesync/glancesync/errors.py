@@ -50,6 +50,22 @@ class TransferError(FacadeError):
     """Image data could not be read, sent, or did not match the master's checksum."""
 
 
+class ImportFailed(TransferError):
+    """A glance-download import did not produce the copy (refused, task failed, timed out); the
+    copy is already deleted.  Under ``transfer_method = auto`` the image is streamed instead.
+    ``reason`` is the cause alone (without the region/image prefix), for the fallback WARNING."""
+
+    def __init__(self, message: str, region: str | None = None, reason: str = ""):
+        super().__init__(message, region)
+        self.reason = reason or message
+
+
+class ImportAltered(TransferError):
+    """A glance-download import finished with data other than the master's (an import plugin of
+    the region's Glance, such as image_conversion, changed it); the copy is already deleted and
+    the region fails: its target needs ``transfer_method = stream``."""
+
+
 class RegionLocked(GlanceSyncError):
     """Another run holds the region's lock (or the lock cannot be taken); the region is skipped."""
 

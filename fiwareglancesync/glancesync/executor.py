@@ -16,14 +16,37 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .ami import resolve_references
-from .facades.base import RECORD, ImageSource, ServersFacade
-from .image import IN_PROGRESS, Image
+from .errors import ImportFailed
+from .facades.base import GLANCE_DOWNLOAD, RECORD, STREAM, ImageSource, ServersFacade, Uploaded
+from .image import AMI_PROPERTIES, IN_PROGRESS, Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
 from .progress import ObservedSource, TransferObserver
+from .region import Region
 
 LOG = logging.getLogger("glancesync.executor")
 
 SourceFor = Callable[[Image], ImageSource]
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class TransferMethod:
+    """How a region's copies are made (CONTRACT.md §5): the target's ``transfer_method``
+    (``auto``, ``stream`` or ``glance-download``) and the region imports come from (the master
+    region; None for regions of other targets, which can only stream)."""
+
+    configured: str = STREAM
+    import_from: Region | None = None
+
+    def resolve(self, facade: ServersFacade, region: Region) -> str:
+        """``stream`` or ``glance-download``: ``auto`` asks the region's Glance (once per run,
+        the facade keeps the answer) whether it advertises glance-download."""
+        if self.import_from is None or self.configured == STREAM:
+            return STREAM
+        if self.configured == GLANCE_DOWNLOAD:
+            return GLANCE_DOWNLOAD
+        advertised = getattr(facade, "import_methods", None)  # a facade without imports advertises none
+        return GLANCE_DOWNLOAD if advertised is not None and GLANCE_DOWNLOAD in advertised(region) else STREAM
 
 
 @dataclass
@@ -59,7 +82,8 @@ class SyncReport:
         elif self.uploads and self.uploads_by_method.get(RECORD, 0) == self.uploads:
             moved = f"{self.uploads} images recorded by the mock ({mb:.1f} MB, no data stored)"
         else:
-            moved = (f"{self.uploads} images uploaded ({mb:.1f} MB), {self.bytes_transferred} bytes sent in "
+            methods = "".join(f", {count} by {method}" for method, count in sorted(self.uploads_by_method.items()))
+            moved = (f"{self.uploads} images uploaded ({mb:.1f} MB{methods}), {self.bytes_transferred} bytes sent in "
                      f"{self.seconds:.1f} s (average rate {_rate(self.bytes_transferred, self.transfer_seconds)})")
         return (f"{self.region}: Summary: {moved}, {self.metadata_updates} metadata updates, {self.errors} errors"
                 + (" (the region failed)" if self.failed else ""))
@@ -73,8 +97,9 @@ class Executor:
     """Carries one plan out; see :func:`apply`."""
 
     def __init__(self, plan: RegionPlan, facade: ServersFacade, *, dry_run: bool, source_for: SourceFor,
-                 observer: TransferObserver | None = None):
+                 observer: TransferObserver | None = None, method: TransferMethod = TransferMethod()):
         self.plan = plan
+        self.method = method
         self.observer = observer
         self.facade = facade
         self.dry_run = dry_run
@@ -97,11 +122,17 @@ class Executor:
                 self._obsolete(image)
             for update in self.plan.metadata:
                 self._metadata(update)
-            for action in self.plan.transfers:
-                if isinstance(action, ChecksumConflict):
-                    LOG.warning(action.entry.message)
-                else:
-                    self._transfer(action)
+            transfers = self.plan.transfers
+            uploads = [action for action in transfers if isinstance(action, Upload)]
+            method = self.method.resolve(self.facade, self.plan.region) if uploads else STREAM
+            if method == GLANCE_DOWNLOAD and not self.dry_run:
+                self._import_phase(transfers)
+            else:
+                for action in transfers:
+                    if isinstance(action, ChecksumConflict):
+                        LOG.warning(action.entry.message)
+                    else:
+                        self._transfer(action, method)
             for update in self.plan.ami_fixes:
                 self._ami(update)
         except Exception:
@@ -162,7 +193,8 @@ class Executor:
             LOG.warning(note)
         return resolved
 
-    def _transfer(self, upload: Upload) -> None:
+    def _announce(self, upload: Upload) -> None:
+        """The upload's first line (the original's), and its count in the report."""
         master = upload.master
         mb = master.size_mb
         if upload.kind is UploadKind.REPLACE:
@@ -173,26 +205,46 @@ class Executor:
             LOG.info(f"{self.name}: Uploading image {master.name} ({mb} MB)")
         self.report.uploads += 1
         self.report.bytes += master.size
-        if self.dry_run:
-            LOG.info(f"{self.name}: Pending: {master.name} ({mb} MB)")
-            return
-        copy = replace(master, id="", region=self.name, owner=None,
+
+    def _copy_of(self, upload: Upload) -> Image:
+        """The image to create: the master's metadata, kernel/ramdisk names resolved to this
+        region's ids as known now."""
+        master = upload.master
+        return replace(master, id="", region=self.name, owner=None,
                        user_properties=self._resolve(upload.properties, master))
+
+    def _transfer(self, upload: Upload, method: str = STREAM) -> None:
+        master = upload.master
+        self._announce(upload)
+        if self.dry_run:
+            LOG.info(f"{self.name}: Pending: {master.name} ({master.size_mb} MB)")
+            LOG.info(f"{self.name}: {master.name} would be copied by {method}")
+            return
+        self._stream(upload, self._copy_of(upload))
+
+    def _stream(self, upload: Upload, copy: Image) -> None:
+        """Send the data through this client (the facade's upload_image), then finish."""
+        master = upload.master
         source = ObservedSource(self.source_for(master), self.observer, self.name, master.name, master.size)
         started = time.monotonic()
         uploaded = self.facade.upload_image(self.plan.region, copy, source)
         elapsed = time.monotonic() - started
         sent = uploaded.bytes_sent
         self.report.transfer_seconds += elapsed
-        self.report.bytes_transferred += sent
-        self.report.bytes_by_method[uploaded.method] += sent
-        self.report.uploads_by_method[uploaded.method] += 1
         if uploaded.method == RECORD:
             LOG.info(f"{self.name}: {master.name}: recorded by the mock, no data stored "
                      f"({sent} bytes read from {source.description})")
         else:
             LOG.info(f"{self.name}: {master.name}: {sent} bytes sent from {source.description} "
-                     f"in {elapsed:.2f} s ({_rate(sent, elapsed)})")
+                     f"in {elapsed:.2f} s ({_rate(sent, elapsed)}), method {uploaded.method}")
+        self._done(upload, uploaded)
+
+    def _done(self, upload: Upload, uploaded: Uploaded) -> None:
+        """A verified copy: count it, remember its id, replace or rename the old image."""
+        master = upload.master
+        self.report.bytes_transferred += uploaded.bytes_sent
+        self.report.bytes_by_method[uploaded.method] += uploaded.bytes_sent
+        self.report.uploads_by_method[uploaded.method] += 1
         self.ids_by_name[master.name] = uploaded.image_id
         if upload.kind is UploadKind.REPLACE:
             self.facade.delete_image(self.plan.region, upload.old.id)
@@ -200,6 +252,74 @@ class Executor:
             old = upload.old
             self.facade.update_metadata(self.plan.region, replace(old, name=old.name + ".old", is_public=False))
         LOG.info(f"{self.name}: Image uploaded.")
+
+    # ------------------------------------------------------------------ glance-download
+    def _import_phase(self, transfers: list) -> None:
+        """The upload pass by glance-download (CONTRACT.md §5): the imports of a wave are
+        started together (Glance runs them in its task pool), then awaited in plan order.  The
+        kernels and ramdisks the other uploads reference form the first wave, so the images of
+        the second are created with their final ids.  Under ``auto`` an import that fails is
+        streamed instead, once, with one WARNING saying why."""
+        referenced = {str(upload.properties.get(prop)) for upload in transfers if isinstance(upload, Upload)
+                      for prop in AMI_PROPERTIES if upload.properties.get(prop)}
+        first = [action for action in transfers
+                 if isinstance(action, Upload) and action.master.name in referenced]
+        rest = [action for action in transfers if not any(action is other for other in first)]
+        for wave in (first, rest):
+            self._import_wave(wave)
+
+    def _import_wave(self, actions: list) -> None:
+        region, source = self.plan.region, self.method.import_from
+        started: list[tuple[Upload, Image, str | None, float, ImportFailed | None]] = []
+        try:
+            for action in actions:
+                if isinstance(action, ChecksumConflict):
+                    LOG.warning(action.entry.message)
+                    continue
+                self._announce(action)
+                copy = self._copy_of(action)
+                master = action.master
+                try:
+                    image_id = self.facade.start_import(region, copy, source, master.id)
+                except ImportFailed as failed:
+                    if self.method.configured != AUTO:
+                        raise
+                    started.append((action, copy, None, time.monotonic(), failed))
+                    continue
+                LOG.info(f"{self.name}: {master.name}: import by glance-download started "
+                         f"(image {image_id}, from image {master.id} of region {source.fullname})")
+                started.append((action, copy, image_id, time.monotonic(), None))
+            while started:
+                action, copy, image_id, began, failed = started.pop(0)
+                master = action.master
+                if image_id is not None:
+                    try:
+                        uploaded = self.facade.finish_import(region, image_id, copy)
+                    except ImportFailed as error:
+                        if self.method.configured != AUTO:
+                            raise
+                        failed = error
+                    else:
+                        LOG.info(f"{self.name}: {master.name}: copied by glance-download from image {master.id} "
+                                 f"of region {source.fullname} in {time.monotonic() - began:.2f} s "
+                                 f"(0 bytes sent by this client)")
+                        self._done(action, uploaded)
+                        continue
+                LOG.warning(f"{self.name}: the glance-download import of {master.name} failed "
+                            f"({failed.reason}); the image is streamed instead")
+                self._stream(action, copy)
+        except BaseException:  # a failure, an interrupt: no started import is left behind
+            for _, copy, image_id, _, _ in started:
+                if image_id is not None:
+                    self._abandon(image_id, copy.name)
+            raise
+
+    def _abandon(self, image_id: str, name: str) -> None:
+        try:
+            self.facade.delete_image(self.plan.region, image_id)
+        except Exception as exc:
+            LOG.error(f"{self.name}: the abandoned import of {name} left image {image_id}, which could "
+                      f"not be deleted. Cause: {exc}")
 
     def _region_line(self) -> None:
         total_mb = int(self.report.bytes / 1024 / 1024)
@@ -212,6 +332,8 @@ class Executor:
 
 
 def apply(plan: RegionPlan, facade: ServersFacade, *, dry_run: bool, source_for: SourceFor,
-          observer: TransferObserver | None = None) -> SyncReport:
-    """Carry out ``plan`` on ``facade`` (or only log it when ``dry_run``)."""
-    return Executor(plan, facade, dry_run=dry_run, source_for=source_for, observer=observer).run()
+          observer: TransferObserver | None = None, method: TransferMethod = TransferMethod()) -> SyncReport:
+    """Carry out ``plan`` on ``facade`` (or only log it when ``dry_run``), copying images by
+    ``method``."""
+    return Executor(plan, facade, dry_run=dry_run, source_for=source_for, observer=observer,
+                    method=method).run()

@@ -490,10 +490,15 @@ def assert_nothing_left(glance):
 @pytest.mark.parametrize("case, image, source, setup, cause", [
     ("source fails midway", master_image(), Source(fail_after=3), {},
      "reading test data failed: disk read error"),
-    ("data does not match the checksum", master_image(checksum="0" * 32), Source(), {},
+    # a master without os_hash_value: the client hashes, and aborts a wrong stream early
+    ("data does not match the checksum (hashed by the client)",
+     master_image(checksum="0" * 32, os_hash_algo=None, os_hash_value=None), Source(), {},
      "checksum mismatch: test data has MD5"),
-    ("data does not match the sha512", master_image(os_hash_value="0" * 128), Source(), {},
-     "sha512 mismatch"),
+    # a master with both hashes: the region's own reports prove the copy (CONTRACT.md §2)
+    ("data does not match the checksum (the region's report)", master_image(checksum="0" * 32), Source(), {},
+     "the master's is " + "0" * 32),
+    ("data does not match the sha512 (the region's report)", master_image(os_hash_value="0" * 128), Source(), {},
+     "the region reports a sha512 hash different from the master's"),
     ("shorter than the master", master_image(size=len(DATA) + 1), Source(), {}, "holds"),
     ("server error during upload", master_image(), Source(),
      {"fail": {"upload": glance_exc.HTTPInternalServerError("Internal Server Error")}}, "Internal Server Error"),

@@ -35,7 +35,8 @@ class ImageSource(Protocol):
 class Uploaded:
     """The outcome of a successful upload: the new image's id, the bytes the facade read from
     the source (counted there, once: the executor reports them) and how the data got there:
-    :data:`STREAM` (sent by this client) or :data:`RECORD` (the mock: recorded, no data stored)."""
+    :data:`STREAM` (sent by this client), :data:`GLANCE_DOWNLOAD` (the region's Glance pulled it
+    from the master's: ``bytes_sent`` 0) or :data:`RECORD` (the mock: recorded, no data stored)."""
 
     image_id: str
     bytes_sent: int
@@ -43,6 +44,7 @@ class Uploaded:
 
 
 STREAM = "stream"
+GLANCE_DOWNLOAD = "glance-download"
 RECORD = "record"
 
 
@@ -81,6 +83,28 @@ class ServersFacade(Protocol):
         failure after the image was created it is deleted again, so no partial image is left
         behind, and TransferError/FacadeError is raised.
         """
+        ...
+
+    def import_methods(self, region: Region) -> frozenset[str]:
+        """The import methods the region's Glance advertises (``GET /v2/info/import``), asked
+        once per facade and region; empty when it advertises none (or has no import API)."""
+        ...
+
+    def start_import(self, region: Region, image: Image, source_region: Region, source_image_id: str) -> str:
+        """Create a copy of ``image`` (``queued``, private, unprotected, marked in progress, with
+        the properties :meth:`upload_image` would give it) and ask the region's Glance to import
+        the data of ``source_image_id`` from ``source_region`` (method glance-download).  Returns
+        the copy's id; the import runs in the region's Glance.  Raises ImportFailed (copy
+        deleted) when the import is refused."""
+        ...
+
+    def finish_import(self, region: Region, image_id: str, image: Image) -> Uploaded:
+        """Wait (polling with backoff, at most the target's ``import_timeout``) until the copy
+        ``image_id`` started by :meth:`start_import` is active, verify it against ``image``'s
+        size, checksum and ``os_hash_value``, then give it its visibility and protection (the
+        finishing PATCH removes the in-progress marker).  Returns ``Uploaded(image_id, 0,
+        GLANCE_DOWNLOAD)``.  A failed or timed-out import raises ImportFailed, data that differs
+        from the master's ImportAltered; either way the copy is deleted first."""
         ...
 
     def delete_image(self, region: Region, image_id: str) -> bool:

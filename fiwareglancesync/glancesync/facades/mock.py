@@ -31,7 +31,8 @@ from typing import Callable, Iterator
 from filelock import FileLock
 
 from ..config import Target
-from ..errors import BackupFormatError, FacadeError, GlanceSyncError, ImageNotFound, RegionNotFound, TransferError
+from ..errors import (BackupFormatError, FacadeError, GlanceSyncError, ImageNotFound, ImportFailed, RegionNotFound,
+                      TransferError)
 from ..image import Image, read_backup_file, write_backup
 from ..region import Region
 from .base import RECORD, ImageSource, Uploaded
@@ -197,6 +198,18 @@ class MockFacade:
 
         self.store.change(region.fullname, add, create=True)
         return Uploaded(created[0], bytes_read, RECORD)
+
+    def import_methods(self, region: Region) -> frozenset[str]:
+        """The mock has no import API: ``auto`` streams (records) every copy."""
+        return frozenset()
+
+    def start_import(self, region: Region, image: Image, source_region: Region, source_image_id: str) -> str:
+        raise ImportFailed(f"{region.fullname}: Import of {image.name} Failed. Cause: the mock has no "
+                           "import API", region.fullname, "the mock has no import API")
+
+    def finish_import(self, region: Region, image_id: str, image: Image) -> Uploaded:
+        raise ImportFailed(f"{region.fullname}: Import of {image.name} Failed. Cause: the mock has no "
+                           "import API", region.fullname, "the mock has no import API")
 
     def delete_image(self, region: Region, image_id: str) -> bool:
         removed: list[Image] = []

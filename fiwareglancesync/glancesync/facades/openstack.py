@@ -40,13 +40,22 @@ What it guarantees beyond :mod:`.base`:
 * Records map to :class:`Image` as :mod:`.glance_records` describes; metadata updates send a
   JSON-patch of the differences only (name, visibility, custom properties), never other fields.
 * Uploads are streamed in chunks of :data:`~.base.CHUNK_SIZE` through a
-  :class:`~.verifying.VerifyingReader` (MD5 + the master's SHA-512, size), then the region's own
-  checksum/hash/size are checked.  The copy is created private, unprotected and marked
+  :class:`~.verifying.VerifyingReader` (size; MD5 + SHA-512 on the client only when the master
+  lacks one of them: :func:`client_hashing`), then the region's own checksum/hash/size are
+  checked against the master's (or against what the client hashed).  The copy is created private, unprotected and marked
   ``glancesync_in_progress = <this process's identity>``; only once its data checked out does
   one PATCH remove the marker and give it the master's visibility and protection.  Any failure
   after the create deletes it again, so no ``queued``/``saving``/``killed`` image is left
   behind (and should this process die first, the marker lets a later sync delete it).  The
   :class:`~.base.Uploaded` returned carries the bytes read from the source, by every attempt.
+* glance-download imports (CONTRACT.md §5): :meth:`OpenStackFacade.import_methods` reads
+  ``GET /v2/info/import`` once per region; :meth:`~OpenStackFacade.start_import` creates the
+  copy as an upload does (queued, private, marked) and posts the import; the engine starts a
+  region's imports together, then :meth:`~OpenStackFacade.finish_import` polls each (backoff
+  from :data:`IMPORT_POLL_FIRST` to :data:`IMPORT_POLL_MAX`, bounded by ``import_timeout``),
+  checks size, MD5 and hash against the master's and finishes it with the same PATCH.  A
+  refused, failed or timed-out import is ImportFailed, different data ImportAltered; the copy
+  is deleted in both cases.
 * Every client-library exception (:data:`_CLIENT_ERRORS`: keystoneauth's, glanceclient's and the
   transport's, requests/urllib3) becomes a :class:`FacadeError` subclass whose message names the
   region and the image in the original's wording (``{region}: Upload of {name} Failed.
@@ -78,11 +87,12 @@ from keystoneauth1 import exceptions as ks_exc
 
 from .. import keystone
 from ..config import Target
-from ..errors import FacadeError, GlanceSyncError, ImageNotFound, ListingTimeout, RegionNotFound, TransferError
+from ..errors import (FacadeError, GlanceSyncError, ImageNotFound, ImportAltered, ImportFailed, ListingTimeout,
+                      RegionNotFound, TransferError)
 from ..identity import ProcessIdentity
 from ..image import Image
 from ..region import Region
-from .base import CHUNK_SIZE, ImageSource, Uploaded
+from .base import CHUNK_SIZE, GLANCE_DOWNLOAD, ImageSource, Uploaded
 from .glance_records import (
     PATCH_CONTENT_TYPE,
     Skipped,
@@ -103,6 +113,8 @@ RETRY_MAX_DELAY = 30.0
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
 PAGE_SIZE = 100
 IMAGE_INTERFACE = "public"
+IMPORT_POLL_FIRST = 0.25  # seconds before the first look at an import; each next wait is 1.5 times longer...
+IMPORT_POLL_MAX = 5.0  # ...up to this
 MAX_CAUSE_LENGTH = 400  # Glance's schema errors run to kilobytes; the start says what is wrong
 # What the client libraries raise, and nothing else (our own bugs must not read as "Upload failed"):
 # * keystoneauth1: ClientException is the base of all its errors, HTTP ones and transport ones
@@ -216,6 +228,7 @@ class OpenStackFacade:
         self._lock = threading.Lock()
         self._session: Any = None  # a keystoneauth1 Session, created on first use
         self._clients: dict[str, Any] = {}
+        self._import_methods: dict[str, frozenset[str]] = {}  # region name -> advertised methods
 
     # ------------------------------------------------------------------ session and clients
     @property
@@ -395,7 +408,8 @@ class OpenStackFacade:
             raise TransferError(f"{fullname}: Cannot open the image {image.name} to upload. Cause: "
                                 f"{self._clean(exc)}", fullname) from None
         expected = Expected.of(image)
-        reader = VerifyingReader(chunks, expected, CHUNK_SIZE, description=source.description)
+        reader = VerifyingReader(chunks, expected, CHUNK_SIZE, description=source.description,
+                                 hashing=client_hashing(expected))
         with reader:
             body, skipped = create_body(image, str(ProcessIdentity.current()))
             if first:  # the properties left out are told once, not per attempt
@@ -446,12 +460,131 @@ class OpenStackFacade:
             raise TransferError(f"the image is {status} after the upload, not active")
         if record.get("size") != reader.bytes_read:
             raise TransferError(f"the region stored {record.get('size')} bytes, {reader.bytes_read} were sent")
-        if record.get("checksum") != reader.md5:
+        if reader.md5 is not None and record.get("checksum") != reader.md5:
             raise TransferError(f"the region reports checksum {record.get('checksum')}, "
                                 f"the data sent has {reader.md5}")
+        if reader.md5 is None and record.get("checksum") != expected.checksum:  # not hashed here
+            raise TransferError(f"the region reports checksum {record.get('checksum')}, "
+                                f"the master's is {expected.checksum}")
         algo = record.get("os_hash_algo")
         if expected.hash_value and algo == expected.hash_algo and record.get("os_hash_value") != expected.hash_value:
             raise TransferError(f"the region reports a {algo} hash different from the master's")
+
+    # ------------------------------------------------------------------ glance-download imports
+    def import_methods(self, region: Region) -> frozenset[str]:
+        """``GET /v2/info/import``'s methods, asked once per region; a Glance without the
+        import API (an HTTP error answer) advertises none."""
+        with self._lock:
+            known = self._import_methods.get(region.name)
+        if known is not None:
+            return known
+        fullname = region.fullname
+        with self._translated(f"{fullname}: Error reading the import methods. Cause: ", fullname):
+            client = self._client(region)
+            try:
+                _, body = self._retrying(fullname, "reading the import methods",
+                                         lambda: client.get("/v2/info/import"))
+                value = ((body or {}).get("import-methods") or {}).get("value") or ()
+                methods = frozenset(str(method) for method in value)
+            except glance_exc.HTTPException:
+                methods = frozenset()
+        with self._lock:
+            return self._import_methods.setdefault(region.name, methods)
+
+    def start_import(self, region: Region, image: Image, source_region: Region, source_image_id: str) -> str:
+        fullname = region.fullname
+        prefix = f"{fullname}: Import of {image.name} Failed. Cause: "
+        with self._translated(prefix, fullname, error=TransferError):
+            client = self._client(region)
+            body, skipped = create_body(image, str(ProcessIdentity.current()))
+            self._warn_skipped(region, image, skipped)
+            _, record = self._retrying(fullname, f"creating image {image.name}",
+                                       lambda: client.post("/v2/images", data=body), create=True)
+        image_id = record["id"]
+        request = {"method": {"name": GLANCE_DOWNLOAD, "glance_region": source_region.name,
+                              "glance_image_id": source_image_id,
+                              "glance_service_interface": IMAGE_INTERFACE}}
+        try:
+            self._retrying(fullname, f"starting the import of {image.name}",
+                           lambda: client.post(f"/v2/images/{image_id}/import", data=request), create=True)
+        except BaseException as exc:  # also an interrupt: no queued copy is left behind
+            self._discard(client, region, image_id, image.name)
+            if isinstance(exc, _CLIENT_ERRORS):
+                reason = f"Glance refused the import: {self._clean(exc)}"
+                raise ImportFailed(prefix + reason, fullname, reason) from None
+            raise
+        return image_id
+
+    def finish_import(self, region: Region, image_id: str, image: Image) -> Uploaded:
+        fullname = region.fullname
+        prefix = f"{fullname}: Import of {image.name} Failed. Cause: "
+        client = self._client(region)
+        deadline = time.monotonic() + float(self.target.import_timeout)
+        try:
+            try:
+                record = self._await_import(client, fullname, image_id, prefix, deadline)
+            except _CLIENT_ERRORS as exc:
+                reason = f"the import could not be followed: {self._clean(exc)}"
+                raise ImportFailed(prefix + reason, fullname, reason) from None
+            self._check_import(record, image, fullname, prefix)
+            with self._translated(prefix, fullname, error=TransferError):
+                self._patch(client, fullname, image_id, finishing_patch(image), f"finishing image {image.name}")
+        except BaseException:  # failed, altered, interrupted: never leave a queued copy behind
+            self._discard(client, region, image_id, image.name)
+            raise
+        return Uploaded(image_id, 0, GLANCE_DOWNLOAD)
+
+    def _await_import(self, client, fullname: str, image_id: str, prefix: str, deadline: float) -> dict:
+        """The copy's record once it is active; ImportFailed when Glance gave up on the import
+        (``os_glance_failed_import``, a failed task, the image killed) or ``deadline`` passed."""
+        delay = IMPORT_POLL_FIRST
+        while True:
+            _, record = self._retrying(fullname, f"reading image {image_id}",
+                                       lambda: client.get(f"/v2/images/{image_id}"))
+            status = record.get("status")
+            if status == "active":
+                return record
+            failed_task = self._failed_task(client, image_id) if status == "queued" else None
+            if record.get("os_glance_failed_import") or failed_task is not None or status in ("killed", "deleted"):
+                reason = f"the region's Glance failed the import (image {status}"
+                reason += f", task: {failed_task})" if failed_task else ")"
+                raise ImportFailed(prefix + reason, fullname, reason)
+            now = time.monotonic()
+            if now >= deadline:
+                reason = (f"the import did not finish within import_timeout ({self.target.import_timeout} s); "
+                          f"the image is {status}")
+                raise ImportFailed(prefix + reason, fullname, reason)
+            _sleep(min(delay, deadline - now))
+            delay = min(delay * 1.5, IMPORT_POLL_MAX)
+
+    def _failed_task(self, client, image_id: str) -> str | None:
+        """The message of a failed import task of the image (``GET /v2/images/{id}/tasks``,
+        Image API 2.12), or None (no failed task, or no such API)."""
+        try:
+            _, body = client.get(f"/v2/images/{image_id}/tasks")
+        except _CLIENT_ERRORS:
+            return None
+        for task in (body or {}).get("tasks") or ():
+            if task.get("status") == "failure":
+                return " ".join(html.unescape(str(task.get("message") or "no message")).split())[:MAX_CAUSE_LENGTH]
+        return None
+
+    def _check_import(self, record: dict, image: Image, fullname: str, prefix: str) -> None:
+        """The imported data must be the master's: size, MD5 and (when both have one) the hash."""
+        expected = Expected.of(image)
+        problems = []
+        if expected.size is not None and record.get("size") != expected.size:
+            problems.append(f"{record.get('size')} bytes, the master has {expected.size}")
+        if expected.checksum and record.get("checksum") != expected.checksum:
+            problems.append(f"MD5 {record.get('checksum')}, the master's is {expected.checksum}")
+        algo = record.get("os_hash_algo")
+        if expected.hash_value and algo == expected.hash_algo and record.get("os_hash_value") != expected.hash_value:
+            problems.append(f"a {algo} hash different from the master's")
+        if problems:
+            raise ImportAltered(
+                f"{prefix}the region's Glance changed the data on import ({'; '.join(problems)}): an import "
+                f"plugin such as image_conversion must be enabled there; the copy is deleted. Set "
+                f"transfer_method = stream for target {self.target.name}", fullname)
 
     def _discard(self, client, region: Region, image_id: str, name: str) -> None:
         """Delete a copy whose upload failed; if even that fails, say which id is left over."""
@@ -606,6 +739,14 @@ class OpenStackFacade:
             if secret:
                 text = text.replace(secret, "***")
         return _SECRET_FIELD.sub(lambda match: match.group(1) + "***", text)
+
+
+def client_hashing(expected: Expected) -> bool:
+    """Whether an upload hashes its data on the client: only when the master's MD5 and
+    ``os_hash_value`` are not both known.  Otherwise the region's own reported size, MD5 and hash
+    (Glance hashes what it stores) are compared with the master's, which proves the copy
+    (CONTRACT.md §2) and saves the client ~2 CPU-s per 512 MiB."""
+    return not (expected.checksum and expected.hash_value)
 
 
 def _skip(body, count: int) -> Iterator[bytes]:

@@ -52,6 +52,9 @@ class VerifyingReader:
     * Verifies: more bytes than ``expected.size`` fail at once; at the end of the source, before
       the last (empty) read returns, size, MD5 and the other hash are compared with ``expected``,
       so a mismatching stream is aborted instead of being completed on the server.
+    * With ``hashing`` false nothing is hashed (:attr:`md5` stays None; only the size is
+      checked): for uploads the region's own reported hashes prove (CONTRACT.md §2), which
+      saves ~2 CPU-s per 512 MiB.
     * Every failure (of the source or of a check) is raised as :class:`TransferError` and kept
       in :attr:`failure`: HTTP libraries may wrap what a body raises, the caller reports this.
 
@@ -60,7 +63,7 @@ class VerifyingReader:
 
     def __init__(self, chunks: Iterable[bytes], expected: Expected = Expected(),
                  chunk_size: int = CHUNK_SIZE, description: str = "the image source",
-                 threaded: bool = True):
+                 threaded: bool = True, hashing: bool = True):
         self._source = iter(chunks)
         self._chunks = chunks
         self.expected = expected
@@ -73,7 +76,11 @@ class VerifyingReader:
         self.failure: TransferError | None = None
         self.md5: str | None = None
         self.hash_value: str | None = None
-        self._hasher = _ThreadedHasher(expected.hash_algo) if threaded else _Hasher(expected.hash_algo)
+        self.hashing = hashing
+        if not hashing:
+            self._hasher: _Hasher = _NoHasher()
+        else:
+            self._hasher = _ThreadedHasher(expected.hash_algo) if threaded else _Hasher(expected.hash_algo)
 
     # ------------------------------------------------------------------ file-like API
     def read(self, size: int | None = -1) -> bytes:
@@ -146,7 +153,7 @@ class VerifyingReader:
         expected = self.expected
         if expected.size is not None and self.bytes_read != expected.size:
             self._fail(f"{self.description} holds {self.bytes_read} bytes, expected {expected.size}")
-        if expected.checksum and self.md5 != expected.checksum:
+        if expected.checksum and self.md5 is not None and self.md5 != expected.checksum:
             self._fail(f"checksum mismatch: {self.description} has MD5 {self.md5}, "
                        f"expected {expected.checksum}")
         if expected.hash_value and self.hash_value is not None and self.hash_value != expected.hash_value:
@@ -181,6 +188,19 @@ class _Hasher:
 
     def close(self) -> None:
         pass
+
+
+class _NoHasher(_Hasher):
+    """No hashing at all (the region's reported hashes prove the copy)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def update(self, piece: bytes) -> None:
+        pass
+
+    def result(self) -> tuple[None, None]:
+        return None, None
 
 
 class _ThreadedHasher(_Hasher):

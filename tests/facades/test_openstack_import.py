@@ -1,0 +1,192 @@
+"""OpenStackFacade's glance-download imports (CONTRACT.md §5) against a fake Glance client:
+discovery once per region, the create + import requests, polling until active, verification
+against the master (an import plugin that changes the data), and no copy left behind by a
+refused, failed or timed-out import."""
+
+import hashlib
+import json
+
+import pytest
+from glanceclient import exc as glance_exc
+
+from fiwareglancesync.glancesync.errors import ImportAltered, ImportFailed
+from fiwareglancesync.glancesync.facades import openstack
+from fiwareglancesync.glancesync.facades.base import GLANCE_DOWNLOAD
+from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
+from fiwareglancesync.glancesync.region import Region
+from tests.facades.test_openstack_unit import DATA, REGION, FakeGlance, FakeSession, Response, master_image, target
+
+MASTER = Region("master", "Madrid")
+MASTER_ID = "m-1"
+
+
+class ImportingGlance(FakeGlance):
+    """A FakeGlance with ``/v2/info/import``, ``POST /v2/images/{id}/import`` and tasks.
+
+    ``outcome`` decides what an accepted import becomes after ``polls`` looks at the image:
+    ``ok`` (the master's data), ``fail`` (back to queued with os_glance_failed_import and a failed
+    task), ``alter`` (active with other data: an image_conversion plugin), ``never`` (importing
+    for ever)."""
+
+    def __init__(self, methods=("glance-direct", "web-download", GLANCE_DOWNLOAD), outcome="ok", polls=2):
+        super().__init__()
+        self.methods, self.outcome, self.polls = methods, outcome, polls
+        self.imports: list[tuple[str, dict]] = []
+        self.looks: dict[str, int] = {}
+        self.tasks: dict[str, list] = {}
+
+    def post(self, url, data):
+        if url.endswith("/import"):
+            self._maybe_fail("import")
+            image_id = url.split("/")[3]
+            self.imports.append((image_id, data))
+            self.records[image_id]["status"] = "importing"
+            self.tasks[image_id] = [{"status": "processing", "message": ""}]
+            return Response(202), None
+        return super().post(url, data)
+
+    def get(self, url, timeout=None, headers=None):
+        if url == "/v2/info/import":
+            self._maybe_fail("info")
+            if self.methods is None:
+                raise glance_exc.HTTPNotFound("Not Found")
+            return Response(), {"import-methods": {"type": "array", "value": list(self.methods)}}
+        if url.endswith("/tasks"):
+            self.calls.append("tasks")
+            return Response(), {"tasks": self.tasks.get(url.split("/")[3], [])}
+        if url.startswith("/v2/images/") and url.count("/") == 3:
+            image_id = url.split("/")[3]
+            record = self.records.get(image_id)
+            if record is not None and record["status"] == "importing":
+                self.looks[image_id] = self.looks.get(image_id, 0) + 1
+                if self.looks[image_id] >= self.polls:
+                    self._complete(image_id, record)
+        return super().get(url, timeout=timeout, headers=headers)
+
+    def _complete(self, image_id, record):
+        if self.outcome == "never":
+            return
+        if self.outcome == "fail":
+            record.update(status="queued", os_glance_failed_import="file")
+            self.tasks[image_id] = [{"status": "failure",
+                                     "message": "URI does not pass filtering: http://127.0.0.1:9292/v2/images/m-1/file"}]
+            return
+        data = DATA if self.outcome == "ok" else DATA[:1000] + b"converted"
+        record.update(status="active", size=len(data), checksum=hashlib.md5(data).hexdigest(),
+                      os_hash_algo="sha512", os_hash_value=hashlib.sha512(data).hexdigest())
+        self.tasks[image_id] = [{"status": "success", "message": ""}]
+
+
+@pytest.fixture(autouse=True)
+def waits(monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(openstack, "_sleep", slept.append)
+    return slept
+
+
+def facade_over(glance, **fields):
+    facade = OpenStackFacade(target(**fields))
+    facade._session = FakeSession()
+    facade._clients[REGION.name] = glance
+    return facade
+
+
+def test_import_methods_are_asked_once_per_region():
+    glance = ImportingGlance()
+    facade = facade_over(glance)
+    assert GLANCE_DOWNLOAD in facade.import_methods(REGION)
+    assert GLANCE_DOWNLOAD in facade.import_methods(REGION)
+    assert glance.calls.count("info") == 1
+
+
+def test_a_glance_without_the_import_api_advertises_nothing():
+    assert facade_over(ImportingGlance(methods=None)).import_methods(REGION) == frozenset()
+    assert GLANCE_DOWNLOAD not in facade_over(ImportingGlance(methods=("glance-direct",))).import_methods(REGION)
+
+
+def test_an_import_creates_a_marked_private_copy_imports_polls_verifies_and_publishes(waits):
+    glance = ImportingGlance(polls=3)
+    facade = facade_over(glance)
+    image = master_image(protected=True)
+    image_id = facade.start_import(REGION, image, MASTER, MASTER_ID)
+    record = glance.records[image_id]
+    assert (record["status"], record["visibility"], record["protected"]) == ("importing", "private", False)
+    assert record["glancesync_in_progress"] and record["nid"] == "1" and record["disk_format"] == "qcow2"
+    assert glance.imports == [(image_id, {"method": {"name": "glance-download", "glance_region": "Madrid",
+                                                     "glance_image_id": MASTER_ID,
+                                                     "glance_service_interface": "public"}})]
+    uploaded = facade.finish_import(REGION, image_id, image)
+    assert (uploaded.image_id, uploaded.bytes_sent, uploaded.method) == (image_id, 0, GLANCE_DOWNLOAD)
+    record = glance.records[image_id]
+    assert "glancesync_in_progress" not in record
+    assert (record["visibility"], record["protected"]) == ("public", True)
+    assert len(waits) == 2 and waits[1] > waits[0]  # polled with backoff
+
+
+@pytest.mark.parametrize("outcome, cause", [
+    ("fail", "the region's Glance failed the import (image queued, task: URI does not pass filtering"),
+    ("never", "the import did not finish within import_timeout (5 s); the image is importing"),
+])
+def test_a_failed_or_timed_out_import_deletes_the_copy(monkeypatch, outcome, cause):
+    now = [100.0]
+    monkeypatch.setattr(openstack.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(openstack, "_sleep", lambda seconds: now.__setitem__(0, now[0] + seconds))
+    glance = ImportingGlance(outcome=outcome)
+    facade = facade_over(glance, import_timeout=5)
+    image_id = facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
+    with pytest.raises(ImportFailed) as caught:
+        facade.finish_import(REGION, image_id, master_image())
+    assert str(caught.value).startswith("Spain: Import of base Failed. Cause: ")
+    assert cause in caught.value.reason
+    assert glance.records == {} and glance.calls[-1] == "delete"
+
+
+def test_a_refused_import_request_deletes_the_copy():
+    glance = ImportingGlance()
+    glance.fail["import"] = glance_exc.HTTPConflict("Import method glance-download is not enabled")
+    facade = facade_over(glance)
+    with pytest.raises(ImportFailed) as caught:
+        facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
+    assert "Glance refused the import" in caught.value.reason and "not enabled" in caught.value.reason
+    assert glance.records == {}
+
+
+def test_data_changed_by_an_import_plugin_deletes_the_copy_and_says_to_stream():
+    glance = ImportingGlance(outcome="alter")
+    facade = facade_over(glance)
+    image_id = facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
+    with pytest.raises(ImportAltered) as caught:
+        facade.finish_import(REGION, image_id, master_image())
+    message = str(caught.value)
+    assert "the region's Glance changed the data on import" in message
+    assert "image_conversion" in message and "set transfer_method = stream for target master" in message.lower()
+    assert not isinstance(caught.value, ImportFailed)  # never a reason to stream silently
+    assert glance.records == {}
+
+
+def test_an_interrupt_while_waiting_deletes_the_copy(monkeypatch):
+    class Interrupt(BaseException):
+        pass
+
+    def interrupted(seconds):
+        raise Interrupt()
+
+    monkeypatch.setattr(openstack, "_sleep", interrupted)
+    glance = ImportingGlance(polls=5)
+    facade = facade_over(glance)
+    image_id = facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
+    with pytest.raises(Interrupt):
+        facade.finish_import(REGION, image_id, master_image())
+    assert glance.records == {}
+
+
+def test_create_body_of_an_import_is_the_streamed_copys():
+    streamed, imported = ImportingGlance(), ImportingGlance()
+    image = master_image(user_properties={"nid": "7", "type": "base"}, min_disk=3, min_ram=512)
+    facade_over(imported).start_import(REGION, image, MASTER, MASTER_ID)
+    from tests.facades.test_openstack_unit import Source
+    facade_over(streamed).upload_image(REGION, image, Source())
+    keys = ("name", "disk_format", "container_format", "min_disk", "min_ram", "nid", "type")
+    (one,), (other,) = streamed.records.values(), imported.records.values()
+    assert {k: one[k] for k in keys} == {k: other[k] for k in keys}
+    assert other["glancesync_in_progress"] and other["status"] == "importing"  # not finished yet
