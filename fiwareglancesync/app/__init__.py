@@ -3,8 +3,10 @@
 ``create_app(config)`` takes the Flask configuration as a mapping (tests pass their own; ``None``
 reads the server settings with :func:`settings.load_settings`); keys it leaves out take the
 defaults of :data:`settings.DEFAULT_CONFIG`, the service's one table of defaults.  Its
-collaborators can be injected: ``engine_factory()`` returns the sync engine (default:
-``GlanceSync.from_environment()``, which reads glancesync.conf exactly as the CLI does) and
+collaborators can be injected: ``engine_factory()`` returns the sync engine, for requests and
+tasks alike (default: a per-process :class:`~.engines.EnginePool`, which reads glancesync.conf
+exactly as the CLI does and gives requests engines over facades kept per process and bounded by
+``REQUEST_TIMEOUT``, tasks engines of their own) and
 ``runner`` runs tasks (default: a :class:`~.runner.ThreadPoolRunner` of ``TASK_WORKERS``).
 A configuration file (``GLANCESYNCAPP_CONFIG``) may also set ``ENGINE_FACTORY`` to a callable.
 What the views use is the app's :class:`~.state.ServiceState`.  Importing this package
@@ -55,7 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, engine_factory: Engin
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
-    state = build_state(app, engine_factory or app.config["ENGINE_FACTORY"] or default_engine_factory, runner)
+    state = build_state(app, engine_factory or app.config["ENGINE_FACTORY"], runner)
     app.extensions["glancesync"] = state
     api.register(app)
     if app.config["RECOVER_TASKS_AT_START"]:
@@ -66,7 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, engine_factory: Engin
 def preload() -> None:
     """Import every module an app needs (a gunicorn master does, so that its forked workers
     share them instead of each importing them while it boots)."""
-    from . import api, state  # noqa: F401
+    from . import api, bounded, engines, state  # noqa: F401
     from .api import errors, info, regions, tasks  # noqa: F401
 
 

@@ -186,8 +186,13 @@ class Authenticator:
         self.validator = validator
         self.cache = cache
 
-    def authenticate(self, header_value: str | None) -> TokenInfo:
-        """The caller's token info; ApiError 401 (or 5xx) when the request is not authorised."""
+    def authenticate(self, header_value: str | None,
+                     bound: Callable[[Callable[[], TokenInfo]], TokenInfo] | None = None) -> TokenInfo:
+        """The caller's token info; ApiError 401 (or 5xx) when the request is not authorised.
+
+        ``bound(call)`` runs a validation Keystone must answer (default: ``call()``; the views
+        pass :func:`~.bounded.call_bounded`, so a Keystone that does not answer is a 503 within
+        REQUEST_TIMEOUT)."""
         if header_value is None:
             raise ApiError(401, NO_TOKEN)
         token = header_value.strip()
@@ -195,7 +200,8 @@ class Authenticator:
             raise ApiError(401, EMPTY_TOKEN)
         info = self.cache.get(token)
         if info is None:
-            info = self.validator.validate(token)
+            validate = functools.partial(self.validator.validate, token)
+            info = bound(validate) if bound is not None else validate()
             if info.expires <= datetime.now(timezone.utc):
                 raise ApiError(401, EXPIRED_TOKEN)
             self.cache.put(token, info)
@@ -237,8 +243,11 @@ def admin_required(view: View) -> View:
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
+        from .bounded import call_bounded
+
         authenticator: Authenticator = current_app.extensions["glancesync"].authenticator
-        g.token = authenticator.authenticate(request.headers.get(TOKEN_HEADER))
+        g.token = authenticator.authenticate(request.headers.get(TOKEN_HEADER),
+                                             lambda call: call_bounded("validating the token with Keystone", call))
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -2,7 +2,8 @@
 into an HTTP status and the JSON envelope ``{"error": {"message": ..., "code": ...}}``.
 
 * :class:`ServiceError` and its subclasses are domain outcomes (a region that is not listed, a
-  task that does not exist or still runs, a service too busy to start a task).  They carry a
+  task that does not exist or still runs, a service too busy to start a task, a cloud that did
+  not answer in time).  They carry a
   message, never an HTTP code: the mapping to a status is ``api/errors.py``'s table.
 * :class:`ApiError` carries its HTTP code itself.  Only :mod:`.auth` raises it: a token check
   ends with 401 (the message says why) or with 500/502/503 for Keystone trouble, a distinction
@@ -64,6 +65,10 @@ class TaskContention(ServiceBusy):
     def __init__(self, region: str):
         super().__init__(f"Could not start a task for region {region}: too much contention, try again")
         self.region = region
+
+
+class BackendTimeout(ServiceError):
+    """Keystone or Glance did not answer a request's call within REQUEST_TIMEOUT (see bounded.py)."""
 
 
 class ApiError(Exception):

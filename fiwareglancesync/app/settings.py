@@ -91,6 +91,7 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     "TASK_STALE_SECONDS": 120,      # a task of another host with an older heartbeat is orphaned
     "RECOVER_TASKS_AT_START": True,
     "REGIONS_TTL": 60,              # seconds a process trusts its list of region names
+    "REQUEST_TIMEOUT": 30,          # seconds a request waits for Keystone and Glance (below gunicorn's TIMEOUT)
 }
 
 # (section, key) of fiware-glancesync.cfg -> the Flask key it sets (and takes its default from).
@@ -112,7 +113,12 @@ CFG_FLASK_KEYS: Mapping[tuple[str, str], str] = {
     ("glancesync", "STATUS"): "INFO_STATUS",
     ("glancesync", "UPDATED"): "INFO_UPDATED",
     ("glancesync", "TASK_WORKERS"): "TASK_WORKERS",
+    ("glancesync", "REQUEST_TIMEOUT"): "REQUEST_TIMEOUT",
 }
+
+# A request answers within REQUEST_TIMEOUT plus what the service itself takes; gunicorn's worker
+# timeout must leave at least this much room above it.
+REQUEST_TIMEOUT_MARGIN = 5
 
 # Keys of the server process itself (no Flask key) and their defaults.
 SERVER_DEFAULTS: Mapping[tuple[str, str], str] = {
@@ -173,6 +179,7 @@ class ServiceSettings:
     host: str
     port: int
     task_workers: int
+    request_timeout: int
     gunicorn_workers: int
     gunicorn_pidfile: str
     gunicorn_loglevel: str
@@ -201,6 +208,7 @@ class ServiceSettings:
             INFO_UPDATED=self.info_updated,
             INFO_HREF=self.info_href,
             TASK_WORKERS=self.task_workers,
+            REQUEST_TIMEOUT=self.request_timeout,
         )
         return config
 
@@ -217,6 +225,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
     database_uri = _database_uri(environ, values, extra_config)
     reader = _Values(settings_file, values, environ)
     version, auth_url = reader.keystone()
+    request_timeout = reader.number("glancesync", "REQUEST_TIMEOUT", int, minimum=1)
+    gunicorn_timeout = reader.number("gunicorn", "TIMEOUT", int, minimum=1)
+    if request_timeout + REQUEST_TIMEOUT_MARGIN > gunicorn_timeout:
+        raise SettingsError(f"{settings_file}: [glancesync] REQUEST_TIMEOUT = {request_timeout} must be at least "
+                            f"{REQUEST_TIMEOUT_MARGIN} s below [gunicorn] TIMEOUT = {gunicorn_timeout} (gunicorn "
+                            "kills a worker whose request takes longer)")
     return ServiceSettings(
         settings_file=settings_file,
         logging_file=logging_file,
@@ -240,10 +254,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
         host=reader.text_or_default("glancesync", "HOST"),
         port=reader.number("glancesync", "PORT", int, minimum=1),
         task_workers=reader.number("glancesync", "TASK_WORKERS", int, minimum=1),
+        request_timeout=request_timeout,
         gunicorn_workers=reader.number("gunicorn", "WORKERS", int, minimum=1),
         gunicorn_pidfile=reader.text("gunicorn", "PIDFILE"),
         gunicorn_loglevel=reader.text_or_default("gunicorn", "LOGLEVEL"),
-        gunicorn_timeout=reader.number("gunicorn", "TIMEOUT", int, minimum=1),
+        gunicorn_timeout=gunicorn_timeout,
         extra_config=extra_config,
     )
 

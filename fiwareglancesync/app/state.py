@@ -91,7 +91,8 @@ class ServiceState:
     """The collaborators of one app (one per gunicorn worker)."""
 
     app: Flask
-    engine_factory: EngineFactory
+    engine_factory: EngineFactory  # engines for requests
+    task_engine_factory: EngineFactory  # engines for tasks (the same when one factory was injected)
     runner: TaskRunner
     authenticator: Authenticator
     heartbeat: Heartbeat
@@ -118,6 +119,13 @@ class ServiceState:
         """One engine, after checking that ``region`` is listed (:raise BadRegion:)."""
         return self.check_region(region) or self.engine_factory()
 
+    def task_engine(self, listed_with: Engine | None = None) -> Engine:
+        """The engine a new task runs with: ``listed_with`` (the engine that listed the regions
+        for this request) when requests and tasks share one factory, else a task engine."""
+        if listed_with is not None and self.task_engine_factory is self.engine_factory:
+            return listed_with
+        return self.task_engine_factory()
+
     def recover_tasks(self) -> int:
         """Mark failed the tasks whose process died; 0 if the database is not ready."""
         with self.app.app_context():
@@ -132,11 +140,20 @@ class ServiceState:
         return count
 
 
-def build_state(app: Flask, engine_factory: EngineFactory, runner: TaskRunner | None = None) -> ServiceState:
-    """The collaborators of ``app``, from its config (``runner`` None: a pool of TASK_WORKERS)."""
+def build_state(app: Flask, engine_factory: EngineFactory | None, runner: TaskRunner | None = None) -> ServiceState:
+    """The collaborators of ``app``, from its config (``runner`` None: a pool of TASK_WORKERS;
+    ``engine_factory`` None: an :class:`~.engines.EnginePool` of this process)."""
+    if engine_factory is None:
+        from .engines import EnginePool
+
+        pool = EnginePool(app.config["REQUEST_TIMEOUT"])
+        request_factory, task_factory = pool.request_engine, pool.task_engine
+    else:
+        request_factory = task_factory = engine_factory
     return ServiceState(
         app=app,
-        engine_factory=engine_factory,
+        engine_factory=request_factory,
+        task_engine_factory=task_factory,
         runner=runner if runner is not None else ThreadPoolRunner(app.config["TASK_WORKERS"]),
         authenticator=authenticator_from_config(app.config),
         heartbeat=Heartbeat(app, app.config["TASK_HEARTBEAT_SECONDS"]),

@@ -258,3 +258,18 @@ def test_nothing_is_read_at_import():
                             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(importlib.import_module(
                                 "fiwareglancesync").__file__).parent.parent)})
     assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "ok", "")
+
+
+def test_request_timeout_is_read_and_must_stay_below_gunicorns_timeout(files):
+    cfg = Path(files["GLANCESYNC_SETTINGS_FILE"])
+    base = cfg.read_text()
+    assert load_settings(files).flask_config()["REQUEST_TIMEOUT"] == 30
+
+    cfg.write_text(base + "[glancesync]\nREQUEST_TIMEOUT: 12\n")
+    assert load_settings(files).flask_config()["REQUEST_TIMEOUT"] == 12
+
+    cfg.write_text(base + "[glancesync]\nREQUEST_TIMEOUT: 56\n")
+    assert message(files).endswith("[glancesync] REQUEST_TIMEOUT = 56 must be at least 5 s below [gunicorn] "
+                                   "TIMEOUT = 60 (gunicorn kills a worker whose request takes longer)")
+    cfg.write_text(base + "[glancesync]\nREQUEST_TIMEOUT: 56\n[gunicorn]\nTIMEOUT: 90\n")
+    assert load_settings(files).request_timeout == 56

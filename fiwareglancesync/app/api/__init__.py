@@ -9,5 +9,8 @@ def register(app) -> None:
     """Attach the routes and the JSON error handlers to ``app``."""
     from . import errors, info, regions, tasks  # noqa: F401  (modules add their routes to bp)
 
+    from ..bounded import start_request_clock
+
+    app.before_request(start_request_clock)
     app.register_blueprint(bp)
     errors.register(app)

@@ -2,7 +2,8 @@
 
 A region is valid when ``sync.py --show-regions`` lists it; the list comes from the process's
 region cache (:class:`~..state.RegionCache`, ``REGIONS_TTL``), so with a warm cache a request
-lists nothing and builds at most the one engine it works with.
+lists nothing and builds at most the one engine it works with.  Calls to the clouds are bounded
+by REQUEST_TIMEOUT (:func:`~..bounded.call_bounded`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from flask import current_app, g, request
 
 from .. import services
 from ..auth import admin_required
+from ..bounded import call_bounded
 from ..errors import BadRegion
 from ..state import ServiceState
 from . import bp
@@ -30,11 +32,13 @@ def get_region_status(region: str):
     ``?image=<name>`` keeps the images of that name (``{"images": []}`` when none).
     :raise BadRegion: (410).
     """
-    engine = service().engine_for(region)
+    state = service()
+    entries = call_bounded(f"reading the status of region {region}",
+                           lambda: state.engine_for(region).region_status(region))
     wanted = request.args.get("image")
     images = [
         {"id": entry.region_image_id, "name": entry.name, "status": entry.status.value, "message": entry.message}
-        for entry in engine.region_status(region)
+        for entry in entries
         if wanted is None or entry.name == wanted
     ]
     return {"images": images}
@@ -45,12 +49,13 @@ def get_region_status(region: str):
 def start_region_sync(region: str):
     """200 ``{"taskId", "status"}``: a new sync task, or the region's task already syncing.
 
-    The new task runs with one engine: the one built to list the regions when the cache was
-    cold, else a fresh one, built only when a task is actually created.
+    The new task runs with a task engine (:meth:`~..state.ServiceState.task_engine`), built only
+    when a task is actually created.
     :raise BadRegion: (410).  :raise ServiceBusy: (503) shutting down or too much contention.
+    :raise BackendTimeout: (503) listing the regions took longer than REQUEST_TIMEOUT.
     """
     state = service()
-    listed_with = state.check_region(region)
-    task, _ = services.start_sync_task(region, g.token.user, lambda: listed_with or state.engine_factory(),
+    listed_with = call_bounded("listing the regions", lambda: state.check_region(region))
+    task, _ = services.start_sync_task(region, g.token.user, lambda: state.task_engine(listed_with),
                                        state.runner, state.heartbeat)
     return {"taskId": task.id, "status": task.status.value}
