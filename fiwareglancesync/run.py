@@ -3,8 +3,9 @@
 Commands (the original ``run.py``'s, same options):
 
 * ``runserver [-t HOST] [-p PORT] [--debug]``: Flask's development server;
-* ``gunicornserver [-H HOST] [-p PORT] [-w WORKERS]``: the production server (gunicorn);
-  defaults from ``[glancesync] HOST/PORT`` and ``[gunicorn] WORKERS`` of fiware-glancesync.cfg;
+* ``gunicornserver [-H HOST] [-p PORT] [-w WORKERS]``: the production server (gunicorn,
+  ``gthread`` workers of ``[gunicorn] THREADS`` threads); defaults from ``[glancesync]
+  HOST/PORT`` and ``[gunicorn] WORKERS`` of fiware-glancesync.cfg;
 * ``db <command>``: the Flask-Migrate commands (``upgrade``, ``downgrade``, ``current``,
   ``history``, ``migrate``, ``stamp``, ...) on the service's database;
 * ``shell``: a Python shell with ``app``, ``db`` and ``Task`` in an application context.
@@ -93,6 +94,10 @@ def gunicorn_options(args: argparse.Namespace, settings: ServiceSettings) -> dic
     options: dict[str, Any] = {
         "bind": f"{host}:{args.port or settings.port}",
         "workers": args.workers or settings.gunicorn_workers,
+        # Threads: requests of a worker wait for Keystone and Glance side by side, and those that
+        # want the same region's listing share one (app/engines.py: CoalescingFacade).
+        "worker_class": "gthread",
+        "threads": settings.gunicorn_threads,
         "loglevel": settings.gunicorn_loglevel,
         "timeout": settings.gunicorn_timeout,
         "accesslog": "-",

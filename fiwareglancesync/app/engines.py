@@ -13,6 +13,12 @@ app after the fork) keeps
   are *bounded*: their target's ``http_timeout`` is at most ``REQUEST_TIMEOUT``, its
   ``list_images_timeout`` too, and they do not retry (a request has no time for backoffs; the
   caller may ask again).  The pool drops them when the configuration changes.
+* for those request facades, *coalesced listings* (:class:`CoalescingFacade`): requests of
+  the process (gunicorn's threads) that want the listing of the same region share one Glance
+  listing, but only one that **started after they asked**: a request never gets a listing
+  older than itself, so the master catalogue and the region's images are as fresh as if each
+  request had listed them.  Under load this is what keeps Glance's work, and the service's,
+  per listing rather than per request.
 
 :meth:`EnginePool.request_engine` returns a new :class:`~fiwareglancesync.glancesync.GlanceSync`
 over those facades each time, so the master catalogue (which an engine lists once) is fresh for
@@ -27,13 +33,14 @@ import dataclasses
 import logging
 import os
 import threading
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from ..glancesync import GlanceSync
 from ..glancesync import config as config_module
 from ..glancesync.config import Config, Target
 from ..glancesync.facades import make_facade
 from ..glancesync.facades.base import ServersFacade
+from ..glancesync.region import Region
 
 LOG = logging.getLogger("glancesync.app.engines")
 
@@ -103,6 +110,75 @@ class EnginePool:
         with self._lock:
             facade = self._facades.get(target.name)
             if facade is None:
-                facade = self._facade_factory(self.bounded_target(target), self.environ)
+                facade = CoalescingFacade(self._facade_factory(self.bounded_target(target), self.environ))
                 self._facades[target.name] = facade
             return facade
+
+
+class _Round:
+    """One listing shared by the callers that joined it before it started."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: list | None = None
+        self.error: BaseException | None = None
+        self.callers = 1
+
+
+class Coalescer:
+    """Shares calls per key among concurrent callers, never handing out a result older than the
+    caller: a caller joins the round of its key that has not started yet (or opens one); a round
+    starts when the previous round of its key has ended.  So at most one call per key runs and
+    one waits, whatever the number of callers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[Any, _Round] = {}
+        self._running: dict[Any, _Round] = {}
+        self.calls = 0  # how many calls were actually made (tests, diagnostics)
+
+    def call(self, key: Any, function: Callable[[], list]) -> list:
+        with self._lock:
+            round_ = self._pending.get(key)
+            leader = round_ is None
+            if leader:
+                round_ = self._pending[key] = _Round()
+                previous = self._running.get(key)
+            else:
+                round_.callers += 1
+        if leader:
+            if previous is not None:
+                previous.done.wait()  # bounded by the facade's own timeouts
+            with self._lock:
+                del self._pending[key]  # from now on, new callers open the next round
+                self._running[key] = round_
+                self.calls += 1
+            try:
+                round_.result = function()
+            except BaseException as exc:  # every caller of the round gets it
+                round_.error = exc
+            finally:
+                with self._lock:
+                    if self._running.get(key) is round_:
+                        del self._running[key]
+                round_.done.set()
+        else:
+            round_.done.wait()
+        if round_.error is not None:
+            raise round_.error
+        return list(round_.result or ())
+
+
+class CoalescingFacade:
+    """A facade whose ``get_imagelist`` is coalesced (:class:`Coalescer`); the rest is the
+    wrapped facade's."""
+
+    def __init__(self, facade: ServersFacade):
+        self.facade = facade
+        self.listings = Coalescer()
+
+    def get_imagelist(self, region: Region) -> list:
+        return self.listings.call(region.fullname, lambda: self.facade.get_imagelist(region))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.facade, name)

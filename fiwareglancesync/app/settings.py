@@ -127,6 +127,7 @@ SERVER_DEFAULTS: Mapping[tuple[str, str], str] = {
     ("glancesync", "HOST"): "0.0.0.0",
     ("glancesync", "PORT"): "8080",
     ("gunicorn", "WORKERS"): "4",
+    ("gunicorn", "THREADS"): "8",
     ("gunicorn", "PIDFILE"): "",
     ("gunicorn", "LOGLEVEL"): "info",
     ("gunicorn", "TIMEOUT"): "60",
@@ -181,6 +182,7 @@ class ServiceSettings:
     task_workers: int
     request_timeout: int
     gunicorn_workers: int
+    gunicorn_threads: int
     gunicorn_pidfile: str
     gunicorn_loglevel: str
     gunicorn_timeout: int
@@ -256,6 +258,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
         task_workers=reader.number("glancesync", "TASK_WORKERS", int, minimum=1),
         request_timeout=request_timeout,
         gunicorn_workers=reader.number("gunicorn", "WORKERS", int, minimum=1),
+        gunicorn_threads=reader.number("gunicorn", "THREADS", int, minimum=1),
         gunicorn_pidfile=reader.text("gunicorn", "PIDFILE"),
         gunicorn_loglevel=reader.text_or_default("gunicorn", "LOGLEVEL"),
         gunicorn_timeout=gunicorn_timeout,

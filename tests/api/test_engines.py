@@ -5,6 +5,7 @@ configuration read again when glancesync.conf changes."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -108,3 +109,67 @@ def test_the_app_without_an_injected_factory_uses_a_pool(tmp_path, engine_env, m
     assert state.engine_factory.__self__ is state.task_engine_factory.__self__
     assert isinstance(state.engine_factory.__self__, EnginePool)
     assert state.engine_factory.__self__.request_timeout == 12
+
+
+# ------------------------------------------------------------------ coalesced listings
+def test_concurrent_callers_share_a_listing_that_started_after_they_asked():
+    import threading
+
+    from fiwareglancesync.app.engines import Coalescer
+
+    coalescer = Coalescer()
+    first_started, release_first = threading.Event(), threading.Event()
+    calls = []
+
+    def listing():
+        calls.append(len(calls))
+        if len(calls) == 1:
+            first_started.set()
+            release_first.wait(5)
+        return [f"listing {len(calls)}"]
+
+    results = {}
+    first = threading.Thread(target=lambda: results.setdefault("first", coalescer.call("R", listing)))
+    first.start()
+    assert first_started.wait(5)
+    # Five callers arrive while the first listing runs: it started before them, so they wait for
+    # the next one, which they all share.
+    late = [threading.Thread(target=lambda i=i: results.setdefault(i, coalescer.call("R", listing)))
+            for i in range(5)]
+    for thread in late:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while coalescer._pending.get("R") is None or coalescer._pending["R"].callers < 5:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    release_first.set()
+    for thread in [first, *late]:
+        thread.join(5)
+
+    assert results == {"first": ["listing 1"], **{i: ["listing 2"] for i in range(5)}}
+    assert coalescer.calls == len(calls) == 2
+
+
+def test_a_failed_listing_fails_the_callers_of_its_round_only():
+    from fiwareglancesync.app.engines import Coalescer
+
+    coalescer = Coalescer()
+
+    def failing():
+        raise RuntimeError("glance down")
+
+    with pytest.raises(RuntimeError):
+        coalescer.call("R", failing)
+    assert coalescer.call("R", lambda: [1]) == [1]
+    assert coalescer.call("other", lambda: [2]) == [2]
+
+
+def test_each_caller_gets_its_own_list():
+    from fiwareglancesync.app.engines import Coalescer
+
+    coalescer = Coalescer()
+    shared = [1, 2]
+    got = coalescer.call("R", lambda: shared)
+    got.append(3)
+
+    assert shared == [1, 2]

@@ -87,3 +87,9 @@ def test_module_runs_as_a_script():
 
     assert result.returncode == 0
     assert "{gunicornserver,shell,db,runserver}" in result.stdout
+
+
+def test_gunicorn_runs_threaded_workers(settings):
+    options = run.gunicorn_options(run.build_parser().parse_args(["gunicornserver"]), settings)
+
+    assert (options["worker_class"], options["threads"]) == ("gthread", 8)
