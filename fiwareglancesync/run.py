@@ -98,6 +98,9 @@ def gunicorn_options(args: argparse.Namespace, settings: ServiceSettings) -> dic
         # want the same region's listing share one (app/engines.py: CoalescingFacade).
         "worker_class": "gthread",
         "threads": settings.gunicorn_threads,
+        # A worker takes no more connections than it has threads: the others wait in the listen
+        # queue for whichever worker is free first (fair latencies under load).
+        "worker_connections": settings.gunicorn_threads,
         "loglevel": settings.gunicorn_loglevel,
         "timeout": settings.gunicorn_timeout,
         "accesslog": "-",

@@ -92,4 +92,4 @@ def test_module_runs_as_a_script():
 def test_gunicorn_runs_threaded_workers(settings):
     options = run.gunicorn_options(run.build_parser().parse_args(["gunicornserver"]), settings)
 
-    assert (options["worker_class"], options["threads"]) == ("gthread", 8)
+    assert (options["worker_class"], options["threads"], options["worker_connections"]) == ("gthread", 8, 8)
