@@ -30,8 +30,9 @@ from .fake_keystone import SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_USER
 
 def write_settings(directory: Path, keystone_url: str, *, api_version: str = "3", workers: int = 2,
                    user: str = SERVICE_USER, password: str = SERVICE_PASSWORD, project: str = SERVICE_PROJECT,
-                   database_url: str = "", extra: str = "") -> dict[str, str]:
-    """fiware-glancesync.cfg and a logging file in ``directory``; returns the env naming them."""
+                   database_url: str = "", extra: str = "", service: str = "") -> dict[str, str]:
+    """fiware-glancesync.cfg and a logging file in ``directory``; returns the env naming them.
+    ``service``: more ``KEY: value`` lines of ``[glancesync]``."""
     directory.mkdir(parents=True, exist_ok=True)
     cfg = directory / "fiware-glancesync.cfg"
     cfg.write_text(
@@ -41,7 +42,7 @@ def write_settings(directory: Path, keystone_url: str, *, api_version: str = "3"
         f"ADM_USER: {user}\n"
         f"ADM_PASS: {password}\n"
         f"ADM_TENANT_NAME: {project}\n"
-        "[glancesync]\nHOST: 127.0.0.1\nPORT: 8080\nTASK_WORKERS: 2\n"
+        "[glancesync]\nHOST: 127.0.0.1\nPORT: 8080\nTASK_WORKERS: 2\n" + service +
         f"[gunicorn]\nWORKERS: {workers}\nLOGLEVEL: warning\n"
         f"[database]\nURL: {database_url}\n" + extra,
         encoding="utf-8",

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ BAD_REGION = {"error": {"message": "Bad region", "code": 410}}
 class Deployment:
     """The service under gunicorn (2 workers) on the lab, plus the test's image helpers."""
 
-    def __init__(self, lab, tmp_path: Path):
+    def __init__(self, lab, tmp_path: Path, *, workers: int = 2, service_settings: str = ""):
         self.lab = lab
         self.prefix = f"api{uuid.uuid4().hex[:8]}-"
         self.clients = {"Master": lab.glance_client("ks1", "Master"),
@@ -42,7 +44,9 @@ class Deployment:
         ks1 = lab.ks1
         # The service's own credential: the ks1 admin; the Keystone URL without version (v3 default).
         settings = write_settings(tmp_path / "etc", ks1.auth_url.rsplit("/v3", 1)[0], user=ks1.admin.username,
-                                  password=ks1.admin.password, project=ks1.admin.project_name)
+                                  password=ks1.admin.password, project=ks1.admin.project_name,
+                                  service=service_settings)
+        self.workers = workers
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC"))}
         # XDG_RUNTIME_DIR places the default lock_dir: region locks of this test's own, not the
         # per-user directory shared with other runs syncing a RegionA on this host.
@@ -56,7 +60,7 @@ class Deployment:
         upgrade = subprocess.run([bin_path("glancesync-server"), "db", "upgrade"], env=self.environ,
                                  capture_output=True, text=True, timeout=120)
         assert upgrade.returncode == 0, upgrade.stderr
-        self.service = gunicorn_service(self.tmp, self.environ, workers=2).start()
+        self.service = gunicorn_service(self.tmp, self.environ, workers=self.workers).start()
         return self
 
     def stop(self) -> None:
@@ -185,3 +189,79 @@ def test_post_syncs_the_region_and_the_images_are_in_its_glance(deployment, regi
     assert {(i["name"][len(deployment.prefix):], i["status"], i["id"]) for i in after["images"]} == {
         (name, "ok", image["id"]) for name, image in copies.items()}
     assert deployment.call("DELETE", f"/regions/{region}/tasks/{task['taskId']}", token) == (200, None)
+
+
+# ------------------------------------------------------------------ Keystone frozen (issue 10)
+REQUEST_TIMEOUT = 3
+
+
+def uwsgi_processes(lab, names) -> list[int]:
+    """The uWSGI master and worker pids of the lab servers ``names``."""
+    pids = []
+    for server in lab.servers:
+        if server.name in names:
+            pids.append(server.pid)
+            children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+            pids += [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    return pids
+
+
+@contextmanager
+def frozen(lab, *names):
+    """The servers ``names`` stopped (SIGSTOP) for the block, always continued afterwards."""
+    pids = uwsgi_processes(lab, names)
+    assert pids
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def one_worker(lab, tmp_path):
+    """One gunicorn worker (so the token cache and sessions that a request warms are the next
+    request's) and REQUEST_TIMEOUT = 3 s."""
+    world = Deployment(lab, tmp_path, workers=1, service_settings=f"REQUEST_TIMEOUT: {REQUEST_TIMEOUT}\n")
+    try:
+        yield world.start()
+    finally:
+        world.stop()
+
+
+def timed_call(deployment, method, path, token):
+    started = time.monotonic()
+    status, body = deployment.call(method, path, token)
+    return status, body, time.monotonic() - started
+
+
+def test_a_frozen_keystone_gives_json_503_within_the_request_timeout_and_no_worker_dies(one_worker, lab):
+    deployment = one_worker
+    cached, new = deployment.token(), deployment.token()
+    # The cached token: validated, and the region list (the service's Keystone sessions) warmed,
+    # by a task lookup, which calls no Glance: the Glances have not seen the service's token yet.
+    assert deployment.call("GET", "/regions/RegionA/tasks/no-such-task", cached)[0] == 404
+    workers_before = deployment.service._group_members()
+
+    with frozen(lab, "ks1", "ks2"):
+        # A Glance must validate the service's token with the frozen Keystone.
+        status, body, took = timed_call(deployment, "GET", "/regions/RegionA", cached)
+        assert (status, body["error"]["code"]) == (503, 503), body
+        assert body["error"]["message"] == (f"Keystone or Glance did not answer in time (REQUEST_TIMEOUT = "
+                                            f"{REQUEST_TIMEOUT} s) while reading the status of region RegionA")
+        assert took < REQUEST_TIMEOUT + 5
+        # A token the service has not seen: its validation waits for the frozen Keystone.
+        for method, path in (("GET", "/regions/RegionA"), ("POST", "/regions/RegionA")):
+            status, body, took = timed_call(deployment, method, path, new)
+            assert (status, body) == (503, {"error": {"code": 503, "message": (
+                f"Keystone or Glance did not answer in time (REQUEST_TIMEOUT = {REQUEST_TIMEOUT} s) "
+                "while validating the token with Keystone")}})
+            assert took < REQUEST_TIMEOUT + 5
+
+    assert deployment.service._group_members() == workers_before  # no worker killed or replaced
+    assert "WORKER TIMEOUT" not in deployment.service.log()
+    # Keystone back: both tokens work again.
+    assert deployment.call("GET", "/regions/RegionA", new) == (200, {"images": []})
+    assert deployment.call("GET", "/regions/RegionA", cached) == (200, {"images": []})
