@@ -317,21 +317,21 @@ class _Handler(BaseHTTPRequestHandler):
         for piece in body_iter:
             if stalls and served.bytes + len(piece) >= stalls[0][0]:
                 head, piece = piece[:stalls[0][0] - served.bytes], piece[stalls[0][0] - served.bytes:]
+                served.bytes += len(head)  # counted before it is sent: a client that has it sees it counted
                 self._write(head, chunked)
-                served.bytes += len(head)
                 self.wfile.flush()
                 served.stalled_at = time.monotonic()
                 time.sleep(stalls.pop(0)[1])
             if cut_after is not None and served.bytes + len(piece) >= cut_after:
                 piece = piece[:cut_after - served.bytes]
-                self._write(piece, chunked)
                 served.bytes += len(piece)
+                self._write(piece, chunked)
                 served.cut = True
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)  # a clean FIN after the bytes: a short body
                 return
-            self._write(piece, chunked)
             served.bytes += len(piece)
+            self._write(piece, chunked)
             if rate:
                 ahead = served.bytes / rate - (time.monotonic() - started)
                 if ahead > 0:
