@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any, Sequence
 
 from flask import Flask
@@ -119,6 +121,7 @@ def run_gunicorn(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit()
     options = gunicorn_options(args, settings)
+    metrics_dir, remove_metrics_dir = prepare_metrics_dir()
     preload()  # in the master, before it forks the workers
     if "pidfile" in options:
         os.makedirs(os.path.dirname(os.path.abspath(options["pidfile"])), exist_ok=True)
@@ -131,6 +134,7 @@ def run_gunicorn(args: argparse.Namespace) -> int:
             # servers on a host would fight over; the service does not use it.
             if "control_socket_disable" in self.cfg.settings:
                 self.cfg.set("control_socket_disable", True)
+            self.cfg.set("child_exit", _worker_exited)
 
         def load(self) -> Flask:
             # Runs in each worker after the fork: every worker builds its own app.
@@ -138,8 +142,37 @@ def run_gunicorn(args: argparse.Namespace) -> int:
 
     print(f"Starting gunicorn on {options['bind']} with {options['workers']} workers "
           f"(loglevel {options['loglevel']})", file=sys.stderr)
-    Server().run()
+    try:
+        Server().run()
+    finally:
+        if remove_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def prepare_metrics_dir() -> tuple[str, bool]:
+    """``PROMETHEUS_MULTIPROC_DIR`` for the workers' metrics (app/metrics.py): the operator's
+    directory, emptied of a previous run's files, or a new private one that the server removes
+    when it stops.  Returns (directory, remove it at the end)."""
+    from .app.metrics import MULTIPROC_ENV
+
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(directory, name))
+        return directory, False
+    directory = tempfile.mkdtemp(prefix="glancesync-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    return directory, True
+
+
+def _worker_exited(server, worker) -> None:
+    """gunicorn ``child_exit`` (in the master): the dead worker's live gauges are dropped."""
+    from .app.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
 
 
 def run_db_command(arguments: Sequence[str]) -> int:

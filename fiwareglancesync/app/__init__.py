@@ -69,7 +69,7 @@ def preload() -> None:
     """Import every module an app needs (a gunicorn master does, so that its forked workers
     share them instead of each importing them while it boots)."""
     from . import api, bounded, engines, state  # noqa: F401
-    from .api import errors, info, regions, tasks  # noqa: F401
+    from .api import errors, info, monitoring, regions, tasks  # noqa: F401
 
 
 def recover_tasks(app: Flask) -> int:

@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..glancesync.errors import GlanceSyncError, one_line
 from ..glancesync.identity import ProcessIdentity
+from . import metrics
 from .errors import ShuttingDown, TaskContention, TaskNotFound, TaskStillSyncing
 from .extensions import db
 from .models import Task, TaskStatus, utcnow
@@ -153,6 +154,8 @@ def run_sync_task(app: Flask, engine: Engine, task_id: str, region: str) -> None
         except SQLAlchemyError as exc:  # only a timestamp: the sync itself can still run
             db.session.rollback()
             LOG.warning("task %s: start time not recorded: %s", task_id, one_line(exc))
+        started = time.monotonic()
+        report = None
         try:
             report = engine.sync_region(region)
         except GlanceSyncError as exc:
@@ -166,6 +169,10 @@ def run_sync_task(app: Flask, engine: Engine, task_id: str, region: str) -> None
                      task_id, region, report.uploads, report.metadata_updates)
             status, message = TaskStatus.SYNCED, None
         _record_outcome(task_id, status, message)
+        try:
+            metrics.record_task(region, status.value, time.monotonic() - started, report)
+        except Exception:  # metrics must never fail a task
+            LOG.exception("task %s: metrics not recorded", task_id)
 
 
 def _record_outcome(task_id: str, status: TaskStatus, message: str | None) -> None:

@@ -92,6 +92,7 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     "RECOVER_TASKS_AT_START": True,
     "REGIONS_TTL": 60,              # seconds a process trusts its list of region names
     "REQUEST_TIMEOUT": 30,          # seconds a request waits for Keystone and Glance (below gunicorn's TIMEOUT)
+    "METRICS_ENABLED": True,        # GET /metrics (Prometheus); False: 404
 }
 
 # (section, key) of fiware-glancesync.cfg -> the Flask key it sets (and takes its default from).

@@ -1,5 +1,6 @@
 """glancesync-server: settings checked at start with the original texts; options honoured."""
 
+import os
 import subprocess
 import sys
 
@@ -93,3 +94,20 @@ def test_gunicorn_runs_threaded_workers(settings):
     options = run.gunicorn_options(run.build_parser().parse_args(["gunicornserver"]), settings)
 
     assert (options["worker_class"], options["threads"], options["worker_connections"]) == ("gthread", 8, 8)
+
+
+def test_metrics_dir_is_a_fresh_private_one_or_the_operators_emptied(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    directory, remove = run.prepare_metrics_dir()
+    try:
+        assert remove and os.path.isdir(directory) and os.environ["PROMETHEUS_MULTIPROC_DIR"] == directory
+    finally:
+        os.rmdir(directory)
+
+    own = tmp_path / "metrics"
+    own.mkdir()
+    (own / "counter_123.db").write_bytes(b"old")
+    (own / "keep.txt").write_text("not ours")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(own))
+    assert run.prepare_metrics_dir() == (str(own), False)
+    assert sorted(p.name for p in own.iterdir()) == ["keep.txt"]

@@ -265,3 +265,63 @@ def test_a_frozen_keystone_gives_json_503_within_the_request_timeout_and_no_work
     # Keystone back: both tokens work again.
     assert deployment.call("GET", "/regions/RegionA", new) == (200, {"images": []})
     assert deployment.call("GET", "/regions/RegionA", cached) == (200, {"images": []})
+
+
+# ------------------------------------------------------------------ GET /metrics (gunicorn, multiprocess)
+def scrape_metrics(deployment) -> dict[tuple[str, tuple], float]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(deployment.service.url + "/metrics", timeout=30) as response:
+        assert response.status == 200
+        text = response.read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def show_status(deployment, *regions) -> dict[str, dict[str, int]]:
+    import json
+    from collections import Counter
+
+    done = subprocess.run([bin_path("sync.py"), "--show-status", "--format", "json", *regions],
+                          env=deployment.environ, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return {block["region"]: dict(Counter(image["status"] for image in block["images"]))
+            for block in json.loads(done.stdout)["regions"]}
+
+
+def test_metrics_give_the_statuses_of_show_status_and_count_tasks_and_bytes(deployment):
+    from fiwareglancesync.glancesync.status import SyncStatus
+
+    token = deployment.token()
+    deployment.create_master_image("one", os.urandom(300_000), type="baseimage")
+    deployment.create_master_image("two", b"two" * 1000, type="baseimage")
+    regions = ("RegionA", "other:RegionB")
+    for _ in range(2):  # with 2 workers, likely computed by both: the most recent value counts
+        for region in regions:
+            assert deployment.call("GET", f"/regions/{region}", token)[0] == 200
+
+    samples = scrape_metrics(deployment)
+    expected = show_status(deployment, *regions)
+    for region in regions:
+        got = {status.value: samples.get(("glancesync_images", (("region", region), ("status", status.value))))
+               for status in SyncStatus}
+        assert got == {status.value: float(expected[region].get(status.value, 0)) for status in SyncStatus}
+        assert 0 <= samples[("glancesync_region_status_age_seconds", (("region", region),))] < 120
+
+    # A region of the other target: its copies are streamed (glance-download imports, where a
+    # master-target region's Glance offers them, send no bytes through the service).
+    def bytes_streamed(samples):
+        return samples.get(("glancesync_transferred_bytes_total", (("method", "stream"), ("region", "other:RegionB"))), 0)
+
+    synced = ("glancesync_tasks_total", (("region", "other:RegionB"), ("status", "synced")))
+    status, task = deployment.call("POST", "/regions/other:RegionB", token)
+    assert status == 200
+    assert wait_until_finished(deployment, "other:RegionB", task["taskId"], token)["status"] == "synced"
+
+    after = scrape_metrics(deployment)
+    assert after.get(synced, 0) == samples.get(synced, 0) + 1
+    assert after["glancesync_task_duration_seconds_count", ()] == samples.get(
+        ("glancesync_task_duration_seconds_count", ()), 0) + 1
+    assert bytes_streamed(after) == bytes_streamed(samples) + 300_000 + 3000

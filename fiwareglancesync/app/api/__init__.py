@@ -1,4 +1,4 @@
-"""The API v1 blueprint: ``GET /``, ``/regions/<region>`` and ``/regions/<region>/tasks/<task>``."""
+"""The API v1 blueprint: ``GET /``, ``/regions/<region>``, ``/regions/<region>/tasks/<task>`` and ``GET /metrics``."""
 
 from flask import Blueprint
 
@@ -7,7 +7,7 @@ bp = Blueprint("api", __name__)
 
 def register(app) -> None:
     """Attach the routes and the JSON error handlers to ``app``."""
-    from . import errors, info, regions, tasks  # noqa: F401  (modules add their routes to bp)
+    from . import errors, info, monitoring, regions, tasks  # noqa: F401  (modules add their routes to bp)
 
     from ..bounded import start_request_clock
 

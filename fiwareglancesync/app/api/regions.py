@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from .. import services
+from .. import metrics, services
 from ..auth import admin_required
 from ..bounded import call_bounded
 from ..errors import BadRegion
@@ -35,6 +35,7 @@ def get_region_status(region: str):
     state = service()
     entries = call_bounded(f"reading the status of region {region}",
                            lambda: state.engine_for(region).region_status(region))
+    metrics.record_statuses(region, entries)
     wanted = request.args.get("image")
     images = [
         {"id": entry.region_image_id, "name": entry.name, "status": entry.status.value, "message": entry.message}

@@ -1,0 +1,137 @@
+"""``GET /metrics``: the service's Prometheus metrics (CONTRACT.md §7), counts only, no token.
+
+* ``glancesync_images{region,status}``: images per sync status of a region, as last computed by
+  this service (a ``GET /regions/<r>``, a status snapshot, the end of a task); every status is
+  set, zeros included;
+* ``glancesync_region_status_age_seconds{region}``: seconds since that computation (from
+  ``glancesync_region_status_timestamp_seconds{region}``, also exposed);
+* ``glancesync_tasks_total{region,status}``: finished tasks, ``synced`` or ``failed``;
+* ``glancesync_task_duration_seconds``: histogram of the tasks' wall times;
+* ``glancesync_transferred_bytes_total{region,method}``: bytes tasks sent, by transfer method
+  (the engine's ``SyncReport.bytes_by_method``).
+
+Under gunicorn every worker records its own values: prometheus_client's multiprocess mode, in
+the directory ``PROMETHEUS_MULTIPROC_DIR`` that ``glancesync-server gunicornserver`` prepares
+(a fresh one, removed when the server stops; or the operator's, emptied at start) and whose dead
+workers' gauges it marks (gunicorn's ``child_exit``).  The gauges of statuses keep the most
+recent value of any worker (``mostrecent``), the counters and the histogram add up.  Without
+that variable (tests, ``runserver``) the values are this process's.
+
+``METRICS_ENABLED = False`` makes ``/metrics`` a 404.  prometheus_client is imported on first
+use, after the server has set the variable up.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from ..glancesync.executor import SyncReport
+    from ..glancesync.status import StatusEntry
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf"))
+
+_lock = threading.Lock()
+_metrics: "_Metrics | None" = None
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter as PCounter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.images = Gauge("glancesync_images", "Images per sync status and region, as last computed",
+                            ["region", "status"], registry=self.registry, multiprocess_mode="mostrecent")
+        self.timestamp = Gauge("glancesync_region_status_timestamp_seconds",
+                               "When the sync statuses of a region were last computed (Unix time)",
+                               ["region"], registry=self.registry, multiprocess_mode="mostrecent")
+        self.tasks = PCounter("glancesync_tasks", "Finished sync tasks by region and outcome",
+                              ["region", "status"], registry=self.registry)
+        self.duration = Histogram("glancesync_task_duration_seconds", "Wall time of the sync tasks",
+                                  buckets=DURATION_BUCKETS, registry=self.registry)
+        self.transferred = PCounter("glancesync_transferred_bytes", "Bytes sync tasks sent to a region, by method",
+                                    ["region", "method"], registry=self.registry)
+
+
+def metrics() -> _Metrics:
+    global _metrics
+    with _lock:
+        if _metrics is None:
+            _metrics = _Metrics()
+        return _metrics
+
+
+def record_statuses(region: str, entries: Iterable[StatusEntry], at: float | None = None) -> None:
+    """The statuses of ``region`` just computed (every status is set, zeros included)."""
+    from ..glancesync.status import SyncStatus
+
+    counts = Counter(entry.status for entry in entries)
+    m = metrics()
+    for status in SyncStatus:
+        m.images.labels(region=region, status=status.value).set(counts.get(status, 0))
+    m.timestamp.labels(region=region).set(time.time() if at is None else at)
+
+
+def record_task(region: str, status: str, seconds: float, report: SyncReport | None) -> None:
+    """A task that ended: its outcome, duration and bytes by method."""
+    m = metrics()
+    m.tasks.labels(region=region, status=status).inc()
+    m.duration.observe(max(0.0, seconds))
+    if report is not None:
+        for method, nbytes in sorted(report.bytes_by_method.items()):
+            if nbytes >= 0:
+                m.transferred.labels(region=region, method=str(getattr(method, "value", method))).inc(nbytes)
+
+
+class _AgeCollector:
+    """``glancesync_region_status_age_seconds`` from the timestamps another collector gives."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        now = time.time()
+        age = GaugeMetricFamily("glancesync_region_status_age_seconds",
+                                "Seconds since the sync statuses of a region were last computed",
+                                labels=["region"])
+        for family in self.source.collect():
+            yield family
+            if family.name == "glancesync_region_status_timestamp_seconds":
+                for sample in family.samples:
+                    if sample.name == family.name:
+                        age.add_metric([sample.labels["region"]], round(max(0.0, now - sample.value), 3))
+        yield age
+
+
+def exposition() -> tuple[bytes, str]:
+    """(body, content type) of ``GET /metrics``."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    m = metrics()
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        from prometheus_client import multiprocess
+
+        source = CollectorRegistry()
+        multiprocess.MultiProcessCollector(source, path=directory)
+    else:
+        source = m.registry
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_AgeCollector(source))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    """gunicorn ``child_exit``: drop the live gauges of a worker that exited."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, directory)

@@ -1,0 +1,82 @@
+"""GET /metrics (CONTRACT.md §7): Prometheus text, no token, the names of the contract; the
+values change with the statuses computed and the tasks run.  (In-process: prometheus_client's
+single-process mode; the multiprocess mode under gunicorn is tested on the lab.)"""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from fiwareglancesync.glancesync.status import SyncStatus
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for sample in family.samples}
+
+
+def value(samples, name, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_need_no_token_and_carry_the_statuses_last_computed(client, admin_headers):
+    assert client.get("/regions/RegionB", headers=admin_headers).status_code == 200
+
+    samples = scrape(client)
+
+    counts = {status.value: value(samples, "glancesync_images", region="RegionB", status=status.value)
+              for status in SyncStatus}
+    assert counts == {**{status.value: 0.0 for status in SyncStatus}, "ok": 1.0, "pending_upload": 1.0}
+    assert 0 <= value(samples, "glancesync_region_status_age_seconds", region="RegionB") < 60
+
+
+class SendingEngine:
+    """The real engine on the mock, whose report says it streamed 3000 bytes (the mock's own
+    uploads are recorded, not sent: 0 bytes)."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def show_regions(self):
+        return self.real.show_regions()
+
+    def region_status(self, region):
+        return self.real.region_status(region)
+
+    def sync_region(self, region, dry_run=False, observer=None):
+        report = self.real.sync_region(region, dry_run=dry_run, observer=observer)
+        report.bytes_by_method["stream"] += 3000
+        return report
+
+
+def test_a_task_counts_its_outcome_duration_and_bytes(make_app, real_engine, admin_headers):
+    client = make_app(engine_factory=lambda: SendingEngine(real_engine())).test_client()
+    before = scrape(client)
+
+    assert client.post("/regions/RegionA", headers=admin_headers).status_code == 200  # runs at once
+
+    after = scrape(client)
+    assert value(after, "glancesync_tasks_total", region="RegionA", status="synced") == \
+        value(before, "glancesync_tasks_total", region="RegionA", status="synced") + 1
+    assert value(after, "glancesync_task_duration_seconds_count") == \
+        value(before, "glancesync_task_duration_seconds_count") + 1
+    assert value(after, "glancesync_transferred_bytes_total", region="RegionA", method="stream") == \
+        value(before, "glancesync_transferred_bytes_total", region="RegionA", method="stream") + 3000
+
+
+def test_metrics_enabled_false_makes_it_a_404(make_app):
+    response = make_app(METRICS_ENABLED=False).test_client().get("/metrics")
+
+    assert (response.status_code, response.get_json()) == (404, {"error": {
+        "message": "Item not found: /metrics", "code": 404}})
+
+
+def test_the_metric_names_are_those_of_the_contract(client):
+    names = {family.name for family in text_string_to_metric_families(
+        client.get("/metrics").get_data(as_text=True))}
+
+    assert {"glancesync_images", "glancesync_region_status_age_seconds", "glancesync_tasks",
+            "glancesync_task_duration_seconds", "glancesync_transferred_bytes"} <= names
