@@ -273,3 +273,18 @@ def test_request_timeout_is_read_and_must_stay_below_gunicorns_timeout(files):
                                    "TIMEOUT = 60 (gunicorn kills a worker whose request takes longer)")
     cfg.write_text(base + "[glancesync]\nREQUEST_TIMEOUT: 56\n[gunicorn]\nTIMEOUT: 90\n")
     assert load_settings(files).request_timeout == 56
+
+
+def test_shipped_example_settings_give_get_slash_an_updated_date(files):
+    from fiwareglancesync.app import create_app
+
+    environ = dict(files, GLANCESYNC_SETTINGS_FILE=str(ETC / "fiware-glancesync.cfg"),
+                   OS_AUTH_URL="http://127.0.0.1:5000", OS_USERNAME="svc", OS_PASSWORD="pw",
+                   OS_PROJECT_NAME="service")
+    config = load_settings(environ).flask_config()
+    config["RECOVER_TASKS_AT_START"] = False
+
+    body = create_app(config).test_client().get("/").get_json()
+
+    assert body["updated"] == "2026-12-02T00:00:00Z"
+    assert (config["REQUEST_TIMEOUT"], load_settings(environ).gunicorn_threads) == (30, 8)

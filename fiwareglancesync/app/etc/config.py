@@ -9,11 +9,15 @@
 # Options passed to SQLAlchemy's create_engine:
 # SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
 
-# A callable returning the sync engine (default: GlanceSync.from_environment(), which reads
-# glancesync.conf from GLANCESYNC_CONFIG like sync.py does):
+# A callable returning the sync engine, for requests and tasks (default: a per-process pool that
+# reads glancesync.conf from GLANCESYNC_CONFIG like sync.py does, keeps the Keystone sessions
+# across requests and bounds the requests' calls by REQUEST_TIMEOUT):
 # from fiwareglancesync.glancesync import GlanceSync
 # ENGINE_FACTORY = lambda: GlanceSync.from_environment(config_path="/etc/glancesync/glancesync.conf")
 
 # Seconds each server process trusts its list of region names (what sync.py --show-regions
 # lists; listing costs a Keystone login per target) before listing again:
 # REGIONS_TTL = 60
+
+# GET /metrics (Prometheus text, no token needed: counts only); False answers 404:
+# METRICS_ENABLED = True
