@@ -29,7 +29,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["fiwareglancesync", "fiwareglancesync.*"]),
     include_package_data=True,
-    package_data={"fiwareglancesync": ["demo/*", "demo/*/*", "app/migrations/*", "app/migrations/*/*", "app/etc/*"]},
+    package_data={"fiwareglancesync": ["demo/*", "demo/*/*", "app/migrations/*", "app/migrations/*/*", "app/etc/*",
+                                       "app/templates/*", "app/static/*"]},
     install_requires=requirements("requirements.txt"),
     entry_points={
         "console_scripts": [

@@ -42,7 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, engine_factory: Engin
                runner: TaskRunner | None = None) -> Flask:
     """Build the service.  Raises settings.SettingsError when ``config`` is None and the
     server settings are unusable."""
-    from . import api
+    from . import api, status_page
     from .extensions import db, migrate
     from .state import build_state
 
@@ -54,12 +54,18 @@ def create_app(config: Mapping[str, Any] | None = None, *, engine_factory: Engin
     app.config.from_mapping(DEFAULT_CONFIG)
     app.config.update(config)
     app.json.sort_keys = False  # keep the documented key order of the responses
+    if not app.config.get("SECRET_KEY"):
+        import secrets
+
+        # This process's own key (tests, runserver): the servers configure one (settings.py).
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
     state = build_state(app, engine_factory or app.config["ENGINE_FACTORY"], runner)
     app.extensions["glancesync"] = state
     api.register(app)
+    status_page.register(app)
     if app.config["RECOVER_TASKS_AT_START"]:
         state.recover_tasks()
     return app
@@ -68,7 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, engine_factory: Engin
 def preload() -> None:
     """Import every module an app needs (a gunicorn master does, so that its forked workers
     share them instead of each importing them while it boots)."""
-    from . import api, bounded, engines, state  # noqa: F401
+    from . import api, bounded, engines, state, status_page  # noqa: F401
     from .api import errors, info, monitoring, regions, tasks  # noqa: F401
 
 

@@ -90,3 +90,20 @@ class Task(db.Model):
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="seconds") + "Z"
+
+
+class RegionSnapshot(db.Model):
+    """The sync statuses of one region as last computed in the background (the status page).
+
+    ``images`` is the JSON list of ``{"name", "status", "id", "message"}`` in status order (what
+    ``GET /regions/<region>`` answers); ``error`` the one-line reason when the region could not
+    be listed (``images`` is then the last good list, or empty).  One row per region, replaced
+    by each refresh, so every worker (and host) sharing the database shows the same page.
+    """
+
+    __tablename__ = "region_snapshot"
+
+    region: so.Mapped[str] = so.mapped_column(sa.String(255), primary_key=True)
+    taken_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    images: so.Mapped[str] = so.mapped_column(sa.Text, default="[]")
+    error: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)

@@ -42,7 +42,7 @@ from ..glancesync.identity import ProcessIdentity
 from . import metrics
 from .errors import ShuttingDown, TaskContention, TaskNotFound, TaskStillSyncing
 from .extensions import db
-from .models import Task, TaskStatus, utcnow
+from .models import RegionSnapshot, Task, TaskStatus, utcnow
 from .runner import TaskRunner
 
 if TYPE_CHECKING:
@@ -168,9 +168,12 @@ def run_sync_task(app: Flask, engine: Engine, task_id: str, region: str) -> None
             LOG.info("task %s: region %s synced (%d upload(s), %d metadata update(s))",
                      task_id, region, report.uploads, report.metadata_updates)
             status, message = TaskStatus.SYNCED, None
+        seconds = time.monotonic() - started
+        # The region's snapshot first: once the task reads finished, the status page shows what it did.
+        refresh_snapshot(engine, region)
         _record_outcome(task_id, status, message)
         try:
-            metrics.record_task(region, status.value, time.monotonic() - started, report)
+            metrics.record_task(region, status.value, seconds, report)
         except Exception:  # metrics must never fail a task
             LOG.exception("task %s: metrics not recorded", task_id)
 
@@ -267,3 +270,97 @@ def _is_orphaned(task: Task) -> bool:
     stale_after = timedelta(seconds=current_app.config["TASK_STALE_SECONDS"])
     return task.heartbeat_at < utcnow() - stale_after
 
+
+
+# ------------------------------------------------------------------ status snapshots (the status page)
+def refresh_snapshot(engine: Engine, region: str) -> bool:
+    """Compute ``region``'s statuses with ``engine`` and store them (an error is stored as the
+    snapshot's error, keeping the last good images); True when the statuses were computed.
+    Never raises: it runs in the background (task pool), after tasks and on a timer."""
+    try:
+        entries = engine.region_status(region)
+    except Exception as exc:  # a cloud failing, or a bug: the page shows the reason
+        error = one_line(exc) if isinstance(exc, GlanceSyncError) else f"internal error: {type(exc).__name__}"
+        if not isinstance(exc, GlanceSyncError):
+            LOG.exception("status snapshot of region %s failed", region)
+        _store_snapshot(region, None, error)
+        return False
+    try:
+        metrics.record_statuses(region, entries)
+    except Exception:
+        LOG.exception("metrics of region %s not recorded", region)
+    images = [{"name": e.name, "status": e.status.value, "id": e.region_image_id, "message": e.message}
+              for e in entries]
+    _store_snapshot(region, images, None)
+    return True
+
+
+def refresh_all_snapshots(app: Flask, engine_factory: Callable[[], Engine]) -> int:
+    """Body of the background refresh (in the task pool): every listed region; returns how many
+    were computed."""
+    with app.app_context():
+        try:
+            engine = engine_factory()
+            regions = engine.show_regions()
+        except Exception as exc:
+            LOG.warning("status snapshots not refreshed: cannot list the regions: %s", one_line(exc))
+            return 0
+        done = 0
+        for region in regions:
+            engine_for_region = engine_factory()  # a fresh master catalogue for each region
+            done += refresh_snapshot(engine_for_region, region)
+        _forget_snapshots_except(regions)
+        LOG.info("status snapshots refreshed: %d of %d region(s)", done, len(regions))
+        return done
+
+
+def oldest_snapshot_age() -> float | None:
+    """Seconds since the oldest snapshot was taken (None: no snapshot at all)."""
+    oldest = db.session.execute(sa.select(sa.func.min(RegionSnapshot.taken_at))).scalar()
+    db.session.rollback()
+    return None if oldest is None else (utcnow() - oldest).total_seconds()
+
+
+def _store_snapshot(region: str, images: list[dict] | None, error: str | None) -> None:
+    import json
+
+    for _ in range(START_ATTEMPTS):
+        try:
+            row = db.session.get(RegionSnapshot, region)
+            if row is None:
+                row = RegionSnapshot(region=region, images="[]")
+                db.session.add(row)
+            row.taken_at = utcnow()
+            if images is not None:
+                row.images = json.dumps(images)
+            row.error = error
+            db.session.commit()
+            return
+        except IntegrityError:  # another process inserted the region's row first
+            db.session.rollback()
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            LOG.warning("status snapshot of region %s not stored: %s", region, one_line(exc))
+            return
+
+
+def _forget_snapshots_except(regions: list[str]) -> None:
+    try:
+        db.session.execute(sa.delete(RegionSnapshot).where(RegionSnapshot.region.not_in(regions)))
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        LOG.warning("old status snapshots not removed: %s", one_line(exc))
+
+
+def status_page_rows() -> list[tuple[RegionSnapshot, Task | None]]:
+    """Every snapshot (region order) with the region's latest task (or None)."""
+    snapshots = db.session.execute(sa.select(RegionSnapshot).order_by(RegionSnapshot.region)).scalars().all()
+    rows = []
+    for snapshot in snapshots:
+        task = db.session.execute(sa.select(Task).where(Task.region == snapshot.region)
+                                  .order_by(Task.created_at.desc()).limit(1)).scalar_one_or_none()
+        if task is not None and task.status is TaskStatus.SYNCING and _fail_if_orphaned(task):
+            db.session.refresh(task)
+        rows.append((snapshot, task))
+    return rows

@@ -93,6 +93,11 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     "REGIONS_TTL": 60,              # seconds a process trusts its list of region names
     "REQUEST_TIMEOUT": 30,          # seconds a request waits for Keystone and Glance (below gunicorn's TIMEOUT)
     "METRICS_ENABLED": True,        # GET /metrics (Prometheus); False: 404
+    "STATUS_REFRESH": 300,          # seconds between background refreshes of the status snapshots; 0: none
+    "SESSION_COOKIE_NAME": "glancesync_session",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Strict",
+    "SESSION_COOKIE_SECURE": False,  # True when the service is served over https only
 }
 
 # (section, key) of fiware-glancesync.cfg -> the Flask key it sets (and takes its default from).
@@ -115,6 +120,7 @@ CFG_FLASK_KEYS: Mapping[tuple[str, str], str] = {
     ("glancesync", "UPDATED"): "INFO_UPDATED",
     ("glancesync", "TASK_WORKERS"): "TASK_WORKERS",
     ("glancesync", "REQUEST_TIMEOUT"): "REQUEST_TIMEOUT",
+    ("glancesync", "STATUS_REFRESH"): "STATUS_REFRESH",
 }
 
 # A request answers within REQUEST_TIMEOUT plus what the service itself takes; gunicorn's worker
@@ -182,6 +188,8 @@ class ServiceSettings:
     port: int
     task_workers: int
     request_timeout: int
+    status_refresh: int
+    secret_key: str = field(repr=False)
     gunicorn_workers: int
     gunicorn_threads: int
     gunicorn_pidfile: str
@@ -212,7 +220,10 @@ class ServiceSettings:
             INFO_HREF=self.info_href,
             TASK_WORKERS=self.task_workers,
             REQUEST_TIMEOUT=self.request_timeout,
+            STATUS_REFRESH=self.status_refresh,
         )
+        if self.secret_key:
+            config["SECRET_KEY"] = self.secret_key
         return config
 
 
@@ -258,6 +269,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
         port=reader.number("glancesync", "PORT", int, minimum=1),
         task_workers=reader.number("glancesync", "TASK_WORKERS", int, minimum=1),
         request_timeout=request_timeout,
+        status_refresh=reader.number("glancesync", "STATUS_REFRESH", int, minimum=0),
+        secret_key=_secret_key(environ, extra_config),
         gunicorn_workers=reader.number("gunicorn", "WORKERS", int, minimum=1),
         gunicorn_threads=reader.number("gunicorn", "THREADS", int, minimum=1),
         gunicorn_pidfile=reader.text("gunicorn", "PIDFILE"),
@@ -265,6 +278,47 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
         gunicorn_timeout=gunicorn_timeout,
         extra_config=extra_config,
     )
+
+
+SECRET_KEY_ENV = "GLANCESYNC_SECRET_KEY"
+SECRET_KEY_FILE = "secret_key"
+
+
+def _secret_key(environ: Mapping[str, str], extra_config: Mapping[str, Any]) -> str:
+    """The key that signs the status page's session cookies, the same in every worker: the first
+    of ``GLANCESYNC_SECRET_KEY``, ``SECRET_KEY`` of the GLANCESYNCAPP_CONFIG file, the file
+    ``$GLANCESYNCAPP_DATABASE_PATH/secret_key`` (created with a random key, mode 0600, when
+    missing); else "" (``gunicornserver`` then makes one for the workers of this start)."""
+    if environ.get(SECRET_KEY_ENV):
+        return environ[SECRET_KEY_ENV]
+    if extra_config.get("SECRET_KEY"):
+        return str(extra_config["SECRET_KEY"])
+    directory = environ.get("GLANCESYNCAPP_DATABASE_PATH")
+    if not directory or not os.path.isdir(directory):
+        return ""
+    path = os.path.join(directory, SECRET_KEY_FILE)
+    try:
+        import secrets
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as stream:
+            stream.write(secrets.token_hex(32) + "\n")
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot create the session key: {one_line(exc)}") from None
+    try:
+        with open(path, encoding="ascii") as stream:
+            key = stream.read().strip()
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read the session key: {one_line(exc)}") from None
+    if not key:  # another process is writing it this instant
+        import time
+
+        time.sleep(0.1)
+        with open(path, encoding="ascii") as stream:
+            key = stream.read().strip()
+    return key
 
 
 def configure_logging(settings: ServiceSettings) -> None:

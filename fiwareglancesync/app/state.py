@@ -12,6 +12,7 @@ each process: gunicorn workers build their app after the fork (``run.py``), so e
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -86,6 +87,65 @@ class RegionCache:
         return self._names is not None and self.clock() - self._listed_at < self.ttl
 
 
+class SnapshotScheduler:
+    """Refreshes the status snapshots (the status page's data) every ``interval`` seconds, by
+    handing :func:`services.refresh_all_snapshots` to the task runner: never in a request.
+
+    Started by the first request a process serves (so after gunicorn's fork).  Every process
+    sharing the database runs one, but a process refreshes only when the oldest snapshot in the
+    database is older than ``interval`` (or there is none), so the work is not repeated by each
+    worker.  ``interval`` 0 turns it off.
+    """
+
+    def __init__(self, app: Flask, runner: TaskRunner, engine_factory: EngineFactory, interval: float):
+        self.app = app
+        self.runner = runner
+        self.engine_factory = engine_factory
+        self.interval = interval
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._running = threading.Event()
+
+    def ensure_running(self) -> None:
+        if self.interval <= 0:
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            threading.Thread(target=self._loop, name="glancesync-status-refresh", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def due(self) -> bool:
+        with self.app.app_context():
+            try:
+                age = services.oldest_snapshot_age()
+            except SQLAlchemyError as exc:
+                LOG.warning("cannot read the status snapshots: %s", one_line(exc))
+                return False
+        return age is None or age >= self.interval * 0.95
+
+    def _loop(self) -> None:
+        check_every = max(1.0, min(60.0, self.interval / 4))
+        while not self._stop.is_set():
+            if not self._running.is_set() and self.due():
+                self._running.set()
+                try:
+                    self.runner.submit(self._refresh)
+                except RuntimeError:  # the pool is shutting down
+                    return
+            self._stop.wait(check_every)
+
+    def _refresh(self) -> None:
+        try:
+            services.refresh_all_snapshots(self.app, self.engine_factory)
+        finally:
+            self._running.clear()
+
+
 @dataclass
 class ServiceState:
     """The collaborators of one app (one per gunicorn worker)."""
@@ -97,6 +157,7 @@ class ServiceState:
     authenticator: Authenticator
     heartbeat: Heartbeat
     regions: RegionCache
+    snapshots: SnapshotScheduler
     running_from: str = field(default_factory=lambda: str(datetime.now()))
 
     def check_region(self, region: str) -> Engine | None:
@@ -150,11 +211,13 @@ def build_state(app: Flask, engine_factory: EngineFactory | None, runner: TaskRu
         request_factory, task_factory = pool.request_engine, pool.task_engine
     else:
         request_factory = task_factory = engine_factory
+    runner = runner if runner is not None else ThreadPoolRunner(app.config["TASK_WORKERS"])
     return ServiceState(
         app=app,
         engine_factory=request_factory,
         task_engine_factory=task_factory,
-        runner=runner if runner is not None else ThreadPoolRunner(app.config["TASK_WORKERS"]),
+        snapshots=SnapshotScheduler(app, runner, task_factory, app.config["STATUS_REFRESH"]),
+        runner=runner,
         authenticator=authenticator_from_config(app.config),
         heartbeat=Heartbeat(app, app.config["TASK_HEARTBEAT_SECONDS"]),
         regions=RegionCache(app.config["REGIONS_TTL"]),

@@ -82,6 +82,7 @@ def service_config(tmp_path: Path, **overrides) -> dict:
         "KEYSTONE_ADMIN_PASSWORD": SERVICE_PASSWORD,
         "KEYSTONE_ADMIN_PROJECT": SERVICE_PROJECT,
         "TASK_HEARTBEAT_SECONDS": 0,
+        "STATUS_REFRESH": 0,  # no background refresh thread (test_status_page.py calls it)
         # The database is migrated after create_app; tests of the start-up recovery call it.
         "RECOVER_TASKS_AT_START": False,
     }

@@ -34,7 +34,7 @@ def server_env(tmp_path):
 
 
 def test_migrations_are_shipped_in_the_package():
-    assert head_revision() == "0001"
+    assert head_revision() == "0002"
 
 
 def assert_at_head(upgrade, current, database: Path) -> None:

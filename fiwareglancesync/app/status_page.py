@@ -1,0 +1,266 @@
+"""``GET /status``: the HTML status page (CONTRACT.md §7).
+
+Server-rendered (Jinja templates ``templates/*.html``, one stylesheet ``static/status.css``; no
+JavaScript, no external asset): regions × the images their targets select, each cell the sync
+status (colour and text; its tooltip the region's image id or the error message), and per region
+the age of its snapshot, its last task and a "Sync this region" button.  The data are the status
+snapshots (``region_snapshot`` table) that the task pool refreshes in the background
+(``STATUS_REFRESH``) and after each task; a page view reads only the database, so every worker
+(and host) sharing it shows the same page.  While a shown region has a task ``syncing`` the page
+reloads itself every few seconds (``<meta http-equiv="refresh">``).
+
+Access, as for the API: a Keystone token with the ``admin`` role.  The login form sends a user
+name, password, project and domain; the service asks Keystone (``KEYSTONE_AUTH_URL``) for a
+project-scoped token, checks it like an ``X-Auth-Token`` (admin role) and keeps it in Flask's
+session cookie: signed with ``SECRET_KEY`` (itsdangerous), ``HttpOnly``, ``SameSite=Strict``,
+``Secure`` when ``SESSION_COOKIE_SECURE``, expiring with the token.  Each view checks the kept
+token again (cached like any token: a revoked token stops working within TOKEN_CACHE_SECONDS).
+The password is never kept.  Every POST form carries the session's random CSRF token; a POST
+without it (or with another) is refused with 403.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import logging
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+
+from . import services
+from .auth import Authenticator, TokenInfo
+from .bounded import call_bounded
+from .errors import ApiError, ServiceError
+from .models import TaskStatus, utcnow
+
+LOG = logging.getLogger("glancesync.app.status")
+
+bp = Blueprint("status", __name__)
+
+SYNCING_REFRESH_SECONDS = 3
+BAD_LOGIN = "Keystone refused this user name, password or project"
+
+
+class TokenSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie session, whose cookie expires with the Keystone token it holds."""
+
+    def get_expiration_time(self, app, session_) -> datetime | None:
+        expires = session_.get("expires")
+        if expires:
+            return datetime.fromtimestamp(float(expires), timezone.utc)
+        return None
+
+
+def register(app: Flask) -> None:
+    app.session_interface = TokenSessionInterface()
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def _start_background_refresh() -> None:
+        app.extensions["glancesync"].snapshots.ensure_running()
+
+
+# ------------------------------------------------------------------ Keystone login
+def keystone_login(config, username: str, password: str, project: str, domain: str) -> tuple[str, datetime]:
+    """A project-scoped token for the user from the Keystone of the app ``config``, and its
+    expiry: (token, aware datetime).  (Runs in a bounded call's thread: no app context.)
+
+    :raise ApiError: 401 refused, 503 Keystone not reachable, 502 another Keystone failure.
+    """
+    from keystoneauth1 import exceptions as ks_exc
+
+    from ..glancesync import keystone
+
+    plugin = keystone.password_plugin(auth_url=config["KEYSTONE_AUTH_URL"], version=config["KEYSTONE_API_VERSION"],
+                                      username=username, password=password, project_name=project or None,
+                                      user_domain_name=domain or keystone.DEFAULT_DOMAIN,
+                                      project_domain_name=domain or keystone.DEFAULT_DOMAIN)
+    ks_session = keystone.session(plugin, timeout=config["KEYSTONE_TIMEOUT"],
+                                  verify=config["KEYSTONE_CA_FILE"] or True, app_name="glancesync-status")
+    try:
+        access = plugin.get_access(ks_session)
+    except (ks_exc.Unauthorized, ks_exc.NotFound, ks_exc.BadRequest):
+        raise ApiError(401, BAD_LOGIN) from None
+    except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout) as exc:
+        raise ApiError(503, f"Keystone cannot be reached: {type(exc).__name__}") from None
+    except ks_exc.ClientException as exc:
+        raise ApiError(502, f"Keystone failed the login: {type(exc).__name__}") from None
+    expires = access.expires
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=timezone.utc)
+    return access.auth_token, expires
+
+
+def _authenticator() -> Authenticator:
+    return current_app.extensions["glancesync"].authenticator
+
+
+def _check(token: str) -> TokenInfo:
+    return _authenticator().authenticate(token, lambda call: call_bounded("validating the token with Keystone", call))
+
+
+def _logged_in() -> TokenInfo | None:
+    """The session's token info, or None (the session is cleared when its token no longer works)."""
+    token = session.get("token")
+    if not token:
+        return None
+    if float(session.get("expires", 0)) <= datetime.now(timezone.utc).timestamp():
+        session.clear()
+        return None
+    try:
+        return _check(token)
+    except ApiError as exc:
+        if exc.code == 401:
+            session.clear()
+            return None
+        raise
+
+
+def _csrf_ok() -> bool:
+    expected = session.get("csrf")
+    given = request.form.get("csrf_token", "")
+    return bool(expected) and hmac.compare_digest(str(expected), given)
+
+
+def _login_page(message: str | None, status: int, **values: Any):
+    return render_template("login.html", message=message, values=values), status
+
+
+def _html_errors(view):
+    """Keystone/Glance trouble during a page view: an HTML page saying so (the JSON envelope is
+    the API's)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except ApiError as exc:
+            return render_template("error.html", code=exc.code, message=exc.message), exc.code
+        except ServiceError as exc:
+            from .api.errors import service_error_code
+
+            code = service_error_code(exc)
+            return render_template("error.html", code=code, message=exc.message), code
+
+    return wrapper
+
+
+# ------------------------------------------------------------------ views
+@bp.get("/status")
+@_html_errors
+def status_page():
+    info = _logged_in()
+    if info is None:
+        return _login_page(None, 200)
+    rows = services.status_page_rows()
+    return render_template("status.html", **_page(rows, info))
+
+
+@bp.post("/status/login")
+@_html_errors
+def login():
+    username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
+    project = request.form.get("project", "").strip()
+    domain = request.form.get("domain", "").strip() or "Default"
+    values = {"username": username, "project": project, "domain": domain}
+    if not username or not password:
+        return _login_page("User name and password are needed", 400, **values)
+    try:
+        token, expires = call_bounded("logging in to Keystone",
+                                      functools.partial(keystone_login, dict(current_app.config), username, password,
+                                                        project, domain))
+        info = _check(token)
+    except ApiError as exc:
+        LOG.info("status page login of %s refused: %s", username, exc.message)
+        return _login_page(exc.message, exc.code if exc.code != 401 else 401, **values)
+    session.clear()
+    session["token"] = token
+    session["expires"] = expires.timestamp()
+    session["user"] = info.user
+    session["csrf"] = secrets.token_urlsafe(32)
+    session.permanent = True
+    LOG.info("status page login of %s (project %s)", info.user, info.project)
+    return redirect(url_for("status.status_page"), code=303)
+
+
+@bp.post("/status/logout")
+def logout():
+    if _csrf_ok():
+        session.clear()
+    return redirect(url_for("status.status_page"), code=303)
+
+
+@bp.post("/status/regions/<region>/sync")
+@_html_errors
+def sync_region(region: str):
+    info = _logged_in()
+    if info is None:
+        return _login_page("Please log in again", 401)
+    if not _csrf_ok():
+        LOG.warning("status page: sync of %s refused: missing or wrong CSRF token", region)
+        return render_template("error.html", code=403, message="Refused: the form's CSRF token is missing or "
+                                                               "wrong (reload the page and try again)"), 403
+    state = current_app.extensions["glancesync"]
+    listed_with = call_bounded("listing the regions", lambda: state.check_region(region))
+    task, created = services.start_sync_task(region, info.user, lambda: state.task_engine(listed_with),
+                                             state.runner, state.heartbeat)
+    LOG.info("status page: %s sync of %s (task %s)", "started" if created else "already running", region, task.id)
+    return redirect(url_for("status.status_page"), code=303)
+
+
+# ------------------------------------------------------------------ the page's data
+STATUS_CLASSES = {"ok": "ok", "pending_upload": "pending", "pending_metadata": "pending",
+                  "pending_replace": "pending", "pending_rename": "pending"}
+
+
+def _page(rows, info: TokenInfo) -> dict[str, Any]:
+    now = utcnow()
+    names: list[str] = []
+    regions = []
+    any_syncing = False
+    for snapshot, task in rows:
+        images = json.loads(snapshot.images or "[]")
+        cells = {}
+        for image in images:
+            if image["name"] not in names:
+                names.append(image["name"])
+            cells[image["name"]] = {
+                "status": image["status"],
+                "css": STATUS_CLASSES.get(image["status"], "error" if image["status"].startswith("error") else "other"),
+                "tooltip": image["message"] or (f"image id {image['id']}" if image["id"] else "not in the region"),
+            }
+        syncing = task is not None and task.status is TaskStatus.SYNCING
+        any_syncing = any_syncing or syncing
+        regions.append({
+            "name": snapshot.region,
+            "age": _age((now - snapshot.taken_at).total_seconds()),
+            "taken_at": snapshot.taken_at.isoformat(timespec="seconds") + "Z",
+            "error": snapshot.error,
+            "cells": cells,
+            "task": None if task is None else {
+                "status": task.status.value,
+                "time": (task.ended_at or task.started_at or task.created_at).isoformat(timespec="seconds") + "Z",
+                "message": task.message,
+            },
+            "syncing": syncing,
+        })
+    return {"names": names, "regions": regions, "user": info.user, "csrf": session.get("csrf", ""),
+            "refresh": SYNCING_REFRESH_SECONDS if any_syncing else None,
+            "status_refresh": current_app.config["STATUS_REFRESH"]}
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
+    return f"{seconds // 86400} d ago"
