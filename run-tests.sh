@@ -2,7 +2,8 @@
 # All tests: installs glancesync and the test tools into ./.venv, then runs pytest.  The
 # integration tests install Keystone and Glance from PyPI into a cached virtualenv
 # (~/.cache/glancesync-lab) and run them on 127.0.0.1; as root on Debian it also installs the
-# postgresql server package if missing.  Extra arguments go to pytest.
+# postgresql server package, and chromium with its chromedriver, if missing.  Extra arguments go
+# to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 PYTHON=${PYTHON:-python3}
@@ -13,6 +14,13 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >
         && [ "$(id -u)" = 0 ]; then
     echo "run-tests.sh: installing Debian's postgresql server (for the PostgreSQL tests)" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+# The status page's browser test drives Debian's headless chromium through its chromedriver.
+if ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; } && command -v apt-get >/dev/null \
+        && [ "$(id -u)" = 0 ]; then
+    echo "run-tests.sh: installing Debian's chromium and chromium-driver (for the status page test)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver >/dev/null
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e . -r test-requirements.txt 2>&1 \

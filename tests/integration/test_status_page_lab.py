@@ -1,0 +1,166 @@
+"""The status page in a real browser (Debian's chromium, headless, driven by Selenium through
+Debian's chromedriver: nothing is downloaded at run time) against the service under gunicorn on
+the real lab: log in as the lab's admin, see every region and image with its status, press the
+sync button, see the task finish and the cells turn ok; the lab's qa user (no admin) is refused;
+a POST without the CSRF token is refused; with JavaScript disabled the statuses are still there.
+
+A screenshot of the page is saved as a test artifact: in ``$GLANCESYNC_TEST_ARTIFACTS`` when set,
+else in the test's temporary directory (its path is printed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_api_lab import Deployment
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+WAIT = 120
+
+
+def browser(javascript: bool = True):
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.fail("Debian's chromium and chromium-driver are needed (run-tests.sh installs them as root: "
+                    "apt-get install chromium chromium-driver)", pytrace=False)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1400,700", "--no-proxy-server"):
+        options.add_argument(argument)
+    if not javascript:
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+
+
+@pytest.fixture
+def page_deployment(lab, tmp_path):
+    world = Deployment(lab, tmp_path, service_settings="STATUS_REFRESH: 300\n")
+    world.create_master_image("small", b"small image data", type="baseimage")
+    world.create_master_image("base", os.urandom(256 * 1024), type="baseimage")
+    try:
+        yield world.start()
+    finally:
+        world.stop()
+
+
+@pytest.fixture
+def chrome():
+    driver = browser()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def log_in(driver, url: str, credential) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + "/status")
+    for field, value in (("username", credential.username), ("password", credential.password),
+                         ("project", credential.project_name), ("domain", "Default")):
+        element = driver.find_element(By.ID, field)
+        element.clear()
+        element.send_keys(value)
+    driver.find_element(By.ID, "login").click()
+
+
+def wait_for_table(driver) -> None:
+    """Until the page has its table (the first background refresh may still be running)."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + WAIT
+    while not driver.find_elements(By.ID, "status"):
+        assert time.monotonic() < deadline, driver.page_source[-2000:]
+        time.sleep(0.5)
+        driver.refresh()
+
+
+def cells(driver, region: str) -> dict[str, tuple[str, str]]:
+    """image name -> (status text, tooltip) of the region's row."""
+    from selenium.webdriver.common.by import By
+
+    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-region="{region}"]')
+    return {cell.get_attribute("data-image"): (cell.text, cell.get_attribute("title"))
+            for cell in row.find_elements(By.CSS_SELECTOR, "td.status[data-image]")}
+
+
+def artifact_dir(tmp_path: Path) -> Path:
+    directory = Path(os.environ.get("GLANCESYNC_TEST_ARTIFACTS") or tmp_path / "artifacts")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def test_status_page_login_statuses_sync_button_and_csrf(page_deployment, chrome, lab, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    deployment = page_deployment
+    prefix = deployment.prefix
+    log_in(chrome, deployment.service.url, lab.credential("ks1", "admin"))
+    wait_for_table(chrome)
+
+    names = [element.text for element in chrome.find_elements(By.CSS_SELECTOR, "th.image")]
+    assert names == [prefix + "small", prefix + "base"]
+    regions = [row.get_attribute("data-region") for row in chrome.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert regions == ["RegionA", "other:RegionB"]
+    for region in regions:
+        assert cells(chrome, region) == {name: ("pending_upload", "not in the region") for name in names}
+    assert "s ago" in chrome.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] td.age').text
+
+    # A forged POST (no CSRF token) with the browser's own session cookie is refused.
+    cookie = chrome.get_cookie("glancesync_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    forged = urllib.request.Request(deployment.service.url + "/status/regions/RegionA/sync", data=b"",
+                                    method="POST", headers={"Cookie": f"glancesync_session={cookie['value']}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=30)
+    assert refused.value.code == 403
+
+    chrome.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] button.sync').click()
+    deadline = time.monotonic() + WAIT  # the page reloads itself while the task runs
+    while not all(status == "ok" for status, _ in cells(chrome, "RegionA").values()):
+        assert time.monotonic() < deadline, chrome.page_source[-3000:]
+        time.sleep(0.5)
+    copies = deployment.copies("RegionA")
+    assert cells(chrome, "RegionA") == {prefix + name: ("ok", f"image id {image['id']}")
+                                        for name, image in copies.items()}
+    task = chrome.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] td.task').text
+    assert task.startswith("synced")
+    assert {status for status, _ in cells(chrome, "other:RegionB").values()} == {"pending_upload"}
+
+    shot = artifact_dir(tmp_path) / "status-page.png"
+    chrome.save_screenshot(str(shot))
+    print(f"status page screenshot: {shot}")
+    assert shot.stat().st_size > 10_000
+
+
+def test_a_user_without_admin_is_refused(page_deployment, chrome, lab):
+    from selenium.webdriver.common.by import By
+
+    log_in(chrome, page_deployment.service.url, lab.credential("ks1", "qa"))
+
+    assert chrome.find_element(By.ID, "login-error").text == "Role is not admin"
+    assert chrome.find_elements(By.ID, "status") == []
+    assert chrome.get_cookie("glancesync_session") is None
+
+
+def test_the_page_shows_the_statuses_without_javascript(page_deployment, lab):
+    driver = browser(javascript=False)
+    try:
+        log_in(driver, page_deployment.service.url, lab.credential("ks1", "admin"))
+        wait_for_table(driver)
+        statuses = cells(driver, "RegionA")
+        assert set(statuses) == {page_deployment.prefix + "small", page_deployment.prefix + "base"}
+        assert {status for status, _ in statuses.values()} == {"pending_upload"}
+    finally:
+        driver.quit()
