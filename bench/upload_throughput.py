@@ -133,7 +133,16 @@ SYNC_REGION = os.environ.get("GLANCESYNC_BENCH_SYNC_REGION", "RegionA")
 LAST_SYNC_UPLOAD: list[float] = []  # seconds sync.py reported for its upload, per syncpy run
 
 
-def syncpy_upload(cloud: Cloud, path: Path, size: int) -> None:
+def syncpy_baseline_upload(cloud: Cloud, path: Path, size: int) -> None:
+    """``syncpy`` with the package of another checkout (``GLANCESYNC_BENCH_BASELINE``, e.g. a
+    ``git worktree`` of the commit before a change) first on PYTHONPATH: before/after, interleaved."""
+    baseline = os.environ.get("GLANCESYNC_BENCH_BASELINE")
+    if not baseline:
+        raise SystemExit("syncpy-baseline needs GLANCESYNC_BENCH_BASELINE=<checkout of the baseline>")
+    syncpy_upload(cloud, path, size, pythonpath=baseline)
+
+
+def syncpy_upload(cloud: Cloud, path: Path, size: int, pythonpath: str | None = None) -> None:
     """The whole ``sync.py`` process copying one image from the master region to SYNC_REGION,
     its data read from ``images_dir/<master id>`` (``path``).  Not timed: creating the master
     image (a plain upload) and deleting both images afterwards.  Timed: the sync.py run, start-up,
@@ -161,8 +170,11 @@ def syncpy_upload(cloud: Cloud, path: Path, size: int) -> None:
         os.link(path, images_dir / image.id)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
         env.update(cloud.env())
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
+        # stream: this measures the client's data path (SYNC_REGION's Glance could import by itself)
         command = [str(Path(sys.executable).parent / "sync.py"), "--config", f"main.images_dir={images_dir}",
-                   f"master.metadata_condition=image.name == '{name}'", "--", SYNC_REGION]
+                   "master.transfer_method=stream", f"master.metadata_condition=image.name == '{name}'", "--", SYNC_REGION]
         started = time.perf_counter()
         TIMED.append(started)
         done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -183,7 +195,7 @@ def syncpy_upload(cloud: Cloud, path: Path, size: int) -> None:
 TIMED: list[float] = []  # start/end of the part of a variant that counts, when not all of it does
 
 VARIANTS: dict[str, Callable[..., None]] = {"plain": plain_glanceclient, "facade": facade_upload,
-                                            "syncpy": syncpy_upload}
+                                            "syncpy": syncpy_upload, "syncpy-baseline": syncpy_baseline_upload}
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -235,7 +247,7 @@ def throughput(cloud: Cloud, path: Path, runs: int, variants: list[str]) -> dict
             rate = size / MIB / elapsed
             results[name].append((rate, cpu))
             extra = (f"; its upload alone {size / MIB / LAST_SYNC_UPLOAD[-1]:.1f} MiB/s"
-                     if name == "syncpy" else "")
+                     if name.startswith("syncpy") else "")
             print(f"  run {run} {name:>7}: {elapsed:6.2f} s  {rate:7.1f} MiB/s  client CPU {cpu:5.2f} s"
                   f"   (load {load()}){extra}", flush=True)
     return results
@@ -308,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, runs in results.items():
             print(f"  {name:>14}  {statistics.median(rates[name]):12.1f} {max(rates[name]):8.1f}"
                   f"   {statistics.median(cpu for _, cpu in runs):8.2f}")
-        for name in ("facade", "syncpy"):
+        for name in ("facade", "syncpy", "syncpy-baseline"):
             if "plain" in rates and name in rates:
                 ratio = statistics.median(rates[name]) / statistics.median(rates["plain"])
                 best = max(rates[name]) / max(rates["plain"])

@@ -57,7 +57,7 @@ class ImportingGlance(FakeGlance):
         if url.startswith("/v2/images/") and url.count("/") == 3:
             image_id = url.split("/")[3]
             record = self.records.get(image_id)
-            if record is not None and record["status"] == "importing":
+            if record is not None and (record["status"] == "importing" or record.get("os_glance_import_task")):
                 self.looks[image_id] = self.looks.get(image_id, 0) + 1
                 if self.looks[image_id] >= self.polls:
                     self._complete(image_id, record)
@@ -72,6 +72,10 @@ class ImportingGlance(FakeGlance):
                                      "message": "URI does not pass filtering: http://127.0.0.1:9292/v2/images/m-1/file"}]
             return
         data = DATA if self.outcome == "ok" else DATA[:1000] + b"converted"
+        if record.get("os_glance_import_task") is None and self.looks[image_id] == self.polls:
+            record.update(status="active", os_glance_import_task="t-1")  # active, the flow not over yet
+            return
+        record.pop("os_glance_import_task", None)
         record.update(status="active", size=len(data), checksum=hashlib.md5(data).hexdigest(),
                       os_hash_algo="sha512", os_hash_value=hashlib.sha512(data).hexdigest())
         self.tasks[image_id] = [{"status": "success", "message": ""}]
@@ -120,7 +124,7 @@ def test_an_import_creates_a_marked_private_copy_imports_polls_verifies_and_publ
     record = glance.records[image_id]
     assert "glancesync_in_progress" not in record
     assert (record["visibility"], record["protected"]) == ("public", True)
-    assert len(waits) == 2 and waits[1] > waits[0]  # polled with backoff
+    assert len(waits) == 3 and waits[0] < waits[1] < waits[2]  # polled with backoff, until the flow ended
 
 
 @pytest.mark.parametrize("outcome, cause", [

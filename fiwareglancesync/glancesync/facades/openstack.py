@@ -535,14 +535,17 @@ class OpenStackFacade:
         return Uploaded(image_id, 0, GLANCE_DOWNLOAD)
 
     def _await_import(self, client, fullname: str, image_id: str, prefix: str, deadline: float) -> dict:
-        """The copy's record once it is active; ImportFailed when Glance gave up on the import
+        """The copy's record once it is active and Glance's import flow is over (its lock on the
+        image released); ImportFailed when Glance gave up on the import
         (``os_glance_failed_import``, a failed task, the image killed) or ``deadline`` passed."""
         delay = IMPORT_POLL_FIRST
         while True:
             _, record = self._retrying(fullname, f"reading image {image_id}",
                                        lambda: client.get(f"/v2/images/{image_id}"))
             status = record.get("status")
-            if status == "active":
+            # done once Glance's import flow released its lock on the image (os_glance_import_task,
+            # its last step): a PATCH before that may be overwritten by the flow's own saves
+            if status == "active" and not record.get("os_glance_import_task"):
                 return record
             failed_task = self._failed_task(client, image_id) if status == "queued" else None
             if record.get("os_glance_failed_import") or failed_task is not None or status in ("killed", "deleted"):

@@ -59,6 +59,9 @@ log_file = {dir}/glance-api.log
 public_endpoint = http://127.0.0.1:{port}
 # the default (file:///tmp/staging/) would be shared by every Glance on the machine
 node_staging_uri = file://{dir}/staging
+# glance-download: a Glance of the master's Keystone pulls images from another region's Glance
+# (glancesync's transfer_method = auto/glance-download); copy-image and the others as upstream
+enabled_import_methods = [glance-direct,web-download,copy-image,glance-download]
 
 [database]
 connection = sqlite:///{dir}/glance.db
@@ -68,6 +71,12 @@ connection = sqlite:///{dir}/glance.db
 stores = file,http
 default_store = file
 filesystem_store_datadir = {dir}/images
+
+[import_filtering_opts]
+# glance-download fetches http://127.0.0.1:<lab Glance port>/v2/images/<id>/file: the lab's
+# Glance ports (the default is [80, 443]) and loopback (refused unless listed: SSRF guard)
+allowed_ports = [{allowed_ports}]
+allowed_hosts = [127.0.0.1]
 
 [image_format]
 # Glance checks uploaded bytes against disk_format by default (HTTP 415 for random bytes
@@ -121,14 +130,18 @@ def write_fernet_repository(path: Path) -> None:
         key.chmod(0o600)
 
 
-def write_glance(directory: Path, name: str, port: int, auth_url: str, venv: Path) -> Path:
+def write_glance(directory: Path, name: str, port: int, auth_url: str, venv: Path,
+                 import_ports: tuple[int, ...] = ()) -> Path:
     """Create ``directory`` with glance-api.conf, the paste file (keystone flavor), the image
-    property schema and private staging/tasks/locks/images dirs; return the directory."""
+    property schema and private staging/tasks/locks/images dirs; return the directory.
+    ``import_ports``: the other Glances' ports, which glance-download may fetch from."""
     directory.mkdir(parents=True)
     for sub in ("images", "staging", "tasks", "locks"):
         (directory / sub).mkdir()
     (directory / "glance-api.conf").write_text(GLANCE_CONF.format(
-        name=name, dir=directory, port=port, auth_url=auth_url, service_user=SERVICE.username,
+        name=name, dir=directory, port=port, auth_url=auth_url,
+        allowed_ports=",".join(str(p) for p in (80, 443, *sorted(set(import_ports) | {port}))),
+        service_user=SERVICE.username,
         service_password=SERVICE.password, service_project=SERVICE.project_name))
     paste = venv / "etc" / "glance" / "glance-api-paste.ini"
     if not paste.is_file():

@@ -110,7 +110,8 @@ def _run_steps(lab: Lab, venv: Path, state: Path, tie_to_parent: bool, log) -> N
         configs.write_keystone(state / ks.name, ks.name)
     for glance in lab.glances.values():
         configs.write_glance(state / glance.name, glance.name, glance.port,
-                             lab.keystone(glance.keystone).auth_url, venv)
+                             lab.keystone(glance.keystone).auth_url, venv,
+                             import_ports=tuple(g.port for g in lab.glances.values()))
 
     # Every server starts from a copy of the same empty, bootstrapped databases.
     databases = ensure_databases(venv, log)
