@@ -204,3 +204,49 @@ def test_shell_has_the_app_context(tmp_path, deployment):
     assert result.returncode == 0, result.stderr
     assert "task 0" in result.stdout
     assert "service-secret" not in result.stdout + result.stderr
+
+
+def test_postgresql_with_two_workers_shows_the_same_status_page_from_either(tmp_path, deployment, postgres):
+    """The snapshots live in the database and the session key is shared by the workers of a
+    start: whichever worker answers, the logged-in page is the same."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    from .fake_keystone import SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_USER
+
+    environ, _ = deployment
+    environ["DATABASE_URL"] = postgres.url.replace("postgresql+psycopg://", "postgresql://")
+    migrate(environ)
+    service = gunicorn_service(tmp_path, environ, workers=2).start()
+    try:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar),
+                                             urllib.request.ProxyHandler({}))
+        form = urllib.parse.urlencode({"username": SERVICE_USER, "password": SERVICE_PASSWORD,
+                                       "project": SERVICE_PROJECT, "domain": "Default"}).encode()
+        with opener.open(service.url + "/status/login", data=form, timeout=30) as response:
+            assert response.status == 200  # the 303 followed to the page
+
+        def table() -> str | None:
+            with opener.open(service.url + "/status", timeout=30) as response:
+                page = response.read().decode()
+            assert 'type="password"' not in page  # logged in, whichever worker answered
+            found = re.findall(r'<td class="status [^"]+" data-image="[^"]+" title="[^"]*">[^<]*<', page)
+            return "\n".join(found) if found else None
+
+        deadline = time.monotonic() + 60
+        while (first := table()) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        pages = {table() for _ in range(20)}
+        assert pages == {first}
+        assert 'data-image="base_ubuntu" title="image id b1">ok<' in first
+    finally:
+        service.stop()
+        engine = sa.create_engine(postgres.url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("delete from region_snapshot")
+            connection.exec_driver_sql("delete from task")
+        engine.dispose()
