@@ -26,11 +26,12 @@ from .config import Config, Target
 from .errors import UsageError
 from .executor import SyncReport, TransferMethod, apply
 from .facades import make_facade
-from .facades.base import ServersFacade
+from .facades.base import STREAM, ServersFacade
 from .image import Image, write_backup
 from .leftovers import find_leftovers
 from .locks import region_lock
-from .plan import Classification, MasterCatalogue, Mode, RegionPlan, classify_region, compute, read_master
+from .plan import (Classification, MasterCatalogue, Mode, RegionPlan, Upload, classify_region, compute,
+                   read_master)
 from .region import MASTER_TARGET, Region, order_regions
 from .status import StatusEntry
 from .sources import select_source
@@ -175,7 +176,7 @@ class GlanceSync:
         leftovers = find_leftovers(listing, tenant_id, target.leftover_max_age)
         return compute(master, listing, target, tenant_id, region, leftovers)
 
-    def sync_region(self, name: str, dry_run: bool = False, observer=None) -> SyncReport:
+    def sync_region(self, name: str, dry_run: bool = False, observer=None, fanout=None) -> SyncReport:
         """Synchronise a region (or log what would be done when ``dry_run``).
 
         A real sync holds the region's lock (:mod:`.locks`) from planning to the end, so two runs
@@ -183,18 +184,33 @@ class GlanceSync:
         :class:`~.errors.RegionLocked` when another run holds it, and the first write's error (a
         :class:`~.errors.FacadeError` naming the region; the summary logged before says what was
         done until then).  ``observer`` (a :class:`progress.TransferObserver`) follows the uploads.
+        ``fanout`` (a :class:`~.fanout.FanOut` shared by the regions of a ``--parallel`` run)
+        feeds the streamed uploads of an image to several regions from one read of its source.
         """
         region = self.region(name)
-        with nullcontext() if dry_run else region_lock(self.config.lock_dir, region.fullname):
-            plan = self.plan_region(name)
-            master_facade = self.facade(MASTER_TARGET)
-            master_region = Region(MASTER_TARGET, self.master_region)
+        if fanout is not None:
+            fanout.started(region.fullname)
+        try:
+            with nullcontext() if dry_run else region_lock(self.config.lock_dir, region.fullname):
+                plan = self.plan_region(name)
+                master_facade = self.facade(MASTER_TARGET)
+                master_region = Region(MASTER_TARGET, self.master_region)
+                method = self.transfer_method(region)
+                facade = self.facade(plan.region.target)
 
-            def source_for(image: Image):
-                return select_source(self.config.images_dir, image, master_facade, master_region)
+                def source_for(image: Image):
+                    source = select_source(self.config.images_dir, image, master_facade, master_region)
+                    return source if fanout is None else fanout.source(region.fullname, image.id, source)
 
-            return apply(plan, self.facade(plan.region.target), dry_run=dry_run, source_for=source_for,
-                         observer=observer, method=self.transfer_method(region))
+                if fanout is not None:  # what this region will stream, for the others to share
+                    streams = not dry_run and method.resolve(facade, plan.region) == STREAM
+                    fanout.planned(region.fullname, [action.master.id for action in plan.transfers
+                                                     if streams and isinstance(action, Upload)])
+                return apply(plan, facade, dry_run=dry_run, source_for=source_for, observer=observer,
+                             method=method)
+        finally:
+            if fanout is not None:
+                fanout.done(region.fullname)
 
     def transfer_method(self, region: Region) -> TransferMethod:
         """How copies to ``region`` are made: its target's ``transfer_method``; imports come

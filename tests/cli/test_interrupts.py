@@ -1,6 +1,6 @@
 """SIGINT / SIGTERM stop a run cleanly (CONTRACT.md §6): the copy in flight is not left behind,
 one ERROR line names the region and the signal, the exit status is 130 / 143, no traceback, and
-``--parallel`` passes the signal to its children and waits for them (no orphan keeps copying).
+``--parallel`` passes the signal to its region threads and waits for them (no orphan keeps copying).
 
 These need real processes (signals, fork).  An upload is kept in flight by a sparse 64 GiB
 file in images_dir, which the mock reads chunk by chunk for far longer than the test waits.
@@ -66,6 +66,20 @@ def wait_for(path_or_paths, text: str, process: subprocess.Popen, timeout: float
     pytest.fail(f"{text!r} never appeared in {paths}")
 
 
+def region_threads(pid: int) -> int:
+    """The regions at work in a --parallel run: distinct OS names gsr-<n> of its threads (a
+    thread started by a region thread inherits its name)."""
+    names = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith("gsr-"):
+            names.add(name)
+    return len(names)
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -101,8 +115,10 @@ def test_parallel_passes_the_signal_to_its_children_and_waits_for_them(cloud):
     while len(logs()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     wait_for(logs(), "Uploading image img", process)
+    # the regions are threads of the one process (fiwareglancesync/parallel.py), both at work
+    assert region_threads(process.pid) == 2
     children = children_of(process.pid)
-    assert len(children) == 2
+    assert children == [], "no child processes: nothing can outlive the run"
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=40)
     stderr = err.read_text()

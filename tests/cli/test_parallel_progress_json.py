@@ -83,12 +83,23 @@ def environment(store: Path, config: Path) -> dict:
                          XDG_RUNTIME_DIR=str(config.parent))
 
 
-def children_of(pid: int) -> set[int]:
+def children_of(pid: int) -> set[str]:
+    """The region workers of a --parallel run: threads of the one process (fiwareglancesync/
+    parallel.py names them gsr-<n> at the OS level, and a thread they start inherits the
+    name: distinct names are counted)."""
+    found = set()
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except FileNotFoundError:
-        return set()
-    return {int(p) for p in text.split()}
+        return found
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+            if name.startswith("gsr-"):
+                found.add(name)
+        except OSError:
+            pass
+    return found
 
 
 def run_observed(args, env, cwd) -> tuple[subprocess.CompletedProcess, int]:

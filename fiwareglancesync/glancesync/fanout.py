@@ -1,0 +1,242 @@
+"""Read once, fan out (CONTRACT.md §5): the uploads of one image to several regions that stream
+it, fed from one read of its source.
+
+Used by ``--parallel``, whose regions are threads of one process: a :class:`FanOut` is shared by
+them.  Each region tells it when it starts, which master images it will stream once it has
+planned (:meth:`FanOut.planned`), and when it is done; its uploads' sources are wrapped by
+:meth:`FanOut.source`.
+
+* **Rendezvous.**  The first region that opens image X waits until every other running region
+  that will stream X has opened it too (a region still listing or planning may need it as well,
+  so it is waited for), then one reader (a thread) reads X's source once and feeds every
+  member.  Every region uploads in the same global order (dependency order, then size, name),
+  so no region waits for one that waits for it; a wait is still bounded (``wait_timeout``):
+  whoever has not come by then reads X on its own later.
+* **Bounded memory.**  Each member has a queue of :data:`DEPTH` pieces; the reader puts each
+  piece in every live member's queue.
+* **Cut loose.**  A member whose queue stays full for ``stall_timeout`` seconds (its region's
+  Glance stopped reading) is dropped: its upload fails with a TransferError saying so, its
+  copy is deleted by the facade, the others go on.  A member whose upload failed (it closes
+  its iterator) just leaves.  A failing source fails every member.
+* A region opening X again (an upload retry, an ``auto`` fallback) reads it on its own.
+
+Each region's upload still verifies its own copy (the facade).  No logging, no I/O of its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from .errors import TransferError
+from .facades.base import ImageSource
+
+DEPTH = 4  # pieces queued per member
+POLL = 0.2  # seconds between looks at `cancelled` while waiting
+
+_END = object()
+
+
+@dataclass
+class _Member:
+    region: str
+    pieces: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=DEPTH))
+    alive: bool = True
+    error: BaseException | None = None
+
+
+@dataclass
+class _Group:
+    image_id: str
+    source: ImageSource
+    members: list[_Member] = field(default_factory=list)
+    started: bool = False
+    deadline: float = 0.0
+
+
+class FanOut:
+    """Shared by the regions of one ``--parallel`` run; see the module docstring.
+
+    ``cancelled()`` returns an exception to raise in a waiting region (an interrupt), or None.
+    """
+
+    def __init__(self, *, stall_timeout: float = 60.0, wait_timeout: float = 60.0,
+                 cancelled: Callable[[], BaseException | None] = lambda: None):
+        self.stall_timeout = stall_timeout
+        self.wait_timeout = wait_timeout
+        self.cancelled = cancelled
+        self._lock = threading.Condition()
+        self._planning: set[str] = set()
+        self._needs: dict[str, list[str]] = {}  # region -> image ids it will still stream
+        self._groups: dict[str, _Group] = {}
+        self._opened: set[tuple[str, str]] = set()  # (region, image id) already opened once
+        self.reads: dict[str, int] = {}  # image id -> times its source was opened here
+
+    # ------------------------------------------------------------------ regions
+    def started(self, region: str) -> None:
+        with self._lock:
+            self._planning.add(region)
+
+    def planned(self, region: str, image_ids: list[str]) -> None:
+        """``region`` will stream these master images (in this order)."""
+        with self._lock:
+            self._planning.discard(region)
+            self._needs[region] = list(image_ids)
+            self._lock.notify_all()
+
+    def done(self, region: str) -> None:
+        """``region`` ended (synchronised, failed or interrupted): nobody waits for it any more."""
+        with self._lock:
+            self._planning.discard(region)
+            self._needs.pop(region, None)
+            self._lock.notify_all()
+
+    # ------------------------------------------------------------------ sources
+    def source(self, region: str, image_id: str, base: ImageSource) -> ImageSource:
+        return _FanOutSource(self, region, image_id, base)
+
+    def _open(self, region: str, image_id: str, base: ImageSource) -> Iterator[bytes]:
+        with self._lock:
+            first = (region, image_id) not in self._opened
+            self._opened.add((region, image_id))
+            needs = self._needs.get(region)
+            if needs is not None and image_id in needs:
+                needs.remove(image_id)
+            group = self._groups.get(image_id)  # a group not yet started (started ones leave the dict)
+            if not first:
+                return self._alone(image_id, base)
+            if group is None:
+                if not self._others_may_need(region, image_id, None):
+                    return self._alone(image_id, base)
+                group = self._groups[image_id] = _Group(image_id, base,
+                                                        deadline=time.monotonic() + self.wait_timeout)
+            member = _Member(region)
+            group.members.append(member)
+            self._lock.notify_all()
+            while not group.started:
+                if not self._others_may_need(None, image_id, group) or time.monotonic() >= group.deadline:
+                    self._start(group)
+                    break
+                self._lock.wait(POLL)
+                error = self.cancelled()
+                if error is not None:
+                    member.alive = False
+                    group.members.remove(member)
+                    raise error
+        return self._consume(member)
+
+    def _others_may_need(self, region: str | None, image_id: str, group: _Group | None) -> bool:
+        """Whether a region that has not joined the group yet may still stream ``image_id``."""
+        joined = {member.region for member in group.members} if group is not None else set()
+        if region is not None:
+            joined.add(region)
+        if self._planning - joined:
+            return True
+        return any(image_id in needs for other, needs in self._needs.items() if other not in joined)
+
+    def _alone(self, image_id: str, base: ImageSource) -> Iterator[bytes]:
+        self.reads[image_id] = self.reads.get(image_id, 0) + 1
+        return base.open()
+
+    def _start(self, group: _Group) -> None:
+        group.started = True
+        del self._groups[group.image_id]
+        self.reads[group.image_id] = self.reads.get(group.image_id, 0) + 1
+        threading.Thread(target=self._feed, args=(group,), name=f"glancesync-fanout-{group.image_id}",
+                         daemon=True).start()
+
+    # ------------------------------------------------------------------ the reader
+    def _feed(self, group: _Group) -> None:
+        name_os_thread("glancesync-fan")  # not the region thread's name it inherited
+        members = list(group.members)
+        chunks = None
+        try:
+            chunks = group.source.open()
+            for piece in chunks:
+                live = [member for member in members if member.alive]
+                if not live:
+                    return
+                for member in live:
+                    self._put(member, piece)
+            for member in members:
+                if member.alive:
+                    self._put(member, _END)
+        except BaseException as exc:  # the source failed: every member fails with it
+            for member in members:
+                if member.alive:
+                    member.error = exc
+                    member.alive = False
+                    _offer(member.pieces, _END)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, member: _Member, piece) -> None:
+        """Queue ``piece`` for ``member``; drop it after ``stall_timeout`` seconds of a full queue."""
+        deadline = time.monotonic() + self.stall_timeout
+        while member.alive:
+            try:
+                member.pieces.put(piece, timeout=POLL)
+                return
+            except queue.Full:
+                if time.monotonic() >= deadline:
+                    member.error = TransferError(f"{member.region} took no data for {self.stall_timeout:.0f} s: "
+                                                 f"dropped from the fan-out of the image")
+                    member.alive = False
+
+    def _consume(self, member: _Member) -> Iterator[bytes]:
+        try:
+            while True:
+                try:
+                    piece = member.pieces.get(timeout=POLL)
+                except queue.Empty:
+                    if member.error is not None:
+                        raise member.error
+                    error = self.cancelled()
+                    if error is not None:
+                        raise error
+                    continue
+                if piece is _END:
+                    if member.error is not None:
+                        raise member.error
+                    return
+                yield piece
+        finally:
+            member.alive = False  # an upload that stops early leaves the fan-out
+
+
+def name_os_thread(name: str) -> None:
+    """Give the calling thread an OS-level name (Linux prctl PR_SET_NAME; elsewhere nothing; a
+    new thread inherits its creator's), so that tools can tell threads apart in
+    /proc/<pid>/task/*/comm."""
+    try:
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _offer(pieces: queue.Queue, item) -> None:
+    try:
+        pieces.put_nowait(item)
+    except queue.Full:
+        pass  # the member will see its error when the queue drains (or it is gone)
+
+
+@dataclass
+class _FanOutSource:
+    fanout: FanOut
+    region: str
+    image_id: str
+    base: ImageSource
+
+    @property
+    def description(self) -> str:
+        return self.base.description
+
+    def open(self) -> Iterator[bytes]:
+        return self.fanout._open(self.region, self.image_id, self.base)
