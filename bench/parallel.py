@@ -3,8 +3,8 @@
 
 Creates ``--images`` images of ``--size-mib`` MiB in the lab's Master region, then, ``--repeat``
 times each, synchronises them to ``RegionA`` and ``other:RegionB`` (the second federation, behind
-its own Keystone) with plain ``sync.py`` (one region after the other) and with ``sync.py
---parallel`` (``max_children = 2``), deleting the copies between runs.  Prints the wall times, the
+its own Keystone), both streamed (``transfer_method = stream``), with plain ``sync.py`` (one
+region after the other) and with ``sync.py --parallel`` (``max_children = 2``), deleting the copies between runs.  Prints the wall times, the
 best of each and the ratio sequential / parallel.  Every run is checked: both regions end with
 every image ``ok``.
 
@@ -51,7 +51,7 @@ def main() -> None:
             config = Path(tmp) / "glancesync.conf"
             condition = f"image.name.startswith('{prefix}')"
             lab.write_glancesync_conf(config, main={"max_children": "2", "images_dir": str(Path(tmp) / "none")},
-                                      master={"metadata_condition": condition},
+                                      master={"metadata_condition": condition, "transfer_method": "stream"},
                                       target={"metadata_condition": condition})
             for i in range(args.images):
                 data = os.urandom(args.size_mib * 1024 * 1024)

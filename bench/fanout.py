@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""One image to RegionA and other:RegionB: plain copy, sequential stream, --parallel fan-out, auto.
+
+Creates one ``--size-mib`` MiB image (default 256) in the lab's Master region, then ``--repeat``
+times (default 3), interleaved, runs each variant and deletes the copies after it:
+
+* ``plain``      -- the reference: python-glanceclient alone copies the image to RegionA once
+  (``images.data`` of Master piped into ``images.upload`` of RegionA);
+* ``sequential`` -- ``sync.py RegionA other:RegionB`` with ``transfer_method = stream``: one
+  region after the other, each reading the master image;
+* ``fanout``     -- ``sync.py --parallel RegionA other:RegionB`` with ``transfer_method = stream``:
+  both regions at once, fed from one read of the master image;
+* ``auto``       -- ``sync.py RegionA other:RegionB`` with the default ``transfer_method = auto``:
+  RegionA's Glance imports the image itself (glance-download), RegionB gets it streamed.
+
+Every client reads the master Glance through a fault proxy (tests/integration/lab/proxy.py) that
+counts the ``GET /v2/images/<id>/file`` requests: the master reads per image; the bytes sent by
+the client come from sync.py's summary lines (its log files under ``--parallel``).  Prints every
+run, the best wall time of each variant, its ratio to the best plain copy, the master reads and
+the bytes sent.  Goals: fanout <= 1.3 x plain with 1 master read; auto sends 0 bytes to RegionA.
+
+    python bench/fanout.py [--size-mib 256] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.integration.lab import Lab, start_lab  # noqa: E402
+from tests.integration.lab.proxy import FaultProxy  # noqa: E402
+
+BIN = Path(sys.executable).parent
+MIB = 1024 * 1024
+SUMMARY = re.compile(r"(\S+): Summary: \d+ images uploaded \([^)]*\), (\d+) bytes sent in")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    state = os.environ.get("GLANCESYNC_LAB_STATE")
+    lab = Lab.load(state) if state else start_lab()
+    master_proxy = FaultProxy(lab.glance_url("Master"), "Master").start()
+    keystone = FaultProxy(lab.ks1.auth_url.rsplit("/v3", 1)[0], "ks1").start()
+    keystone.rewrite_catalog({lab.glance_url("Master"): master_proxy.url})
+    prefix = f"fan{uuid.uuid4().hex[:6]}-"
+    clients = {"Master": lab.glance_client("ks1", "Master"), "RegionA": lab.glance_client("ks1", "RegionA"),
+               "RegionB": lab.glance_client("ks2", "RegionB")}
+    try:
+        with tempfile.TemporaryDirectory(prefix="glancesync-bench-") as tmp:
+            name = f"{prefix}img"
+            data = os.urandom(args.size_mib * MIB)
+            image = clients["Master"].images.create(name=name, disk_format="raw", container_format="bare",
+                                                    visibility="public")
+            clients["Master"].images.upload(image["id"], io.BytesIO(data), image_size=len(data))
+            del data
+            master = clients["Master"].images.get(image["id"])
+            configs = {}
+            for method in ("stream", "auto"):
+                config = Path(tmp) / f"glancesync-{method}.conf"
+                condition = f"image.name == '{name}'"
+                lab.write_glancesync_conf(
+                    config, main={"max_children": "2", "lock_dir": str(Path(tmp) / "locks")},
+                    master={"metadata_condition": condition, "transfer_method": method,
+                            "keystone_url": keystone.url + "/v3"},
+                    target={"metadata_condition": condition, "transfer_method": "stream"})
+                configs[method] = config
+            print(f"one {args.size_mib} MiB image to RegionA and other:RegionB, best of {args.repeat}, "
+                  f"interleaved; master read through a counting proxy")
+            variants = {
+                "plain": lambda: plain_copy(lab, master_proxy.url, master["id"], clients),
+                "sequential": lambda: sync(configs["stream"], tmp, []),
+                "fanout": lambda: sync(configs["stream"], tmp, ["--parallel"]),
+                "auto": lambda: sync(configs["auto"], tmp, []),
+            }
+            results: dict[str, list[tuple[float, int, dict]]] = {v: [] for v in variants}
+            for run in range(1, args.repeat + 1):
+                for variant, call in variants.items():
+                    before = master_proxy.count("GET", rf"/v2/images/{master['id']}/file$")
+                    started = time.perf_counter()
+                    sent = call()
+                    elapsed = time.perf_counter() - started
+                    reads = master_proxy.count("GET", rf"/v2/images/{master['id']}/file$") - before
+                    check(clients, name, master, 1 if variant == "plain" else 2)
+                    results[variant].append((elapsed, reads, sent))
+                    print(f"  run {run} {variant:<10} {elapsed:7.2f} s  master reads {reads}  bytes sent by the "
+                          f"client {sent}", flush=True)
+                    remove_copies(clients, prefix)
+            reference = min(t for t, _, _ in results["plain"])
+            print("summary (best wall time; ratio to the best plain copy; master reads; client bytes per region)")
+            for variant, runs in results.items():
+                best = min(runs, key=lambda r: r[0])
+                print(f"  {variant:<10} {best[0]:7.2f} s  x{best[0] / reference:5.2f}  master reads "
+                      f"{best[1]}  sent {best[2]}")
+            print("goals: fanout <= 1.3 x plain and 1 master read; auto sends 0 bytes to RegionA")
+    finally:
+        for client in clients.values():
+            for listed in client.images.list():
+                if listed["name"] and listed["name"].startswith(prefix):
+                    client.images.delete(listed["id"])
+        master_proxy.stop()
+        keystone.stop()
+        if not state:
+            lab.stop()
+
+
+def plain_copy(lab, master_url: str, image_id: str, clients: dict) -> dict:
+    """glanceclient alone: the master's data (through the counting proxy) into a new RegionA image."""
+    from glanceclient import client as glance_client
+
+    source = glance_client.Client("2", session=lab.session("ks1"), endpoint=master_url)
+    record = source.images.get(image_id)
+    target = clients["RegionA"]
+    copy = target.images.create(name=record["name"], disk_format="raw", container_format="bare",
+                                visibility="public")
+    target.images.upload(copy["id"], source.images.data(image_id), image_size=record["size"])
+    return {"RegionA": record["size"]}
+
+
+def sync(config: Path, cwd: str, extra: list[str]) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
+    env["GLANCESYNC_CONFIG"] = str(config)
+    for old in Path(cwd).glob("sync_*/*.txt"):
+        old.unlink()
+    done = subprocess.run([BIN / "sync.py", *extra, "RegionA", "other:RegionB"], env=env, cwd=cwd,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"sync.py {' '.join(extra)} failed:\n{done.stdout}\n{done.stderr}")
+    text = done.stderr + "".join(p.read_text() for p in Path(cwd).glob("sync_*/*.txt"))
+    return {region: int(sent) for region, sent in SUMMARY.findall(text)}
+
+
+def check(clients: dict, name: str, master: dict, regions: int) -> None:
+    copies = [i for region in ("RegionA", "RegionB") for i in clients[region].images.list() if i["name"] == name]
+    good = [c for c in copies if c["status"] == "active" and c["checksum"] == master["checksum"]
+            and c["os_hash_value"] == master["os_hash_value"]]
+    if len(good) != regions or len(copies) != regions:
+        sys.exit(f"expected {regions} verified copies, found {[(c['status'], c['checksum']) for c in copies]}")
+
+
+def remove_copies(clients: dict, prefix: str) -> None:
+    for region in ("RegionA", "RegionB"):
+        for image in clients[region].images.list():
+            if image["name"] and image["name"].startswith(prefix):
+                clients[region].images.delete(image["id"])
+
+
+if __name__ == "__main__":
+    main()
