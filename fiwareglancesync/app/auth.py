@@ -179,12 +179,51 @@ class TokenCache:
             self._entries[_key(token)] = (until, info)
 
 
+class _Validation:
+    """One validation of a token, shared by the requests that asked meanwhile."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.info: TokenInfo | None = None
+        self.error: BaseException | None = None
+
+
 class Authenticator:
-    """Token validation with caching and the role check; one per app."""
+    """Token validation with caching and the role check; one per app.
+
+    Requests of a process (gunicorn's threads) that bring the same token while Keystone is
+    validating it wait for that validation instead of asking Keystone again."""
 
     def __init__(self, validator: TokenValidator, cache: TokenCache):
         self.validator = validator
         self.cache = cache
+        self._lock = threading.Lock()
+        self._validating: dict[str, _Validation] = {}
+
+    def _validate(self, token: str) -> TokenInfo:
+        key = _key(token)
+        with self._lock:
+            validation = self._validating.get(key)
+            leader = validation is None
+            if leader:
+                validation = self._validating[key] = _Validation()
+        if leader:
+            try:
+                validation.info = self.validator.validate(token)
+                if validation.info.expires > datetime.now(timezone.utc):
+                    self.cache.put(token, validation.info)  # before the next request can miss both
+            except BaseException as exc:  # every waiting request gets it
+                validation.error = exc
+            finally:
+                with self._lock:
+                    self._validating.pop(key, None)
+                validation.done.set()
+        else:
+            validation.done.wait()  # bounded by the validator's own timeouts (and the caller's bound)
+        if validation.error is not None:
+            raise validation.error
+        assert validation.info is not None
+        return validation.info
 
     def authenticate(self, header_value: str | None,
                      bound: Callable[[Callable[[], TokenInfo]], TokenInfo] | None = None) -> TokenInfo:
@@ -200,7 +239,7 @@ class Authenticator:
             raise ApiError(401, EMPTY_TOKEN)
         info = self.cache.get(token)
         if info is None:
-            validate = functools.partial(self.validator.validate, token)
+            validate = functools.partial(self._validate, token)
             info = bound(validate) if bound is not None else validate()
             if info.expires <= datetime.now(timezone.utc):
                 raise ApiError(401, EXPIRED_TOKEN)

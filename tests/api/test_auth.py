@@ -225,3 +225,31 @@ def test_cache_is_bounded():
 
     assert cache.get("a") is None
     assert [cache.get(name) is not None for name in "bcd"] == [True, True, True]
+
+
+def test_concurrent_requests_with_one_new_token_share_one_validation():
+    import threading
+    from datetime import datetime, timedelta, timezone
+
+    calls, release = [], threading.Event()
+
+    class SlowValidator:
+        def validate(self, token):
+            calls.append(token)
+            release.wait(5)
+            return auth.TokenInfo("admin", "u1", "admin", frozenset({"admin"}),
+                                  datetime.now(timezone.utc) + timedelta(hours=1))
+
+    authenticator = auth.Authenticator(SlowValidator(), auth.TokenCache(300))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(authenticator.authenticate("new").user))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    while not calls:
+        threading.Event().wait(0.001)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+
+    assert (len(calls), results) == (1, ["admin"] * 8)
