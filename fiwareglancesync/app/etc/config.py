@@ -21,3 +21,9 @@
 
 # GET /metrics (Prometheus text, no token needed: counts only); False answers 404:
 # METRICS_ENABLED = True
+
+# The key that signs the status page's session cookies (see fiware-glancesync.cfg); the same on
+# every host sharing the database:
+# SECRET_KEY = "a long random string"
+# Cookies only over https:
+# SESSION_COOKIE_SECURE = True
