@@ -288,3 +288,21 @@ def test_shipped_example_settings_give_get_slash_an_updated_date(files):
 
     assert body["updated"] == "2026-12-02T00:00:00Z"
     assert (config["REQUEST_TIMEOUT"], load_settings(environ).gunicorn_threads) == (30, 8)
+
+
+def test_session_key_from_the_environment_else_a_file_kept_in_the_database_path(files, tmp_path):
+    import os
+    import stat
+
+    assert load_settings(dict(files, GLANCESYNC_SECRET_KEY="k1")).flask_config()["SECRET_KEY"] == "k1"
+
+    first = load_settings(files).flask_config()["SECRET_KEY"]
+    path = Path(files["GLANCESYNCAPP_DATABASE_PATH"]) / "secret_key"
+    assert len(first) == 64 and path.read_text().strip() == first
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_settings(files).flask_config()["SECRET_KEY"] == first  # the same for every worker and start
+    assert first not in repr(load_settings(files))
+
+    no_path = dict(files, DATABASE_URL="postgresql://db/x")
+    del no_path["GLANCESYNCAPP_DATABASE_PATH"]
+    assert "SECRET_KEY" not in load_settings(no_path).flask_config()  # gunicornserver makes one per start
