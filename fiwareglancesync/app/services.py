@@ -306,9 +306,8 @@ def refresh_all_snapshots(app: Flask, engine_factory: Callable[[], Engine]) -> i
             LOG.warning("status snapshots not refreshed: cannot list the regions: %s", one_line(exc))
             return 0
         done = 0
-        for region in regions:
-            engine_for_region = engine_factory()  # a fresh master catalogue for each region
-            done += refresh_snapshot(engine_for_region, region)
+        for region in regions:  # one engine: one login per target, the master listed once per refresh
+            done += refresh_snapshot(engine, region)
         _forget_snapshots_except(regions)
         LOG.info("status snapshots refreshed: %d of %d region(s)", done, len(regions))
         return done
