@@ -43,7 +43,7 @@ from tests.integration.lab.proxy import FaultProxy  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MIB = 1024 * 1024
-SUMMARY = re.compile(r"(\S+): Summary: \d+ images uploaded \([^)]*\), (\d+) bytes sent in")
+SUMMARY = re.compile(r"(?:^|\n)(?:INFO:)?(\S+): Summary: \d+ images uploaded \([^)]*\), (\d+) bytes sent in")
 
 
 def main() -> None:
@@ -127,8 +127,27 @@ def plain_copy(lab, master_url: str, image_id: str, clients: dict) -> dict:
     target = clients["RegionA"]
     copy = target.images.create(name=record["name"], disk_format="raw", container_format="bare",
                                 visibility="public")
-    target.images.upload(copy["id"], source.images.data(image_id), image_size=record["size"])
+    target.images.upload(copy["id"], _FileLike(source.images.data(image_id)), image_size=record["size"])
     return {"RegionA": record["size"]}
+
+
+class _FileLike:
+    """``read(n)`` over the chunks of a download (glanceclient uploads read a file-like body)."""
+
+    def __init__(self, chunks):
+        self.chunks, self.buffer = iter(chunks), b""
+
+    def read(self, size: int = -1) -> bytes:
+        while len(self.buffer) < size or size < 0:
+            piece = next(self.chunks, None)
+            if piece is None:
+                break
+            self.buffer += piece
+        if size < 0:
+            out, self.buffer = self.buffer, b""
+        else:
+            out, self.buffer = self.buffer[:size], self.buffer[size:]
+        return out
 
 
 def sync(config: Path, cwd: str, extra: list[str]) -> dict:
