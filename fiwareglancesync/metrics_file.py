@@ -40,27 +40,47 @@ class RunMetrics:
 
 
 def write_metrics_file(path: str, metrics: RunMetrics, success: bool) -> None:
-    """Write the file; raises GlanceSyncError naming the path when it cannot be written."""
-    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+    """Write the file; raises GlanceSyncError naming the path when it cannot be written.
+
+    The values are handed to prometheus_client as metric families of a collector, not as Gauge
+    objects: a Gauge would follow ``PROMETHEUS_MULTIPROC_DIR`` when the environment has it (a
+    host that also runs the REST service) and write its values elsewhere.
+    """
+    from prometheus_client import CollectorRegistry, write_to_textfile
 
     registry = CollectorRegistry()
-    images = Gauge("glancesync_images", "Images per sync status and region, as --show-status computes them",
-                   ["region", "status"], registry=registry)
-    for region, entries in metrics.statuses.items():
-        counts = Counter(entry.status for entry in entries)
-        for status in SyncStatus:
-            images.labels(region=region, status=status.value).set(counts.get(status, 0))
-    Gauge("glancesync_run_success", "1 when the last run did all its work, else 0",
-          registry=registry).set(1 if success else 0)
-    Gauge("glancesync_run_duration_seconds", "Wall time of the last run",
-          registry=registry).set(round(time.monotonic() - metrics.started, 3))
-    transferred = Gauge("glancesync_transferred_bytes", "Bytes the last run sent to a region, by transfer method",
-                        ["region", "method"], registry=registry)
-    for (region, method), nbytes in sorted(metrics.transferred.items()):
-        transferred.labels(region=region, method=method).set(nbytes)
-    Gauge("glancesync_last_run_timestamp_seconds", "When the last run ended (Unix time)",
-          registry=registry).set(round(time.time(), 3))
+    registry.register(_RunCollector(metrics, success, duration=time.monotonic() - metrics.started,
+                                    ended=time.time()))
     try:
         write_to_textfile(path, registry)
     except OSError as exc:
         raise GlanceSyncError(f"--metrics-file {path}: cannot be written: {exc.strerror or exc}") from None
+
+
+class _RunCollector:
+    """The metric families of one run (a prometheus_client collector)."""
+
+    def __init__(self, metrics: RunMetrics, success: bool, duration: float, ended: float):
+        self.metrics, self.success, self.duration, self.ended = metrics, success, duration, ended
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        images = GaugeMetricFamily("glancesync_images", "Images per sync status and region, as --show-status "
+                                   "computes them", labels=["region", "status"])
+        for region, entries in self.metrics.statuses.items():
+            counts = Counter(entry.status for entry in entries)
+            for status in SyncStatus:
+                images.add_metric([region, status.value], counts.get(status, 0))
+        yield images
+        yield GaugeMetricFamily("glancesync_run_success", "1 when the last run did all its work, else 0",
+                                value=1 if self.success else 0)
+        yield GaugeMetricFamily("glancesync_run_duration_seconds", "Wall time of the last run",
+                                value=round(self.duration, 3))
+        transferred = GaugeMetricFamily("glancesync_transferred_bytes", "Bytes the last run sent to a region, "
+                                        "by transfer method", labels=["region", "method"])
+        for (region, method), nbytes in sorted(self.metrics.transferred.items()):
+            transferred.add_metric([region, method], nbytes)
+        yield transferred
+        yield GaugeMetricFamily("glancesync_last_run_timestamp_seconds", "When the last run ended (Unix time)",
+                                value=round(self.ended, 3))
