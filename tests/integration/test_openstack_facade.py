@@ -86,10 +86,16 @@ def test_streamed_copy_from_the_master_region_keeps_the_hashes(facades, prefix, 
     assert copy.owner == facade.get_tenant_id()
 
 
-def test_copy_verified_against_other_hashes_fails_and_leaves_nothing(facades, prefix, image_file):
+@pytest.mark.parametrize("hashes, cause", [
+    # the master has MD5 and SHA-512: the region's own reported hashes prove the copy (CONTRACT.md §2)
+    ({}, "the region reports checksum [0-9a-f]{32}, the master's is 0{32}"),
+    # no os_hash_value: the client hashes while streaming, and aborts the wrong stream
+    ({"os_hash_algo": None, "os_hash_value": None}, "checksum mismatch"),
+], ids=["region-reported", "client-hashed"])
+def test_copy_verified_against_other_hashes_fails_and_leaves_nothing(facades, prefix, image_file, hashes, cause):
     master = upload_master(facades, prefix, image_file)
-    claimed = replace(master, id="", region="other:RegionB", checksum="0" * 32)
-    with pytest.raises(TransferError, match=r"^other:RegionB: Upload of .* Failed\. Cause: checksum mismatch"):
+    claimed = replace(master, id="", region="other:RegionB", checksum="0" * 32, **hashes)
+    with pytest.raises(TransferError, match=rf"^other:RegionB: Upload of .* Failed\. Cause: {cause}"):
         facades["other"].upload_image(REGION_B, claimed, RegionSource(facades["master"], MASTER, master.id))
     assert [i for i in facades["other"].get_imagelist(REGION_B) if i.name == master.name] == []
 

@@ -213,8 +213,10 @@ def test_broken_upload_leaves_nothing_and_the_next_run_completes(cloud):
     data = os.urandom(2 * 1024 * 1024)
     master = cloud.create("Master", "fragile", data, type="base")
     corrupt = bytearray(data)
-    corrupt[len(corrupt) // 2] ^= 0xFF  # same size, different bytes: detected while streaming
+    corrupt[len(corrupt) // 2] ^= 0xFF  # same size, different bytes: detected by the regions' own hashes
     (cloud.images_dir / master["id"]).write_bytes(bytes(corrupt))
+    # streamed: RegionA's Glance could otherwise import the (good) data from Master by itself
+    cloud.write_config(master={"transfer_method": "stream"})
 
     broken = cloud.sync_py("RegionA", "other:RegionB")
     assert broken.returncode == 1
