@@ -114,7 +114,7 @@ TRANSIENT_STATUSES = frozenset({502, 503, 504})
 PAGE_SIZE = 100
 IMAGE_INTERFACE = "public"
 IMPORT_POLL_FIRST = 0.25  # seconds before the first look at an import; each next wait is 1.5 times longer...
-IMPORT_POLL_MAX = 5.0  # ...up to this
+IMPORT_POLL_MAX = 2.0  # ...up to this (a finished import waits at most this long to be seen)
 MAX_CAUSE_LENGTH = 400  # Glance's schema errors run to kilobytes; the start says what is wrong
 # What the client libraries raise, and nothing else (our own bugs must not read as "Upload failed"):
 # * keystoneauth1: ClientException is the base of all its errors, HTTP ones and transport ones
