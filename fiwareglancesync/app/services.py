@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import threading
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Callable
@@ -43,7 +41,7 @@ from . import metrics
 from .errors import ShuttingDown, TaskContention, TaskNotFound, TaskStillSyncing
 from .extensions import db
 from .models import RegionSnapshot, Task, TaskStatus, utcnow
-from .runner import TaskRunner
+from .runner import PerProcessLoop, TaskRunner
 
 if TYPE_CHECKING:
     from .state import Engine
@@ -56,30 +54,17 @@ START_ATTEMPTS = 3
 OUTCOME_RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds between attempts to record a task's outcome
 
 
-class Heartbeat:
+class Heartbeat(PerProcessLoop):
     """Refreshes ``heartbeat_at`` of this process's ``syncing`` tasks every ``interval`` seconds.
 
     Started on the first task a process runs (so after gunicorn has forked the worker).
     """
 
+    thread_name = "glancesync-heartbeat"
+
     def __init__(self, app: Flask, interval: float):
+        super().__init__(interval)
         self.app = app
-        self.interval = interval
-        self._pid: int | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-
-    def ensure_running(self) -> None:
-        if self.interval <= 0:
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            threading.Thread(target=self._loop, name="glancesync-heartbeat", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

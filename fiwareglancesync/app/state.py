@@ -12,7 +12,6 @@ each process: gunicorn workers build their app after the fork (``run.py``), so e
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from ..glancesync.errors import one_line
 from . import services
 from .auth import Authenticator, authenticator_from_config
 from .errors import BadRegion
-from .runner import TaskRunner, ThreadPoolRunner
+from .runner import PerProcessLoop, TaskRunner, ThreadPoolRunner
 from .services import Heartbeat
 
 if TYPE_CHECKING:  # only for the annotations
@@ -87,7 +86,7 @@ class RegionCache:
         return self._names is not None and self.clock() - self._listed_at < self.ttl
 
 
-class SnapshotScheduler:
+class SnapshotScheduler(PerProcessLoop):
     """Refreshes the status snapshots (the status page's data) every ``interval`` seconds, by
     handing :func:`services.refresh_all_snapshots` to the task runner: never in a request.
 
@@ -97,27 +96,14 @@ class SnapshotScheduler:
     worker.  ``interval`` 0 turns it off.
     """
 
+    thread_name = "glancesync-status-refresh"
+
     def __init__(self, app: Flask, runner: TaskRunner, engine_factory: EngineFactory, interval: float):
+        super().__init__(interval)
         self.app = app
         self.runner = runner
         self.engine_factory = engine_factory
-        self.interval = interval
-        self._pid: int | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._running = threading.Event()
-
-    def ensure_running(self) -> None:
-        if self.interval <= 0:
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            threading.Thread(target=self._loop, name="glancesync-status-refresh", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def due(self) -> bool:
         with self.app.app_context():

@@ -4,7 +4,6 @@ against the master (an import plugin that changes the data), and no copy left be
 refused, failed or timed-out import."""
 
 import hashlib
-import json
 
 import pytest
 from glanceclient import exc as glance_exc

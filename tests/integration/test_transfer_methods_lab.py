@@ -20,7 +20,6 @@ import pytest
 
 from fiwareglancesync.glancesync.engine import GlanceSync
 from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
-from fiwareglancesync.glancesync.region import Region
 from tests.integration.lab.proxy import FaultProxy
 
 BIN = Path(sys.executable).parent
