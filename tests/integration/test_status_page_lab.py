@@ -95,6 +95,26 @@ def cells(driver, region: str) -> dict[str, tuple[str, str]]:
             for cell in row.find_elements(By.CSS_SELECTOR, "td.status[data-image]")}
 
 
+def stable(driver, read):
+    """``read(driver)``, read again while the page is being replaced under it (it reloads itself
+    every few seconds while a task runs, so elements found a moment ago may be gone)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    for _ in range(100):
+        try:
+            return read(driver)
+        except (StaleElementReferenceException, NoSuchElementException):
+            time.sleep(0.1)
+    return read(driver)
+
+
+def region_a(driver) -> tuple[dict[str, tuple[str, str]], str]:
+    """RegionA's cells and its last-task text, read from one page."""
+    from selenium.webdriver.common.by import By
+
+    return cells(driver, "RegionA"), driver.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] td.task').text
+
+
 def artifact_dir(tmp_path: Path) -> Path:
     directory = Path(os.environ.get("GLANCESYNC_TEST_ARTIFACTS") or tmp_path / "artifacts")
     directory.mkdir(parents=True, exist_ok=True)
@@ -128,15 +148,14 @@ def test_status_page_login_statuses_sync_button_and_csrf(page_deployment, chrome
 
     chrome.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] button.sync').click()
     deadline = time.monotonic() + WAIT  # the page reloads itself while the task runs
-    while not all(status == "ok" for status, _ in cells(chrome, "RegionA").values()):
+    seen, task = stable(chrome, region_a)
+    while not (all(status == "ok" for status, _ in seen.values()) and task.startswith("synced")):
         assert time.monotonic() < deadline, chrome.page_source[-3000:]
         time.sleep(0.5)
+        seen, task = stable(chrome, region_a)
     copies = deployment.copies("RegionA")
-    assert cells(chrome, "RegionA") == {prefix + name: ("ok", f"image id {image['id']}")
-                                        for name, image in copies.items()}
-    task = chrome.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] td.task').text
-    assert task.startswith("synced")
-    assert {status for status, _ in cells(chrome, "other:RegionB").values()} == {"pending_upload"}
+    assert seen == {prefix + name: ("ok", f"image id {image['id']}") for name, image in copies.items()}
+    assert {status for status, _ in stable(chrome, lambda d: cells(d, "other:RegionB")).values()} == {"pending_upload"}
 
     shot = artifact_dir(tmp_path) / "status-page.png"
     chrome.save_screenshot(str(shot))
