@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -21,12 +19,14 @@ import pytest
 from fiwareglancesync.glancesync.engine import GlanceSync
 from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
 from tests.integration.lab.proxy import FaultProxy
+from tests.integration.test_sync_e2e import Cloud
 
-BIN = Path(sys.executable).parent
 REGIONS = ("Master", "RegionA", "RegionB")
 
 
-class World:
+class World(Cloud):
+    """The lab for one test (sync_py and status are the end-to-end tests' own)."""
+
     def __init__(self, lab, tmp_path: Path, keystone_url: str | None = None):
         self.lab, self.tmp = lab, tmp_path
         self.prefix = f"tm{uuid.uuid4().hex[:8]}-"
@@ -63,24 +63,6 @@ class World:
     def tasks(self, region: str, image_id: str) -> list[dict]:
         _, body = self.clients[region].http_client.get(f"/v2/images/{image_id}/tasks")
         return body.get("tasks", [])
-
-    def sync_py(self, *args: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
-        env["GLANCESYNC_CONFIG"] = str(self.config)
-        done = subprocess.run([BIN / "sync.py", *args], capture_output=True, env=env, cwd=self.tmp, timeout=300)
-        return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
-
-    def status(self, *regions: str) -> dict[str, str]:
-        result = self.sync_py("--show-status", *regions)
-        assert result.returncode == 0, result.stderr
-        statuses = {}
-        for line in result.stdout.split("\r\n"):
-            line = line.strip("\n")
-            if line:
-                status, region, name = line.split(",")
-                if name.startswith(self.prefix):
-                    statuses[f"{region}/{name[len(self.prefix):]}"] = status
-        return statuses
 
     def cleanup(self) -> None:
         for region in REGIONS:
