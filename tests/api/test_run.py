@@ -97,7 +97,10 @@ def test_gunicorn_runs_threaded_workers(settings):
 
 
 def test_metrics_dir_is_a_fresh_private_one_or_the_operators_emptied(tmp_path, monkeypatch):
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # set, then removed: so that monkeypatch also removes what prepare_metrics_dir sets (a bare
+    # delenv of an absent variable records nothing to undo, and the next tests would inherit it)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     directory, remove = run.prepare_metrics_dir()
     try:
         assert remove and os.path.isdir(directory) and os.environ["PROMETHEUS_MULTIPROC_DIR"] == directory

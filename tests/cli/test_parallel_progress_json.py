@@ -52,9 +52,10 @@ def seeded_store(base: Path, count: int) -> Path:
 
 @pytest.fixture(scope="module")
 def pristine_store(tmp_path_factory):
-    """6,000 images: reading 6,000 rows keeps a child busy long enough to be observed.
+    """2,000 images: reading 2,000 rows keeps a region busy long enough (about 0.1 s) for two
+    regions in flight to be observed by polling every 2 ms.
     Seeded once per module; each test gets a copy (``store``)."""
-    return seeded_store(tmp_path_factory.mktemp("pristine"), 6000)
+    return seeded_store(tmp_path_factory.mktemp("pristine"), 2000)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +138,7 @@ def test_parallel_respects_max_children(tmp_path, store):
         assert not text.startswith("INFO:"), "parallel logs have no level prefix"
     status = run_sync(["--show-status", *REGIONS], environment(store, config))
     assert status.returncode == 0, status.stderr
-    assert "pending" not in status.stdout and status.stdout.count("ok,") == 5 * 6000
+    assert "pending" not in status.stdout and status.stdout.count("ok,") == 5 * 2000
 
 
 def test_parallel_failure_and_sequential_children(tmp_path, store):
