@@ -19,6 +19,12 @@ the client come from sync.py's summary lines (its log files under ``--parallel``
 run, the best wall time of each variant, its ratio to the best plain copy, the master reads and
 the bytes sent.  Goals: fanout <= 1.3 x plain with 1 master read; auto sends 0 bytes to RegionA.
 
+Where the time goes: each run also prints the CPU seconds spent by each lab server (a uWSGI
+master and its workers, from /proc), by the client (sync.py, or this process for ``plain``), by
+this process's counting proxies, and by the whole machine (/proc/stat).  A run is bound by the
+machine's cores when ``machine CPU / cores`` comes close to its wall time: then no client-side
+change can make it faster, only less CPU per byte somewhere.
+
     python bench/fanout.py [--size-mib 256] [--repeat 3]
 """
 
@@ -28,6 +34,7 @@ import argparse
 import io
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -39,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.integration.lab import Lab, start_lab  # noqa: E402
+from tests.integration.lab.processes import descendants  # noqa: E402
 from tests.integration.lab.proxy import FaultProxy  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -91,14 +99,17 @@ def main() -> None:
             for run in range(1, args.repeat + 1):
                 for variant, call in variants.items():
                     before = master_proxy.count("GET", rf"/v2/images/{master['id']}/file$")
+                    cpu_before = cpu_snapshot(lab)
                     started = time.perf_counter()
                     sent = call()
                     elapsed = time.perf_counter() - started
+                    cpu = cpu_spent(cpu_before, cpu_snapshot(lab), variant)
                     reads = master_proxy.count("GET", rf"/v2/images/{master['id']}/file$") - before
                     check(clients, name, master, 1 if variant == "plain" else 2)
                     results[variant].append((elapsed, reads, sent))
                     print(f"  run {run} {variant:<10} {elapsed:7.2f} s  master reads {reads}  bytes sent by the "
                           f"client {sent}", flush=True)
+                    print(f"      CPU s: {describe_cpu(cpu, elapsed)}", flush=True)
                     remove_copies(clients, prefix)
             reference = min(t for t, _, _ in results["plain"])
             print("summary (best wall time; ratio to the best plain copy; master reads; client bytes per region)")
@@ -116,6 +127,49 @@ def main() -> None:
         keystone.stop()
         if not state:
             lab.stop()
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(lab) -> dict[str, float]:
+    """CPU seconds so far: each lab server with its workers, this process, its finished
+    children (sync.py), and the whole machine's busy time (/proc/stat, all but idle and iowait)."""
+    snapshot = {}
+    for server in lab.servers:
+        total = 0.0
+        for pid in (server.pid, *descendants(server.pid)):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        snapshot[server.name] = total
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    snapshot["this process"] = own.ru_utime + own.ru_stime
+    snapshot["sync.py"] = children.ru_utime + children.ru_stime
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(v) for v in cpu]
+    snapshot["machine"] = (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
+    return snapshot
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float], variant: str) -> dict[str, float]:
+    spent = {name: after[name] - before[name] for name in after}
+    if variant == "plain":  # the plain client runs in this process, beside the proxies
+        spent["client (plain, with the proxies)"] = spent.pop("this process")
+        spent.pop("sync.py")
+    else:
+        spent["proxies (this process)"] = spent.pop("this process")
+    return spent
+
+
+def describe_cpu(spent: dict[str, float], elapsed: float) -> str:
+    machine = spent.pop("machine")
+    parts = [f"{name} {seconds:.2f}" for name, seconds in spent.items() if seconds >= 0.005]
+    cores = os.cpu_count() or 1
+    return (", ".join(parts) + f"; machine {machine:.2f} = {machine / elapsed:.2f} of {cores} cores busy "
+            f"(bound: {machine / cores:.2f} s)")
 
 
 def plain_copy(lab, master_url: str, image_id: str, clients: dict) -> dict:
