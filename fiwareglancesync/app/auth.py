@@ -27,9 +27,10 @@ import hashlib
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Protocol, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Protocol, TypeVar
 
 from flask import current_app, g, request
 from keystoneauth1 import exceptions as ks_exc
@@ -58,6 +59,32 @@ NO_ROLES = "User hasn't defined roles"
 NOT_ADMIN = "Role is not admin"
 BAD_SERVICE_CREDENTIALS = ("You should have defined the correct admin user and its password in the "
                            "configuration file (fiware-glancesync.cfg)")
+
+# Keystone's answers that refuse what was asked (a token, a login), and those that mean it was not reached.
+REFUSED = (ks_exc.NotFound, ks_exc.Unauthorized, ks_exc.BadRequest)
+UNREACHABLE = (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout)
+
+
+@contextmanager
+def keystone_outcomes(where: str, failure: str, *, refused: tuple[type[Exception], ...] = (),
+                      refusal: Callable[[], ApiError] | None = None) -> Iterator[None]:
+    """The Keystone calls inside, with keystoneauth's exceptions as the service's errors: one
+    of ``refused`` -> ``refusal()``; Keystone not reached -> 503 "<where> cannot be reached";
+    any other Keystone failure -> 502 "<where> <failure>: <cause>".  (Also used by the status
+    page's login.)"""
+    try:
+        yield
+    except ks_exc.ClientException as exc:
+        if refusal is not None and isinstance(exc, refused):
+            raise refusal() from None
+        if isinstance(exc, UNREACHABLE):
+            raise ApiError(503, f"{where} cannot be reached: {type(exc).__name__}") from None
+        raise ApiError(502, f"{where} {failure}: {one_line(exc)}") from None
+
+
+def aware(expires: datetime) -> datetime:
+    """A token's expiry as an aware datetime (keystoneauth gives naive UTC for some versions)."""
+    return expires if expires.tzinfo is not None else expires.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -97,33 +124,23 @@ class KeystoneTokenValidator:
         if not self.auth_url:
             raise ApiError(500, "The service has no Keystone URL configured ([openstack] KEYSTONE_URL)")
         session, client = self._connect()
-        try:
+        where = f"Keystone at {self.auth_url}"
+        with keystone_outcomes(where, "failed the service authentication", refused=(ks_exc.Unauthorized,),
+                               refusal=self._service_credentials_refused):
             session.get_token()
-        except ks_exc.Unauthorized:
-            LOG.error("Keystone %s refused the service credentials of fiware-glancesync.cfg", self.auth_url)
-            raise ApiError(500, BAD_SERVICE_CREDENTIALS) from None
-        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout) as exc:
-            raise ApiError(503, f"Keystone at {self.auth_url} cannot be reached: {type(exc).__name__}") from None
-        except ks_exc.ClientException as exc:
-            raise ApiError(502, f"Keystone at {self.auth_url} failed the service authentication: "
-                                f"{one_line(exc)}") from None
-        try:
+        with keystone_outcomes(where, "failed to validate the token", refused=REFUSED,
+                               refusal=lambda: ApiError(401, INVALID_TOKEN)):
             if self.api_version == keystone.V2:
                 access = client.tokens.validate_access_info(token)
             else:
                 access = client.tokens.validate(token, include_catalog=False)
-        except (ks_exc.NotFound, ks_exc.Unauthorized, ks_exc.BadRequest):
-            raise ApiError(401, INVALID_TOKEN) from None
-        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout) as exc:
-            raise ApiError(503, f"Keystone at {self.auth_url} cannot be reached: {type(exc).__name__}") from None
-        except ks_exc.ClientException as exc:
-            raise ApiError(502, f"Keystone at {self.auth_url} failed to validate the token: {one_line(exc)}") from None
-        expires = access.expires
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=timezone.utc)
         return TokenInfo(user=access.username or access.user_id or "?", user_id=access.user_id,
                          project=access.project_name, roles=frozenset(access.role_names or ()),
-                         expires=expires)
+                         expires=aware(access.expires))
+
+    def _service_credentials_refused(self) -> ApiError:
+        LOG.error("Keystone %s refused the service credentials of fiware-glancesync.cfg", self.auth_url)
+        return ApiError(500, BAD_SERVICE_CREDENTIALS)
 
     def _connect(self):
         with self._lock:

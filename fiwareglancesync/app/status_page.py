@@ -33,7 +33,7 @@ from flask import Blueprint, Flask, current_app, redirect, render_template, requ
 from flask.sessions import SecureCookieSessionInterface
 
 from . import services
-from .auth import Authenticator, TokenInfo
+from .auth import REFUSED, Authenticator, TokenInfo, aware, keystone_outcomes
 from .bounded import call_bounded
 from .errors import ApiError, ServiceError
 from .models import TaskStatus, utcnow
@@ -72,8 +72,6 @@ def keystone_login(config, username: str, password: str, project: str, domain: s
 
     :raise ApiError: 401 refused, 503 Keystone not reachable, 502 another Keystone failure.
     """
-    from keystoneauth1 import exceptions as ks_exc
-
     from ..glancesync import keystone
 
     plugin = keystone.password_plugin(auth_url=config["KEYSTONE_AUTH_URL"], version=config["KEYSTONE_API_VERSION"],
@@ -82,18 +80,9 @@ def keystone_login(config, username: str, password: str, project: str, domain: s
                                       project_domain_name=domain or keystone.DEFAULT_DOMAIN)
     ks_session = keystone.session(plugin, timeout=config["KEYSTONE_TIMEOUT"],
                                   verify=config["KEYSTONE_CA_FILE"] or True, app_name="glancesync-status")
-    try:
+    with keystone_outcomes("Keystone", "failed the login", refused=REFUSED, refusal=lambda: ApiError(401, BAD_LOGIN)):
         access = plugin.get_access(ks_session)
-    except (ks_exc.Unauthorized, ks_exc.NotFound, ks_exc.BadRequest):
-        raise ApiError(401, BAD_LOGIN) from None
-    except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout) as exc:
-        raise ApiError(503, f"Keystone cannot be reached: {type(exc).__name__}") from None
-    except ks_exc.ClientException as exc:
-        raise ApiError(502, f"Keystone failed the login: {type(exc).__name__}") from None
-    expires = access.expires
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=timezone.utc)
-    return access.auth_token, expires
+    return access.auth_token, aware(access.expires)
 
 
 def _authenticator() -> Authenticator:

@@ -3,9 +3,11 @@
 import pytest
 import requests
 import requests_mock as requests_mock_module
+from keystoneauth1 import exceptions as ks_exc
 
 from fiwareglancesync.app import auth
 from fiwareglancesync.app.auth import TokenCache, TokenInfo
+from fiwareglancesync.app.errors import ApiError
 
 from .conftest import KEYSTONE_URL
 
@@ -253,3 +255,24 @@ def test_concurrent_requests_with_one_new_token_share_one_validation():
         thread.join(5)
 
     assert (len(calls), results) == (1, ["admin"] * 8)
+
+
+@pytest.mark.parametrize("raised, expected", [
+    (ks_exc.Unauthorized("no"), (401, "refused")),
+    (ks_exc.ConnectFailure("refused connection"), (503, "Keystone at K cannot be reached: ConnectFailure")),
+    (ks_exc.ConnectTimeout("slow"), (503, "Keystone at K cannot be reached: ConnectTimeout")),
+    (ks_exc.InternalServerError("it broke"), (502, "Keystone at K failed the check: it broke (HTTP 500)")),
+])
+def test_keystone_outcomes_map_keystoneauth_errors_to_the_services(raised, expected):
+    with pytest.raises(ApiError) as caught:
+        with auth.keystone_outcomes("Keystone at K", "failed the check", refused=auth.REFUSED,
+                                    refusal=lambda: ApiError(401, "refused")):
+            raise raised
+    assert (caught.value.code, caught.value.message) == expected
+
+
+def test_keystone_outcomes_without_a_refusal_treat_a_refusal_as_a_failure():
+    with pytest.raises(ApiError) as caught:
+        with auth.keystone_outcomes("Keystone at K", "failed the check"):
+            raise ks_exc.Unauthorized("no")
+    assert caught.value.code == 502
