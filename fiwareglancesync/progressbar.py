@@ -1,11 +1,16 @@
-"""A progress bar per upload on a terminal (tqdm), for the CLI."""
+"""A progress bar per upload on a terminal (tqdm), for the CLI.
+
+tqdm is imported by the first bar, not with this module: sync.py imports this module at every
+start, and most runs (stderr not a terminal, ``--quiet``, ``--parallel``) draw no bar.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def terminal_size(stream: TextIO) -> tuple[int, int]:
@@ -26,6 +31,8 @@ class ProgressBars:
         self.bar: tqdm | None = None
 
     def started(self, region: str, image: str, total: int) -> None:
+        from tqdm import tqdm
+
         columns, lines = terminal_size(self.stream)
         self.bar = tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024,
                         desc=f"{region}: {image}", file=self.stream, leave=True,

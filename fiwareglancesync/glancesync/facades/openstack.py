@@ -1,11 +1,13 @@
 """The real facade: Keystone (v3, or v2.0 when configured) and Glance v2.
 
 This is the only module of the engine that imports ``glanceclient`` (``keystoneauth1`` is also
-loaded lazily by :mod:`..keystone` and by the REST service's token validation).  One
-:class:`OpenStackFacade` serves one target (one credential); the first time it needs one it
-opens a single keystoneauth session, with the password plugin and versioned URL that
-:mod:`..keystone` builds for the target, and it keeps one Glance HTTP client (glanceclient's
-session client) per region on top of it.
+loaded lazily by :mod:`..keystone` and by the REST service's token validation), and only for
+its exception classes, at the first failure (:class:`_LazyModule`: importing glanceclient costs
+~0.15 CPU-s, a few per cent of a whole sync.py run).  One :class:`OpenStackFacade` serves one
+target (one credential); the first time it needs one it opens a single keystoneauth session,
+with the password plugin and versioned URL that :mod:`..keystone` builds for the target, and it
+keeps one Glance HTTP client per region on top of it (:class:`_GlanceHTTP`: glanceclient's
+session client, the same requests and answers, rewritten on keystoneauth's Adapter).
 
 What it guarantees beyond :mod:`.base`:
 
@@ -56,7 +58,7 @@ What it guarantees beyond :mod:`.base`:
   checks size, MD5 and hash against the master's and finishes it with the same PATCH.  A
   refused, failed or timed-out import is ImportFailed, different data ImportAltered; the copy
   is deleted in both cases.
-* Every client-library exception (:data:`_CLIENT_ERRORS`: keystoneauth's, glanceclient's and the
+* Every client-library exception (:func:`_client_errors`: keystoneauth's, glanceclient's and the
   transport's, requests/urllib3) becomes a :class:`FacadeError` subclass whose message names the
   region and the image in the original's wording (``{region}: Upload of {name} Failed.
   Cause: ...``) and never contains the password or a token: :class:`RegionNotFound` for a region
@@ -69,19 +71,21 @@ What it guarantees beyond :mod:`.base`:
 
 from __future__ import annotations
 
+import functools
 import html
+import importlib
+import json
 import logging
 import random
 import re
 import threading
 import time
+import urllib.parse
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 import requests
 import urllib3
-from glanceclient import exc as glance_exc
-from glanceclient.common import http as glance_http
 from keystoneauth1 import adapter
 from keystoneauth1 import exceptions as ks_exc
 
@@ -127,30 +131,129 @@ MAX_CAUSE_LENGTH = 400  # Glance's schema errors run to kilobytes; the start say
 #   (ChunkedEncodingError for a connection reset or short body, ConnectionError for a read
 #   timeout, ContentDecodingError, SSLError: requests.RequestException), urllib3's HTTPError
 #   for anything urllib3 raises past requests; a socket error is wrapped by urllib3, never raw.
-_CLIENT_ERRORS = (ks_exc.ClientException, glance_exc.BaseException, glance_exc.ClientException,
-                  requests.RequestException, urllib3.exceptions.HTTPError)
+
+
+class _LazyModule:
+    """A module imported at its first attribute access.  ``glanceclient.exc`` is one: importing
+    any part of glanceclient imports all of it (glanceclient.client, oslo_utils, wrapt,
+    prettytable...), ~0.15 CPU-s at every sync.py start, and its exception classes are needed
+    only once something failed: ``except`` expressions are evaluated only when an exception
+    reaches them, and the Glance client below raises glanceclient's errors from its error
+    paths only."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+glance_exc: Any = _LazyModule("glanceclient.exc")
+
+
+@functools.cache
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """The classes above, as a tuple for ``except``/``isinstance``; built at the first call (the
+    first failure), so that glanceclient is imported only then (see :class:`_LazyModule`)."""
+    return (ks_exc.ClientException, glance_exc.BaseException, glance_exc.ClientException,
+            requests.RequestException, urllib3.exceptions.HTTPError)
 
 T = TypeVar("T")
 _sleep = time.sleep  # the backoff waits (tests replace it)
 
 
-class _GlanceHTTP(glance_http.SessionClient):
-    """glanceclient's session client, whose HTTP errors also carry ``status_code`` (glanceclient
-    maps some statuses, 504 among them, to a generic HTTPException whose ``code`` is ``N/A``)."""
+class _GlanceHTTP(adapter.Adapter):
+    """glanceclient's session client (``glanceclient.common.http.SessionClient``, python-glanceclient
+    4.x), rewritten on keystoneauth's Adapter so that glanceclient is not imported until
+    something fails (:class:`_LazyModule`).  It sends the same requests and answers the same way:
+
+    * ``get``/``post``/``put``/``patch``/``delete`` return ``(response, body)``: the decoded JSON
+      body, or for ``application/octet-stream`` answers an iterator of the data (1 MiB chunks,
+      the response closed at its end);
+    * ``data`` that is JSON-serialisable is sent as JSON, a file-like one in chunks read with
+      ``read(1 MiB)``; a request without ``Content-Type`` says ``application/octet-stream`` and
+      streams its answer; header names and values are %-quoted as glanceclient does;
+    * an HTTP error raises glanceclient's exception for the status (``exc.from_response``), which
+      here also carries ``status_code`` (glanceclient maps some statuses, 504 among them, to a
+      generic HTTPException whose ``code`` is ``N/A``); keystoneauth's ConnectTimeout and
+      ConnectFailure become glanceclient's InvalidEndpoint and CommunicationError.
+
+    Not kept: glanceclient's DEBUG log line of a failed status (the error itself says it)."""
+
+    USER_AGENT = "python-glanceclient"  # what glanceclient sends (Glance's logs look the same)
+    CHUNK = 1024 * 1024  # glanceclient's CHUNKSIZE
+    _TOKEN_HEADERS = ("X-Auth-Token", "X-Service-Token")
+
+    def __init__(self, session, **kwargs):
+        kwargs.setdefault("user_agent", self.USER_AGENT)
+        kwargs.setdefault("service_type", "image")
+        super().__init__(session, **kwargs)
+
+    def request(self, url, method, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if self.global_request_id:
+            headers.setdefault("X-OpenStack-Request-ID", self.global_request_id)
+        kwargs["raise_exc"] = False
+        content_type = headers.get("Content-Type", "application/octet-stream")
+        data = kwargs.pop("data", None)
+        if data is not None and not isinstance(data, str):
+            try:
+                data = json.dumps(data)
+                content_type = "application/json"
+            except TypeError:  # a file-like body
+                data = _chunks_of(data, self.CHUNK)
+        headers["Content-Type"] = content_type
+        kwargs["stream"] = content_type == "application/octet-stream"
+        try:
+            resp = super().request(url, method, headers=_encode_headers(headers, self._TOKEN_HEADERS),
+                                   data=data, **kwargs)
+        except ks_exc.ConnectTimeout as exc:
+            raise glance_exc.InvalidEndpoint(message=f"Error communicating with {self._url(url, kwargs)} {exc}")
+        except ks_exc.ConnectFailure as exc:
+            raise glance_exc.CommunicationError(message=f"Error finding address for {self._url(url, kwargs)}: {exc}")
+        return self._handle_response(resp)
+
+    def _url(self, url: str, kwargs: dict) -> str:
+        endpoint = self.get_endpoint(auth=kwargs.get("auth")) or ""
+        return f"{endpoint.rstrip('/')}/{url.lstrip('/')}"
 
     def _handle_response(self, resp):
+        if not resp.ok or (resp.status_code == 300 and resp.request.path_url != "/versions"):
+            error = glance_exc.from_response(resp, resp.content if not resp.ok else None)
+            error.status_code = resp.status_code
+            raise error
+        content_type = resp.headers.get("Content-Type")
+        if content_type == "application/octet-stream":  # image data: streamed, never read whole
+            return resp, _close_after_stream(resp, self.CHUNK)
+        content = resp.text
+        if content_type and content_type.startswith("application/json"):
+            return resp, resp.json()
         try:
-            return super()._handle_response(resp)
-        except glance_exc.HTTPException as exc:
-            exc.status_code = resp.status_code
-            raise
+            return resp, json.loads(content)
+        except ValueError:
+            return resp, None
+
+    def get(self, url, **kwargs):
+        return self.request(url, "GET", **kwargs)
+
+    def post(self, url, **kwargs):
+        return self.request(url, "POST", **kwargs)
+
+    def put(self, url, **kwargs):
+        return self.request(url, "PUT", **kwargs)
+
+    def patch(self, url, **kwargs):
+        return self.request(url, "PATCH", **kwargs)
+
+    def delete(self, url, **kwargs):
+        return self.request(url, "DELETE", **kwargs)
 
     def get_range(self, url: str, start: int):
         """``GET url`` with ``Range: bytes=<start>-``, as (response, body) like :meth:`get`.
 
-        Not through :meth:`get`: glanceclient %-quotes header values (``bytes%3D0-``, which
-        Glance refuses with 416), so this goes to the keystoneauth adapter directly, and turns
-        its transport errors into glanceclient's as glanceclient does."""
+        Not through :meth:`request`: its %-quoting of header values (glanceclient's) would send
+        ``bytes%3D0-``, which Glance refuses with 416, so this goes to the keystoneauth adapter
+        directly, and turns its transport errors into glanceclient's as :meth:`request` does."""
         try:
             resp = adapter.Adapter.request(self, url, "GET", headers={"Range": f"bytes={start}-"},
                                            stream=True, raise_exc=False)
@@ -159,6 +262,33 @@ class _GlanceHTTP(glance_http.SessionClient):
         except ks_exc.ConnectFailure as exc:
             raise glance_exc.CommunicationError(message=f"Error finding address for {url}: {exc}")
         return self._handle_response(resp)
+
+
+def _chunks_of(body, size: int) -> Iterator[bytes]:
+    """A file-like body read in ``size`` pieces (glanceclient's ``_chunk_body``)."""
+    while chunk := body.read(size):
+        yield chunk
+
+
+def _close_after_stream(response, chunk_size: int) -> Iterator[bytes]:
+    """The data of a streamed answer; the response is closed once it is all read."""
+    yield from response.iter_content(chunk_size=chunk_size)
+    response.close()
+
+
+def _encode_headers(headers: dict, token_headers: tuple[str, ...]) -> dict[bytes, bytes]:
+    """Header names and values %-quoted and ASCII-encoded, as glanceclient's ``encode_headers``
+    (token headers keep ``=+/``, the others ``/:``); a None value is left out."""
+    encoded = {}
+    for name, value in headers.items():
+        if value is not None:
+            safe = "=+/" if name in token_headers else "/:"
+            encoded[_ascii(urllib.parse.quote(name, safe))] = _ascii(urllib.parse.quote(value, safe))
+    return encoded
+
+
+def _ascii(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("ascii")
 
 
 def backoff(attempt: int) -> float:
@@ -283,7 +413,7 @@ class OpenStackFacade:
         while True:
             try:
                 return call()
-            except _CLIENT_ERRORS as exc:
+            except _client_errors() as exc:
                 cause = transient_cause(exc, create=create)
                 if cause is None or attempt >= retries:
                     raise
@@ -421,7 +551,7 @@ class OpenStackFacade:
             try:
                 try:
                     self._put_data(client, image_id, reader, expected)
-                except _CLIENT_ERRORS as exc:
+                except _client_errors() as exc:
                     cause = transient_cause(exc) if reader.failure is None else None
                     if cause is not None:
                         raise _RetryableUpload(cause, exc, reader.bytes_read) from None
@@ -434,7 +564,7 @@ class OpenStackFacade:
                     raise
                 if reader.failure is not None:  # the source or the data (the library may wrap it)
                     raise TransferError(prefix + self._clean(reader.failure), fullname) from None
-                if isinstance(exc, (GlanceSyncError,) + _CLIENT_ERRORS):
+                if isinstance(exc, (GlanceSyncError,) + _client_errors()):
                     raise TransferError(prefix + self._clean(exc), fullname) from None
                 raise
         return image_id, reader.bytes_read
@@ -509,7 +639,7 @@ class OpenStackFacade:
                            lambda: client.post(f"/v2/images/{image_id}/import", data=request), create=True)
         except BaseException as exc:  # also an interrupt: no queued copy is left behind
             self._discard(client, region, image_id, image.name)
-            if isinstance(exc, _CLIENT_ERRORS):
+            if isinstance(exc, _client_errors()):
                 reason = f"Glance refused the import: {self._clean(exc)}"
                 raise ImportFailed(prefix + reason, fullname, reason) from None
             raise
@@ -523,7 +653,7 @@ class OpenStackFacade:
         try:
             try:
                 record = self._await_import(client, fullname, image_id, prefix, deadline)
-            except _CLIENT_ERRORS as exc:
+            except _client_errors() as exc:
                 reason = f"the import could not be followed: {self._clean(exc)}"
                 raise ImportFailed(prefix + reason, fullname, reason) from None
             self._check_import(record, image, fullname, prefix)
@@ -565,7 +695,7 @@ class OpenStackFacade:
         Image API 2.12), or None (no failed task, or no such API)."""
         try:
             _, body = client.get(f"/v2/images/{image_id}/tasks")
-        except _CLIENT_ERRORS:
+        except _client_errors():
             return None
         for task in (body or {}).get("tasks") or ():
             if task.get("status") == "failure":
@@ -646,7 +776,7 @@ class OpenStackFacade:
                         offset += len(chunk)
                         yield chunk
                     return
-                except _CLIENT_ERRORS as exc:
+                except _client_errors() as exc:
                     error: BaseException = exc
                 response.close()
                 # Resume from `offset`; a resume request that fails transiently counts as a retry too.
@@ -663,7 +793,7 @@ class OpenStackFacade:
                     try:
                         response, body = self._resume(client, image_id, offset)
                         break
-                    except _CLIENT_ERRORS as exc:
+                    except _client_errors() as exc:
                         error = exc
                     except GlanceSyncError as exc:
                         raise TransferError(prefix + self._clean(exc), fullname) from None
@@ -703,7 +833,7 @@ class OpenStackFacade:
             yield
         except GlanceSyncError:
             raise
-        except _CLIENT_ERRORS as exc:
+        except _client_errors() as exc:
             if timeout_message and _is_timeout(exc):
                 raise ListingTimeout(timeout_message, region) from None
             if isinstance(exc, ks_exc.EndpointNotFound):
