@@ -96,7 +96,7 @@ class VerifyingReader:
             if piece is None:
                 break
             if not self._buffer and len(piece) == size:
-                return piece  # the common case (1 MiB source pieces): no copy at all
+                return piece  # the common case (a file read in CHUNK_SIZE pieces): no copy at all
             self._buffer += piece
         if self._buffer:
             out = bytes(self._buffer[:size])
