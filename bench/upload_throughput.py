@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Upload throughput and memory of the OpenStack facade, against a real Glance (the lab).
 
-Throughput: the same file (default 512 MiB of random data) is uploaded to the Master region's
-Glance ``--runs`` times by each variant, interleaved (a, b, a, b, ...) so that load from other
+Throughput: the same file (default 512 MiB of random data) is uploaded to one region's Glance
+(:data:`UPLOAD_REGION`, RegionA unless ``GLANCESYNC_BENCH_UPLOAD_REGION`` says otherwise: the same
+Glance for every variant) ``--runs`` times by each variant, interleaved (a, b, a, b, ...) so that load from other
 processes on the machine hits both alike:
 
 * ``plain``  -- python-glanceclient alone: ``images.create`` + ``images.upload(id, file,
@@ -19,13 +20,13 @@ imports the libraries and authenticates is measured too, as the baseline.  Goal:
 1 GiB peak equals the 64 MiB peak) and below 150 MB.
 
 Which cloud: with ``OS_AUTH_URL`` (and ``OS_USERNAME``, ``OS_PASSWORD``, ``OS_PROJECT_NAME``,
-optional ``OS_USER_DOMAIN_NAME``/``OS_PROJECT_DOMAIN_NAME``, ``OS_REGION_NAME`` = the region to
-upload to, default Master) in the environment it uses that cloud, e.g. a lab started with
+optional ``OS_USER_DOMAIN_NAME``/``OS_PROJECT_DOMAIN_NAME``, ``OS_REGION_NAME`` = the master
+region, where syncpy's source image is made, default Master) in the environment it uses that cloud, e.g. a lab started with
 ``eval "$(python -m tests.integration.lab start)"``; without them it starts the project's lab
 itself (tests/integration/lab) and stops it at the end.
 
-* ``syncpy`` -- the whole ``sync.py`` process copying the image from Master to RegionA (its data
-  read from ``images_dir``): start-up, authentication and listings included.  Its client CPU is
+* ``syncpy`` -- the whole ``sync.py`` process copying the image from the master region to
+  UPLOAD_REGION (its data read from ``images_dir``): start-up, authentication and listings included.  Its client CPU is
   the sync.py process's (``RUSAGE_CHILDREN``); the upload time sync.py logs is printed beside it.
 
   Bytecode (``--bytecode``): a pip-installed package ships compiled ``.pyc`` files, but this
@@ -104,6 +105,11 @@ class Cloud:
 
 
 # ------------------------------------------------------------------------------ the variants
+# Every variant uploads to this region's Glance, so that they compare the clients, not two Glances
+# (until 2026-12-02 plain and facade uploaded to the master's Glance and syncpy to RegionA's).
+UPLOAD_REGION = os.environ.get("GLANCESYNC_BENCH_UPLOAD_REGION", "RegionA")
+
+
 def plain_glanceclient(cloud: Cloud, path: Path, size: int) -> None:
     from keystoneauth1 import session
     from keystoneauth1.identity import v3
@@ -112,7 +118,7 @@ def plain_glanceclient(cloud: Cloud, path: Path, size: int) -> None:
     auth = v3.Password(auth_url=cloud.auth_url, username=cloud.username, password=cloud.password,
                        project_name=cloud.project_name, user_domain_name=cloud.user_domain_name,
                        project_domain_name=cloud.project_domain_name)
-    glance = client.Client("2", session=session.Session(auth=auth), region_name=cloud.region,
+    glance = client.Client("2", session=session.Session(auth=auth), region_name=UPLOAD_REGION,
                            interface="public")
     image = glance.images.create(name="bench-plain", disk_format="raw", container_format="bare")
     try:
@@ -130,15 +136,14 @@ def facade_upload(cloud: Cloud, path: Path, size: int, hashes: dict | None = Non
 
     hashes = hashes or file_hashes(path)
     facade = OpenStackFacade(cloud.target())
-    region = Region("master", cloud.region)
-    image = Image(name="bench-facade", id="", region=cloud.region, is_public=False, size=size,
+    region = Region("master", UPLOAD_REGION)
+    image = Image(name="bench-facade", id="", region=UPLOAD_REGION, is_public=False, size=size,
                   checksum=hashes["md5"], os_hash_algo="sha512", os_hash_value=hashes["sha512"],
                   disk_format="raw", container_format="bare")
     uploaded = facade.upload_image(region, image, FileSource(str(path)))
     facade.delete_image(region, uploaded.image_id)
 
 
-SYNC_REGION = os.environ.get("GLANCESYNC_BENCH_SYNC_REGION", "RegionA")
 LAST_SYNC_UPLOAD: list[float] = []  # seconds sync.py reported for its upload, per syncpy run
 
 
@@ -152,7 +157,7 @@ def syncpy_baseline_upload(cloud: Cloud, path: Path, size: int) -> None:
 
 
 def syncpy_upload(cloud: Cloud, path: Path, size: int, pythonpath: str | None = None) -> None:
-    """The whole ``sync.py`` process copying one image from the master region to SYNC_REGION,
+    """The whole ``sync.py`` process copying one image from the master region to UPLOAD_REGION,
     its data read from ``images_dir/<master id>`` (``path``).  Not timed: creating the master
     image (a plain upload) and deleting both images afterwards.  Timed: the sync.py run, start-up,
     authentication, listings and the verified upload included."""
@@ -168,7 +173,7 @@ def syncpy_upload(cloud: Cloud, path: Path, size: int, pythonpath: str | None = 
                        project_domain_name=cloud.project_domain_name)
     sess = session.Session(auth=auth)
     master = client.Client("2", session=sess, region_name=cloud.region, interface="public")
-    target = client.Client("2", session=sess, region_name=SYNC_REGION, interface="public")
+    target = client.Client("2", session=sess, region_name=UPLOAD_REGION, interface="public")
     name = f"bench-syncpy-{uuid.uuid4().hex[:8]}"
     image = master.images.create(name=name, disk_format="raw", container_format="bare", visibility="public")
     images_dir = path.parent / f"images-{name}"
@@ -182,9 +187,9 @@ def syncpy_upload(cloud: Cloud, path: Path, size: int, pythonpath: str | None = 
         env.update(BYTECODE_ENV)
         if pythonpath:
             env["PYTHONPATH"] = pythonpath
-        # stream: this measures the client's data path (SYNC_REGION's Glance could import by itself)
+        # stream: this measures the client's data path (UPLOAD_REGION's Glance could import by itself)
         command = [str(Path(sys.executable).parent / "sync.py"), "--config", f"main.images_dir={images_dir}",
-                   "master.transfer_method=stream", f"master.metadata_condition=image.name == '{name}'", "--", SYNC_REGION]
+                   "master.transfer_method=stream", f"master.metadata_condition=image.name == '{name}'", "--", UPLOAD_REGION]
         started = time.perf_counter()
         TIMED.append(started)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -350,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="glancesync-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        print(f"cloud {cloud.auth_url} region {cloud.region}; {os.cpu_count()} CPUs; load {load()}")
+        print(f"cloud {cloud.auth_url}: every variant uploads to {UPLOAD_REGION} (syncpy from {cloud.region}); "
+              f"{os.cpu_count()} CPUs; load {load()}")
         if any(name.startswith("syncpy") for name in args.variants):
             print(use_bytecode(args.bytecode, workdir, os.environ.get("GLANCESYNC_BENCH_BASELINE")))
         path = random_file(workdir / "throughput.bin", args.size_mib * MIB)

@@ -98,6 +98,7 @@ class FakeGlance:
         self.records: dict[str, dict] = {}
         self.calls: list[str] = []
         self.chunk_sizes: list[int] = []
+        self.content_lengths: list[int | None] = []  # the content_length of each data PUT
         self.fail: dict[str, object] = {}  # operation -> exception (always) or list (next calls)
         self.store_checksum: str | None = None  # report this instead of the real MD5
         self.timeouts: dict[str, object] = {}  # operation -> the timeout of its last call
@@ -145,10 +146,11 @@ class FakeGlance:
                 record[key] = op["value"]
         return Response(), dict(record)
 
-    def put(self, url, headers, data, timeout=None):
+    def put(self, url, headers, data, timeout=None, content_length=None):
         """The data PUT: reads the body as glanceclient's chunked body does."""
         assert url.endswith("/file") and headers["Content-Type"] == "application/octet-stream"
         self.timeouts["put"] = timeout
+        self.content_lengths.append(content_length)
         record = self.records[url.split("/")[3]]
         self.markers_seen.append(record.get("glancesync_in_progress"))
         record["status"] = "saving"
@@ -460,7 +462,15 @@ def test_upload_streams_verifies_and_publishes_at_the_end(facade, glance):
     assert record["checksum"] == hashlib.md5(DATA).hexdigest() and record["nid"] == "1"
     assert glance.calls == ["create", "upload", "get", "patch"]
     assert set(glance.chunk_sizes[:-1]) == {CHUNK_SIZE}  # re-chunked from 4 KiB pieces
+    assert glance.content_lengths == [len(DATA)]  # the master's size: sent with Content-Length
     assert source.closed
+
+
+def test_an_upload_of_unknown_size_is_sent_in_chunks(facade, glance):
+    """Without the master's size (an image from a CSV, say) there is no Content-Length to send."""
+    image = master_image(size=0, checksum="", os_hash_value="")
+    facade.upload_image(REGION, image, Source())
+    assert glance.content_lengths == [None]
 
 
 def test_the_copy_is_marked_in_progress_by_this_process_until_it_is_verified(facade, glance):

@@ -137,6 +137,29 @@ def test_the_facade_client_sends_and_answers_as_glanceclient_does(server, method
     assert mine == reference
 
 
+def test_a_body_of_known_length_goes_with_content_length_in_one_piece_per_read(server):
+    """``content_length`` (the upload's data PUT): the same request, framed by Content-Length
+    instead of chunks, and the body read in CHUNK_SIZE pieces."""
+    ours = openstack._GlanceHTTP(ks_session.Session(), endpoint_override=server)
+    reads = []
+
+    class Counted(Body):
+        def read(self, size=-1):
+            reads.append(size)
+            return super().read(size)
+
+    size = len(Body().data)
+    Recorder.seen.clear()
+    response, answer = ours.put("/v2/images/i1/file", headers={"Content-Type": "application/octet-stream"},
+                                data=Counted(), content_length=size)
+    b"".join(answer)  # the recorder answers this path with data: read it, the response closes
+    (method, path, headers, body, pieces), = Recorder.seen
+    assert (response.status_code, method, path) == (200, "PUT", "/v2/images/i1/file")
+    assert pieces is None and "transfer-encoding" not in {k.lower() for k in headers}
+    assert body == Body().data
+    assert set(reads) == {CHUNK_SIZE}
+
+
 @pytest.mark.parametrize("url,cls,status", [("/v2/missing", glance_exc.HTTPNotFound, 404),
                                             ("/v2/busy", glance_exc.HTTPException, 504)])
 def test_http_errors_are_glanceclient_s_with_the_status(server, url, cls, status):

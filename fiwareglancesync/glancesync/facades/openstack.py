@@ -170,9 +170,12 @@ class _GlanceHTTP(adapter.Adapter):
     * ``get``/``post``/``put``/``patch``/``delete`` return ``(response, body)``: the decoded JSON
       body, or for ``application/octet-stream`` answers an iterator of the data (1 MiB chunks,
       the response closed at its end);
-    * ``data`` that is JSON-serialisable is sent as JSON, a file-like one in chunks read with
-      ``read(CHUNK_SIZE)`` (64 KiB; glanceclient reads 1 MiB, which costs Glance and the client
-      more CPU: see :data:`.base.CHUNK_SIZE`); a request without ``Content-Type`` says ``application/octet-stream`` and
+    * ``data`` that is JSON-serialisable is sent as JSON, a file-like one in pieces read with
+      ``read(CHUNK_SIZE)`` (64 KiB; glanceclient reads 1 MiB, which costs the client more CPU:
+      see :data:`.base.CHUNK_SIZE`), as HTTP chunks, or, given ``content_length`` (the exact
+      length of the body, which must then hold exactly that many bytes), with a
+      ``Content-Length`` header instead: cheaper for the receiving Glance (glanceclient always
+      sends chunks); a request without ``Content-Type`` says ``application/octet-stream`` and
       streams its answer; header names and values are %-quoted as glanceclient does;
     * an HTTP error raises glanceclient's exception for the status (``exc.from_response``), which
       here also carries ``status_code`` (glanceclient maps some statuses, 504 among them, to a
@@ -197,12 +200,13 @@ class _GlanceHTTP(adapter.Adapter):
         kwargs["raise_exc"] = False
         content_type = headers.get("Content-Type", "application/octet-stream")
         data = kwargs.pop("data", None)
+        content_length = kwargs.pop("content_length", None)
         if data is not None and not isinstance(data, str):
             try:
                 data = json.dumps(data)
                 content_type = "application/json"
-            except TypeError:  # a file-like body
-                data = _chunks_of(data, CHUNK_SIZE)  # not glanceclient's 1 MiB: see CHUNK_SIZE
+            except TypeError:  # a file-like body, in CHUNK_SIZE pieces (not glanceclient's 1 MiB)
+                data = _SizedBody(data, content_length) if content_length else _chunks_of(data, CHUNK_SIZE)
         headers["Content-Type"] = content_type
         kwargs["stream"] = content_type == "application/octet-stream"
         try:
@@ -269,6 +273,26 @@ def _chunks_of(body, size: int) -> Iterator[bytes]:
     """A file-like body read in ``size`` pieces (glanceclient's ``_chunk_body``)."""
     while chunk := body.read(size):
         yield chunk
+
+
+class _SizedBody:
+    """A file-like body of a known length, read in CHUNK_SIZE pieces.  requests sends an
+    iterable that has a length with ``Content-Length`` and its pieces as they are, where a
+    generator goes as ``Transfer-Encoding: chunked``.  Why: measured on the lab (uWSGI Glance,
+    256 MiB PUTs, 3 rounds, 2026-12-02), the receiving Glance spent 1.66-1.85 CPU-s on a
+    Content-Length body against 1.88-2.21 on the same data in chunks, and finished sooner.
+    The body must hold exactly ``length`` bytes (the verifying reader fails a stream that holds
+    more or fewer, which aborts the request instead of sending a short body)."""
+
+    def __init__(self, body, length: int):
+        self._body = body
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[bytes]:
+        return _chunks_of(self._body, CHUNK_SIZE)
 
 
 def _close_after_stream(response, chunk_size: int) -> Iterator[bytes]:
@@ -571,14 +595,15 @@ class OpenStackFacade:
         return image_id, reader.bytes_read
 
     def _put_data(self, client, image_id: str, reader: VerifyingReader, expected: Expected) -> None:
-        """The data PUT (what glanceclient's images.upload sends), never retried by itself: its
+        """The data PUT (what glanceclient's images.upload sends, but with ``Content-Length``
+        when the master's size is known: see :class:`_SizedBody`), never retried by itself: its
         body is a stream.  Its socket may wait http_timeout for each send, also while
         connecting (urllib3 sends the body under the connect timeout)."""
         headers = {"Content-Type": "application/octet-stream"}
         if expected.size is not None:
             headers["x-openstack-image-size"] = str(expected.size)
         http_timeout = float(self.target.http_timeout)
-        client.put(f"/v2/images/{image_id}/file", headers=headers, data=reader,
+        client.put(f"/v2/images/{image_id}/file", headers=headers, data=reader, content_length=expected.size,
                    timeout=(http_timeout, http_timeout))
 
     def _check_stored(self, client, fullname: str, image_id: str, reader: VerifyingReader,
