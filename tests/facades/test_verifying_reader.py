@@ -91,13 +91,41 @@ def test_short_data_fails():
 
 
 def test_too_much_data_fails_as_soon_as_it_is_read():
+    """The piece that completes the expected size is not handed out before the source is seen to
+    end there: a body sent with Content-Length never reaches the server complete."""
     expected = Expected(size=MIB)
     reader = VerifyingReader(pieces(DATA, MIB), expected)
     with reader:
-        assert len(reader.read(MIB)) == MIB
         with pytest.raises(TransferError, match=f"more than the expected {MIB} bytes"):
             reader.read(MIB)
-    assert reader.bytes_read == 2 * MIB  # it stopped at the first piece too many
+    assert reader.bytes_read == MIB  # the piece too many was looked at, not counted as read
+
+
+def test_too_much_data_in_a_later_piece_fails_when_that_piece_is_read():
+    reader = VerifyingReader(pieces(DATA, MIB), Expected(size=MIB + 10))
+    with reader:
+        assert len(reader.read(MIB)) == MIB
+        with pytest.raises(TransferError, match=f"more than the expected {MIB + 10} bytes"):
+            reader.read(MIB)
+
+
+@pytest.mark.parametrize("piece_size", [MIB, 3 * MIB + 12345])
+def test_with_a_known_size_bad_data_fails_before_its_last_byte_is_handed_out(piece_size, threaded):
+    wrong = Expected(size=len(DATA), checksum="0" * 32)
+    handed_out = 0
+    with VerifyingReader(pieces(DATA, piece_size), wrong, threaded=threaded) as reader:
+        with pytest.raises(TransferError, match="checksum mismatch"):
+            while chunk := reader.read(CHUNK_SIZE):
+                handed_out += len(chunk)
+    assert handed_out < len(DATA)
+
+
+def test_chunks_within_a_piece_are_views_of_it_not_copies():
+    piece = os.urandom(4 * CHUNK_SIZE)
+    with VerifyingReader(iter([piece]), Expected(size=len(piece))) as reader:
+        chunks = drain(reader)
+    assert [bytes(c) for c in chunks] == [piece[i:i + CHUNK_SIZE] for i in range(0, len(piece), CHUNK_SIZE)]
+    assert all(isinstance(c, memoryview) and c.obj is piece for c in chunks)
 
 
 def test_a_failing_source_becomes_a_transfer_error_and_is_closed(threaded):
