@@ -34,8 +34,8 @@ setup(
     install_requires=requirements("requirements.txt"),
     entry_points={
         "console_scripts": [
-            "sync.py = fiwareglancesync.sync:main",
-            "glancesync = fiwareglancesync.sync:main",
+            "sync.py = fiwareglancesync.sync:console_main",
+            "glancesync = fiwareglancesync.sync:console_main",
             "glancesync-mock = fiwareglancesync.glancesync.facades.mock:main",
             "glancesync-server = fiwareglancesync.run:main",
             "glancesync-config = fiwareglancesync.config_command:main",

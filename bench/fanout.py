@@ -28,7 +28,10 @@ by the whole machine (/proc/stat).  A run is bound by the
 machine's cores when ``machine CPU / cores`` comes close to its wall time: then no client-side
 change can make it faster, only less CPU per byte somewhere.
 
-    python bench/fanout.py [--size-mib 256] [--repeat 3]
+sync.py runs with its bytecode cached, as a pip-installed package has it (``--bytecode none``:
+compiled from source at every start; see bench/bytecode_modes.py).
+
+    python bench/fanout.py [--size-mib 256] [--repeat 3] [--bytecode cached|none]
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import bytecode_modes  # noqa: E402  (bench/, this script's directory, is on sys.path)
 from tests.integration.lab import Lab, start_lab  # noqa: E402
 from tests.integration.lab.processes import descendants  # noqa: E402
 
@@ -60,6 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--bytecode", choices=bytecode_modes.MODES, default="cached",
+                        help="run sync.py with its .pyc files cached (as installed; default) "
+                             "or compiling from source at every start")
     args = parser.parse_args()
 
     state = os.environ.get("GLANCESYNC_LAB_STATE")
@@ -85,6 +92,7 @@ def main() -> None:
                     master={"metadata_condition": condition, "transfer_method": method},
                     target={"metadata_condition": condition, "transfer_method": "stream"})
                 configs[method] = config
+            print(bytecode_modes.use_bytecode(args.bytecode, Path(tmp)))
             print(f"one {args.size_mib} MiB image to RegionA and other:RegionB, best of {args.repeat}, "
                   f"interleaved; master reads from the master Glance's request log")
             variants = {
@@ -205,6 +213,7 @@ class _FileLike:
 def sync(config: Path, cwd: str, extra: list[str]) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
     env["GLANCESYNC_CONFIG"] = str(config)
+    env.update(bytecode_modes.ENV)
     for old in Path(cwd).glob("sync_*/*.txt"):
         old.unlink()
     done = subprocess.run([BIN / "sync.py", *extra, "RegionA", "other:RegionB"], env=env, cwd=cwd,

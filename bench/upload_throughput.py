@@ -29,13 +29,9 @@ itself (tests/integration/lab) and stops it at the end.
   UPLOAD_REGION (its data read from ``images_dir``): start-up, authentication and listings included.  Its client CPU is
   the sync.py process's (``RUSAGE_CHILDREN``); the upload time sync.py logs is printed beside it.
 
-  Bytecode (``--bytecode``): a pip-installed package ships compiled ``.pyc`` files, but this
-  checkout is an editable install, and with ``PYTHONDONTWRITEBYTECODE`` set (as in the project's
-  development environment) every sync.py start compiles the package's modules from source
-  (~0.05 CPU-s).  ``cached`` (the default) runs sync.py as an installed package runs: bytecode
-  written once, before the timing, into a bench-private ``PYTHONPYCACHEPREFIX`` and read by every
-  timed run; ``none`` runs it with ``PYTHONDONTWRITEBYTECODE=1`` (compiled at every start).
-  The output says which one was measured.
+  Bytecode (``--bytecode cached|none``, see bench/bytecode_modes.py): ``cached`` (the default)
+  runs sync.py as an installed package runs, reading .pyc files written before the timing;
+  ``none`` compiles its modules at every start (~0.05 CPU-s).  The output says which.
 
 Adding a variant: write a function
 ``variant(cloud, path, size) -> None`` that uploads ``path`` once and cleans up after itself,
@@ -64,6 +60,8 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the package and tests.integration.lab, run from a checkout
+
+import bytecode_modes  # noqa: E402  (bench/, this script's directory, is on sys.path)
 
 MIB = 1024 * 1024
 
@@ -156,12 +154,29 @@ def syncpy_baseline_upload(cloud: Cloud, path: Path, size: int) -> None:
     syncpy_upload(cloud, path, size, pythonpath=baseline)
 
 
-def syncpy_upload(cloud: Cloud, path: Path, size: int, pythonpath: str | None = None) -> None:
-    """The whole ``sync.py`` process copying one image from the master region to UPLOAD_REGION,
-    its data read from ``images_dir/<master id>`` (``path``).  Not timed: creating the master
-    image (a plain upload) and deleting both images afterwards.  Timed: the sync.py run, start-up,
-    authentication, listings and the verified upload included."""
-    import re
+@dataclass
+class SyncMaster:
+    """The master image the syncpy runs copy, made once per bench run (see :func:`sync_master`)."""
+
+    name: str
+    image_id: str
+    images_dir: Path
+    master: object  # glanceclient of the master region
+    target: object  # glanceclient of UPLOAD_REGION
+
+
+SYNC_MASTERS: dict[Path, SyncMaster] = {}  # by data file
+
+
+def sync_master(cloud: Cloud, path: Path, size: int) -> SyncMaster:
+    """The master image of ``path``'s data, uploaded (plainly) the first time it is asked for and
+    kept until :func:`remove_sync_masters`.  Made once, not before every syncpy run: on this
+    kind of machine (a VM) writing 512 MiB into page-cache pages the guest has not used lately
+    costs the writing Glance ~0.6 s more system time (measured: gl2 1.1-1.5 sys-s against
+    0.5-0.65), and an upload of the master right before each timed run took the warm pages that
+    the previous run's deleted copy had freed, so only syncpy's copy paid it."""
+    if path in SYNC_MASTERS:
+        return SYNC_MASTERS[path]
     import uuid
 
     from keystoneauth1 import session
@@ -176,19 +191,40 @@ def syncpy_upload(cloud: Cloud, path: Path, size: int, pythonpath: str | None = 
     target = client.Client("2", session=sess, region_name=UPLOAD_REGION, interface="public")
     name = f"bench-syncpy-{uuid.uuid4().hex[:8]}"
     image = master.images.create(name=name, disk_format="raw", container_format="bare", visibility="public")
-    images_dir = path.parent / f"images-{name}"
-    images_dir.mkdir()
+    fixture = SYNC_MASTERS[path] = SyncMaster(name, image.id, path.parent / f"images-{name}", master, target)
+    with open(path, "rb") as stream:
+        master.images.upload(image.id, stream, image_size=size)
+    fixture.images_dir.mkdir()
+    os.link(path, fixture.images_dir / image.id)
+    return fixture
+
+
+def remove_sync_masters() -> None:
+    for fixture in SYNC_MASTERS.values():
+        shutil.rmtree(fixture.images_dir, ignore_errors=True)
+        for glance in (fixture.target, fixture.master):
+            for listed in glance.images.list(filters={"name": fixture.name}):
+                glance.images.delete(listed["id"])
+    SYNC_MASTERS.clear()
+
+
+def syncpy_upload(cloud: Cloud, path: Path, size: int, pythonpath: str | None = None) -> None:
+    """The whole ``sync.py`` process copying one image from the master region to UPLOAD_REGION,
+    its data read from ``images_dir/<master id>`` (``path``).  Not timed: the master image
+    (:func:`sync_master`) and deleting the copy afterwards.  Timed: the sync.py run, start-up,
+    authentication, listings and the verified upload included."""
+    import re
+
+    fixture = sync_master(cloud, path, size)
+    name = fixture.name
     try:
-        with open(path, "rb") as stream:
-            master.images.upload(image.id, stream, image_size=size)
-        os.link(path, images_dir / image.id)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
         env.update(cloud.env())
-        env.update(BYTECODE_ENV)
+        env.update(bytecode_modes.ENV)
         if pythonpath:
             env["PYTHONPATH"] = pythonpath
         # stream: this measures the client's data path (UPLOAD_REGION's Glance could import by itself)
-        command = [str(Path(sys.executable).parent / "sync.py"), "--config", f"main.images_dir={images_dir}",
+        command = [str(Path(sys.executable).parent / "sync.py"), "--config", f"main.images_dir={fixture.images_dir}",
                    "master.transfer_method=stream", f"master.metadata_condition=image.name == '{name}'", "--", UPLOAD_REGION]
         started = time.perf_counter()
         TIMED.append(started)
@@ -204,33 +240,8 @@ def syncpy_upload(cloud: Cloud, path: Path, size: int, pythonpath: str | None = 
             raise SystemExit(f"sync.py did not report the upload of {size} bytes:\n{done.stderr}")
         LAST_SYNC_UPLOAD.append(float(sent.group(2)))
     finally:
-        shutil.rmtree(images_dir, ignore_errors=True)
-        for glance in (target, master):
-            for listed in glance.images.list(filters={"name": name}):
-                glance.images.delete(listed["id"])
-
-
-BYTECODE_ENV: dict[str, str] = {}  # what sync.py runs with: see --bytecode (set by use_bytecode)
-
-
-def use_bytecode(mode: str, workdir: Path, pythonpath: str | None = None) -> str:
-    """Set BYTECODE_ENV for ``mode`` (``cached`` or ``none``) and say, in one line, what it means.
-    ``cached`` compiles the package (and anything else sync.py imports without a .pyc) once, here,
-    outside the timing, into a private PYTHONPYCACHEPREFIX."""
-    BYTECODE_ENV.clear()
-    if mode == "none":
-        BYTECODE_ENV["PYTHONDONTWRITEBYTECODE"] = "1"
-        return ("bytecode: none -- sync.py compiles its modules from source at every start "
-                "(PYTHONDONTWRITEBYTECODE=1), unlike a pip-installed package")
-    prefix = workdir / "pycache"
-    BYTECODE_ENV.update({"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(prefix)})
-    for path in dict.fromkeys([None, pythonpath]):  # this checkout, and the baseline's if any
-        env = {**os.environ, **BYTECODE_ENV, **({"PYTHONPATH": path} if path else {})}
-        subprocess.run([sys.executable, "-c", "import fiwareglancesync.sync, fiwareglancesync.glancesync.facades.openstack"],
-                       env=env, check=True)
-    return (f"bytecode: cached -- sync.py reads .pyc files written before the timing into {prefix} "
-            f"(as a pip-installed package would; PYTHONDONTWRITEBYTECODE "
-            f"{'is set here but' if os.environ.get('PYTHONDONTWRITEBYTECODE') else 'is'} not used for sync.py)")
+        for listed in fixture.target.images.list(filters={"name": name}):
+            fixture.target.images.delete(listed["id"])
 
 
 SYNC_CPU: list[float] = []  # CPU seconds (user + system) of the sync.py process, per syncpy run
@@ -336,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=512, help="throughput file size (default 512)")
     parser.add_argument("--runs", type=int, default=3, help="uploads per variant (default 3)")
     parser.add_argument("--variants", nargs="+", default=["plain", "facade", "syncpy"], choices=sorted(VARIANTS))
-    parser.add_argument("--bytecode", choices=("cached", "none"), default="cached",
+    parser.add_argument("--bytecode", choices=bytecode_modes.MODES, default="cached",
                         help="syncpy: run sync.py with its .pyc files cached (as installed; default) "
                              "or compiling from source at every start")
     parser.add_argument("--rss-sizes-mib", type=int, nargs="+", default=[64, 1024])
@@ -358,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cloud {cloud.auth_url}: every variant uploads to {UPLOAD_REGION} (syncpy from {cloud.region}); "
               f"{os.cpu_count()} CPUs; load {load()}")
         if any(name.startswith("syncpy") for name in args.variants):
-            print(use_bytecode(args.bytecode, workdir, os.environ.get("GLANCESYNC_BENCH_BASELINE")))
+            print(bytecode_modes.use_bytecode(args.bytecode, workdir, os.environ.get("GLANCESYNC_BENCH_BASELINE")))
         path = random_file(workdir / "throughput.bin", args.size_mib * MIB)
         print(f"throughput: {args.size_mib} MiB x {args.runs} runs per variant, interleaved")
         results = throughput(cloud, path, args.runs, args.variants)
@@ -383,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 path.unlink()
                 print(f"  {f'facade upload {size} MiB':>24}: {peak / 1e6:7.1f} MB   (goal < 150 MB, flat)")
     finally:
+        remove_sync_masters()
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
         if lab is not None:

@@ -197,3 +197,16 @@ def test_status_line_quotes_like_the_csv_module():
     from fiwareglancesync.sync import status_line
     assert status_line("ok", "Burgos", "plain") == "ok,Burgos,plain\r\n"
     assert status_line("ok", "Burgos", 'a,"b"') == 'ok,Burgos,"a,""b"""\r\n'
+
+
+def test_the_console_command_returns_main_s_status_and_freezes_what_is_left(monkeypatch):
+    """sync.py's entry point: main's exit status, then gc.freeze (a quicker interpreter exit)."""
+    import gc
+
+    from fiwareglancesync import sync
+
+    calls = []
+    monkeypatch.setattr(sync, "main", lambda: calls.append("main") or 3)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    assert sync.console_main() == 3
+    assert calls == ["main", "freeze"]
