@@ -170,11 +170,14 @@ SYNC_MASTERS: dict[Path, SyncMaster] = {}  # by data file
 
 def sync_master(cloud: Cloud, path: Path, size: int) -> SyncMaster:
     """The master image of ``path``'s data, uploaded (plainly) the first time it is asked for and
-    kept until :func:`remove_sync_masters`.  Made once, not before every syncpy run: on this
-    kind of machine (a VM) writing 512 MiB into page-cache pages the guest has not used lately
-    costs the writing Glance ~0.6 s more system time (measured: gl2 1.1-1.5 sys-s against
-    0.5-0.65), and an upload of the master right before each timed run took the warm pages that
-    the previous run's deleted copy had freed, so only syncpy's copy paid it."""
+    kept until :func:`remove_sync_masters`.  Made once, not before every syncpy run: with the
+    master uploaded right before each timed run, the receiving Glance spent 1.1-1.5 system
+    CPU-s on syncpy's copy against 0.5-0.65 on the same copy made by the facade in a fresh
+    process (most of it copying into the page cache: ``copy_folio_from_iter_atomic``, 7.5% of
+    the machine's samples against 1.2%), and syncpy's own upload ran at ~100 MiB/s; with the
+    master made once, at 106-125.  The likely cause, on this VM: the master's upload took the
+    page-cache pages the previous run's deleted copy had freed, leaving syncpy's copy pages
+    the guest had not touched lately."""
     if path in SYNC_MASTERS:
         return SYNC_MASTERS[path]
     import uuid
