@@ -139,7 +139,9 @@ class _LazyModule:
     prettytable...), ~0.15 CPU-s at every sync.py start, and its exception classes are needed
     only once something failed: ``except`` expressions are evaluated only when an exception
     reaches them, and the Glance client below raises glanceclient's errors from its error
-    paths only."""
+    paths only.  Not the standard library's ``importlib.util.LazyLoader``: finding the spec of
+    ``glanceclient.exc`` imports its package, and ``glanceclient/__init__`` imports all of
+    glanceclient (measured: 0.3 s of import time)."""
 
     def __init__(self, name: str):
         self._name = name
