@@ -26,12 +26,15 @@ class BackupFormatError(GlanceSyncError):
 class FacadeError(GlanceSyncError):
     """A Glance or Keystone server (or the mock store) failed an operation.
 
-    ``region`` is the full name of the region involved, when there is one.
+    ``region`` is the full name of the region involved, when there is one.  ``unreachable``:
+    the server did not answer (refused or broken connection, timeout), as opposed to answering
+    with an error; the REST service says 503 for the one and 502 for the other.
     """
 
-    def __init__(self, message: str, region: str | None = None):
+    def __init__(self, message: str, region: str | None = None, *, unreachable: bool = False):
         super().__init__(message)
         self.region = region
+        self.unreachable = unreachable
 
 
 class ListingTimeout(FacadeError):

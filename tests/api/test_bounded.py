@@ -103,9 +103,9 @@ def test_backend_errors_raised_in_the_call_reach_the_request(make_app, admin_hea
 @pytest.mark.parametrize("error", [
     ListingTimeout("RegionA: Timeout while retrieving image list.", "RegionA"),
     FacadeError("RegionA: Error retrieving image list. Cause: Unable to establish connection to "
-                "http://127.0.0.1:9/v2/images: ConnectFailure", "RegionA"),
+                "http://127.0.0.1:9/v2/images: ConnectFailure", "RegionA", unreachable=True),
     FacadeError("master: Error retrieving the regions. Cause: ConnectTimeout: Request to "
-                "http://127.0.0.1:5000/v3/auth/tokens timed out", None),
+                "http://127.0.0.1:5000/v3/auth/tokens timed out", None, unreachable=True),
 ], ids=["listing timeout", "connection refused", "keystone timeout"])
 def test_a_cloud_that_cannot_be_reached_is_503(make_app, admin_headers, error):
     class Unreachable:
@@ -118,6 +118,22 @@ def test_a_cloud_that_cannot_be_reached_is_503(make_app, admin_headers, error):
     client = make_app(engine_factory=Unreachable).test_client()
 
     assert answer(client.get("/regions/RegionA", headers=admin_headers)) == (503, "application/json", str(error))
+
+
+def test_the_facade_s_flag_decides_not_the_wording_of_the_message(make_app, admin_headers):
+    """A server that answered with an error is 502 even when its message mentions a timeout."""
+    error = FacadeError("RegionA: Error retrieving image list. Cause: HTTP 500 upstream timed out", "RegionA")
+
+    class Answering:
+        def show_regions(self):
+            return ["RegionA"]
+
+        def region_status(self, region):
+            raise error
+
+    client = make_app(engine_factory=Answering).test_client()
+
+    assert answer(client.get("/regions/RegionA", headers=admin_headers))[0] == 502
 
 
 def test_too_many_pending_calls_is_503_at_once(make_app, admin_headers, monkeypatch):

@@ -352,6 +352,14 @@ def test_transport_failures_of_the_client_libraries_are_facade_errors(facade, gl
     with pytest.raises(FacadeError, match="^Spain: Update of b failed. Cause: ") as caught:
         facade.update_metadata(REGION, master_image(id="i1", name="b"))
     assert type(caught.value) is FacadeError and caught.value.region == "Spain"
+    assert caught.value.unreachable  # the server did not answer: the REST service says 503
+
+
+def test_a_server_that_answers_with_an_error_is_not_unreachable(facade, glance):
+    glance.fail["get"] = glance_exc.HTTPInternalServerError("HTTP 500 Internal Server Error")
+    with pytest.raises(FacadeError) as caught:
+        facade.update_metadata(REGION, master_image(id="i1", name="b"))
+    assert not caught.value.unreachable
 
 
 @pytest.mark.parametrize("bug", [OSError(5, "Input/output error"), ValueError("bad value"),

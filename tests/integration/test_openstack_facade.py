@@ -136,12 +136,14 @@ def test_a_wrong_password_is_reported_without_it(lab):
     assert message == (f"Master: Error retrieving image list. Cause: Keystone {lab.keystone('ks1').auth_url} "
                        "rejected the credentials of target master (HTTP 401)")
     assert secret not in message
+    assert not caught.value.unreachable  # Keystone answered
 
 
 def test_an_unreachable_keystone_is_a_facade_error(lab):
     facade = OpenStackFacade(lab_target(lab, "master", "ks1", keystone_url="http://127.0.0.1:9/v3"))
-    with pytest.raises(FacadeError, match="^master: Error retrieving the regions. Cause: Unable to establish"):
+    with pytest.raises(FacadeError, match="^master: Error retrieving the regions. Cause: Unable to establish") as caught:
         facade.get_regions()
+    assert caught.value.unreachable
 
 
 def test_the_other_keystone_does_not_know_the_master_regions(facades):

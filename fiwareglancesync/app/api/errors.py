@@ -9,9 +9,9 @@ method: 405) get the envelope too.  Every error is translated here, once:
 * :class:`~..errors.ApiError` (the token check) with its own code;
 * engine errors: RegionNotFound -> 410 "Bad region" (the region left the catalog since this
   process listed the regions: the answer it would get once its region cache expires),
-  ConfigError -> 500, ListingTimeout or a FacadeError caused by a timeout or a connection that
-  failed (a cloud that does not answer) -> 503, other FacadeError/RegionError (a cloud answered
-  badly) -> 502, other GlanceSyncError -> 500;
+  ConfigError -> 500, ListingTimeout or an ``unreachable`` FacadeError (the facade's flag: a
+  timeout or a connection that failed, a cloud that does not answer) -> 503, other
+  FacadeError/RegionError (a cloud answered badly) -> 502, other GlanceSyncError -> 500;
 * database errors -> 500 with a hint; anything else -> 500 "Unhandled exception".
 """
 
@@ -37,12 +37,6 @@ SERVICE_ERROR_CODES: dict[type[ServiceError], int] = {
     ServiceBusy: 503,
     BackendTimeout: 503,
 }
-
-# Causes in a FacadeError's message that mean the cloud did not answer (the facade's wording of
-# keystoneauth's / requests' transport errors), not that it answered badly.
-NOT_ANSWERING = ("ConnectFailure", "ConnectTimeout", "ConnectionError", "RequestTimeout", "ReadTimeout",
-                 "timed out", "Timeout", "Unable to establish connection", "Connection refused",
-                 "no answer from", "connection to Keystone failed", "connection to Glance failed")
 
 # Short messages of the original for errors that carry no specific text.
 GENERIC_MESSAGES = {
@@ -95,8 +89,7 @@ def _engine_error(exc: GlanceSyncError) -> Response:
     if isinstance(exc, RegionNotFound):
         LOG.warning("%s %s: %s", request.method, request.path, exc)
         return error_response(SERVICE_ERROR_CODES[BadRegion], BadRegion.MESSAGE)
-    if isinstance(exc, ListingTimeout) or (isinstance(exc, FacadeError)
-                                           and any(cause in str(exc) for cause in NOT_ANSWERING)):
+    if isinstance(exc, ListingTimeout) or (isinstance(exc, FacadeError) and exc.unreachable):
         LOG.error("%s %s: %s", request.method, request.path, exc)
         return error_response(503, str(exc))
     if isinstance(exc, (FacadeError, RegionError)):

@@ -340,17 +340,23 @@ def transient_cause(exc: BaseException, *, create: bool = False) -> str | None:
         if status == 503 or (status in TRANSIENT_STATUSES and not create):
             return f"HTTP {status} from {service}"
         return None
-    transport = (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, glance_exc.CommunicationError,
-                 glance_exc.InvalidEndpoint, requests.ConnectionError, requests.Timeout,
-                 requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError,
-                 urllib3.exceptions.TimeoutError)
-    if not isinstance(exc, transport):
+    if not isinstance(exc, _transport_errors()):
         return None
     if create and not _never_connected(exc):
         return None
     if _is_timeout(exc):
         return f"no answer from {service} in time"
     return f"connection to {service} failed"
+
+
+@functools.cache
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The failures of a server that did not answer: no connection, a broken one, a timeout
+    (built at the first call, like :func:`_client_errors`)."""
+    return (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, glance_exc.CommunicationError,
+            glance_exc.InvalidEndpoint, requests.ConnectionError, requests.Timeout,
+            requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError,
+            urllib3.exceptions.TimeoutError)
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -855,8 +861,8 @@ class OpenStackFacade:
     def _translated(self, prefix: str, region: str | None, error: type[FacadeError] = FacadeError,
                     timeout_message: str | None = None):
         """Turn client-library exceptions into ``error(prefix + cause)`` (RegionNotFound for a region
-        without an image endpoint, ImageNotFound for a missing image); engine errors and anything
-        else (bugs) pass unchanged."""
+        without an image endpoint, ImageNotFound for a missing image), ``unreachable`` when the
+        server did not answer; engine errors and anything else (bugs) pass unchanged."""
         try:
             yield
         except GlanceSyncError:
@@ -870,7 +876,7 @@ class OpenStackFacade:
                 kind = ImageNotFound
             else:
                 kind = error
-            raise kind(prefix + self._clean(exc), region) from None
+            raise kind(prefix + self._clean(exc), region, unreachable=isinstance(exc, _transport_errors())) from None
 
     def _clean(self, exc: BaseException) -> str:
         """One line describing ``exc``, unescaped, shortened, without credentials."""
