@@ -100,6 +100,18 @@ def test_backend_errors_raised_in_the_call_reach_the_request(make_app, admin_hea
     assert answer(client.get("/regions/RegionA", headers=admin_headers))[0] == 502
 
 
+def failing_with(error):
+    """An engine factory whose region status raises ``error``."""
+    class Failing:
+        def show_regions(self):
+            return ["RegionA"]
+
+        def region_status(self, region):
+            raise error
+
+    return Failing
+
+
 @pytest.mark.parametrize("error", [
     ListingTimeout("RegionA: Timeout while retrieving image list.", "RegionA"),
     FacadeError("RegionA: Error retrieving image list. Cause: Unable to establish connection to "
@@ -108,14 +120,7 @@ def test_backend_errors_raised_in_the_call_reach_the_request(make_app, admin_hea
                 "http://127.0.0.1:5000/v3/auth/tokens timed out", None, unreachable=True),
 ], ids=["listing timeout", "connection refused", "keystone timeout"])
 def test_a_cloud_that_cannot_be_reached_is_503(make_app, admin_headers, error):
-    class Unreachable:
-        def show_regions(self):
-            return ["RegionA"]
-
-        def region_status(self, region):
-            raise error
-
-    client = make_app(engine_factory=Unreachable).test_client()
+    client = make_app(engine_factory=failing_with(error)).test_client()
 
     assert answer(client.get("/regions/RegionA", headers=admin_headers)) == (503, "application/json", str(error))
 
@@ -123,15 +128,7 @@ def test_a_cloud_that_cannot_be_reached_is_503(make_app, admin_headers, error):
 def test_the_facade_s_flag_decides_not_the_wording_of_the_message(make_app, admin_headers):
     """A server that answered with an error is 502 even when its message mentions a timeout."""
     error = FacadeError("RegionA: Error retrieving image list. Cause: HTTP 500 upstream timed out", "RegionA")
-
-    class Answering:
-        def show_regions(self):
-            return ["RegionA"]
-
-        def region_status(self, region):
-            raise error
-
-    client = make_app(engine_factory=Answering).test_client()
+    client = make_app(engine_factory=failing_with(error)).test_client()
 
     assert answer(client.get("/regions/RegionA", headers=admin_headers))[0] == 502
 
