@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import bytecode_modes  # noqa: E402  (bench/, this script's directory, is on sys.path)
+from lab_images import TARGET_REGIONS, lab_clients, remove_images  # noqa: E402
 from tests.integration.lab import Lab, start_lab  # noqa: E402
 from tests.integration.lab.processes import descendants  # noqa: E402
 
@@ -72,8 +73,7 @@ def main() -> None:
     state = os.environ.get("GLANCESYNC_LAB_STATE")
     lab = Lab.load(state) if state else start_lab()
     prefix = f"fan{uuid.uuid4().hex[:6]}-"
-    clients = {"Master": lab.glance_client("ks1", "Master"), "RegionA": lab.glance_client("ks1", "RegionA"),
-               "RegionB": lab.glance_client("ks2", "RegionB")}
+    clients = lab_clients(lab)
     try:
         with tempfile.TemporaryDirectory(prefix="glancesync-bench-") as tmp:
             name = f"{prefix}img"
@@ -116,7 +116,7 @@ def main() -> None:
                     print(f"  run {run} {variant:<10} {elapsed:7.2f} s  master reads {reads}  bytes sent by the "
                           f"client {sent}", flush=True)
                     print(f"      CPU s: {describe_cpu(cpu, elapsed)}", flush=True)
-                    remove_copies(clients, prefix)
+                    remove_images(clients, prefix, TARGET_REGIONS)
             reference = min(t for t, _, _ in results["plain"])
             print("summary (best wall time; ratio to the best plain copy; master reads; client bytes per region)")
             for variant, runs in results.items():
@@ -125,10 +125,7 @@ def main() -> None:
                       f"{best[1]}  sent {best[2]}")
             print("goals: fanout <= 1.3 x plain and 1 master read; auto sends 0 bytes to RegionA")
     finally:
-        for client in clients.values():
-            for listed in client.images.list():
-                if listed["name"] and listed["name"].startswith(prefix):
-                    client.images.delete(listed["id"])
+        remove_images(clients, prefix)
         if not state:
             lab.stop()
 
@@ -230,13 +227,6 @@ def check(clients: dict, name: str, master: dict, regions: int) -> None:
             and c["os_hash_value"] == master["os_hash_value"]]
     if len(good) != regions or len(copies) != regions:
         sys.exit(f"expected {regions} verified copies, found {[(c['status'], c['checksum']) for c in copies]}")
-
-
-def remove_copies(clients: dict, prefix: str) -> None:
-    for region in ("RegionA", "RegionB"):
-        for image in clients[region].images.list():
-            if image["name"] and image["name"].startswith(prefix):
-                clients[region].images.delete(image["id"])
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lab_images import TARGET_REGIONS, lab_clients, remove_images  # noqa: E402  (bench/ is on sys.path)
 from tests.integration.lab import Lab, start_lab  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -44,8 +45,7 @@ def main() -> None:
     state = os.environ.get("GLANCESYNC_LAB_STATE")
     lab = Lab.load(state) if state else start_lab()
     prefix = f"bench{uuid.uuid4().hex[:6]}-"
-    clients = {"Master": lab.glance_client("ks1", "Master"), "RegionA": lab.glance_client("ks1", "RegionA"),
-               "RegionB": lab.glance_client("ks2", "RegionB")}
+    clients = lab_clients(lab)
     try:
         with tempfile.TemporaryDirectory(prefix="glancesync-bench-") as tmp:
             config = Path(tmp) / "glancesync.conf"
@@ -75,15 +75,12 @@ def main() -> None:
                     check(env, tmp, args.images)
                     times[mode].append(elapsed)
                     print(f"  {mode:<10} {elapsed:7.2f} s  ({2 * total_mib / elapsed:6.1f} MiB/s)", flush=True)
-                    remove_copies(clients, prefix)
+                    remove_images(clients, prefix, TARGET_REGIONS)
             best_sequential, best_parallel = min(times["sequential"]), min(times["parallel"])
             print(f"best sequential {best_sequential:.2f} s, best parallel {best_parallel:.2f} s, "
                   f"ratio sequential/parallel {best_sequential / best_parallel:.2f}")
     finally:
-        for client in clients.values():
-            for image in client.images.list():
-                if image["name"] and image["name"].startswith(prefix):
-                    client.images.delete(image["id"])
+        remove_images(clients, prefix)
         if not state:
             lab.stop()
 
@@ -94,13 +91,6 @@ def check(env: dict, cwd: str, images: int) -> None:
     statuses = [line.split(",")[0] for line in done.stdout.split() if line]
     if done.returncode != 0 or statuses != ["ok"] * (2 * images):
         sys.exit(f"regions not in sync after the run: {done.stdout}\n{done.stderr}")
-
-
-def remove_copies(clients: dict, prefix: str) -> None:
-    for region in ("RegionA", "RegionB"):
-        for image in clients[region].images.list():
-            if image["name"] and image["name"].startswith(prefix):
-                clients[region].images.delete(image["id"])
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ class Deployment:
                         "RegionA": lab.glance_client("ks1", "RegionA"),
                         "RegionB": lab.glance_client("ks2", "RegionB")}
         condition = f"image.name.startswith('{self.prefix}')"
-        conf = lab.write_glancesync_conf(tmp_path / "glancesync.conf",
+        # region locks of this test's own, not the lab's (nor the per-user directory shared with
+        # other runs syncing a RegionA on this host)
+        conf = lab.write_glancesync_conf(tmp_path / "glancesync.conf", main={"lock_dir": str(tmp_path / "locks")},
                                          master={"metadata_condition": condition, "metadata_set": "type"},
                                          target={"metadata_condition": condition, "metadata_set": "type"})
         ks1 = lab.ks1
@@ -48,10 +50,7 @@ class Deployment:
                                   service=service_settings)
         self.workers = workers
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC"))}
-        # XDG_RUNTIME_DIR places the default lock_dir: region locks of this test's own, not the
-        # per-user directory shared with other runs syncing a RegionA on this host.
-        environ.update(settings, GLANCESYNC_CONFIG=str(conf), GLANCESYNCAPP_DATABASE_PATH=str(tmp_path),
-                       XDG_RUNTIME_DIR=str(tmp_path))
+        environ.update(settings, GLANCESYNC_CONFIG=str(conf), GLANCESYNCAPP_DATABASE_PATH=str(tmp_path))
         self.environ = environ
         self.tmp = tmp_path
         self.service: ServiceProcess | None = None

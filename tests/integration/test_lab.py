@@ -146,7 +146,8 @@ def test_glancesync_conf_credentials_log_in_to_their_clouds(lab, tmp_path):
     parser = configparser.ConfigParser(interpolation=None)
     assert parser.read(path) == [str(path)]
     assert parser.sections() == ["main", "master", "other"]
-    assert dict(parser["main"]) == {"master_region": "Master", "max_children": "2"}
+    assert dict(parser["main"]) == {"master_region": "Master", "max_children": "2",
+                                    "lock_dir": str(lab.state_dir / "locks")}
     assert parser["other"]["metadata_set"] == "nid, type"
     for section, keystone in (("master", "ks1"), ("other", "ks2")):
         options = parser[section]

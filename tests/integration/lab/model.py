@@ -213,15 +213,17 @@ class Lab:
                               target_name: str = "other") -> Path:
         """Write a glancesync.conf for this lab and return its path.
 
-        ``[main]`` has ``master_region = Master``; ``[master]`` the ks1 admin credential and
-        ``[<target_name>]`` the ks2 admin credential, as the plain options ``user``,
+        ``[main]`` has ``master_region = Master`` and ``lock_dir`` = ``locks`` in the lab's state
+        directory (region locks of this lab's own: two labs on one host both have a RegionA, and
+        the default per-user lock directory would keep their syncs apart); ``[master]`` the ks1
+        admin credential and ``[<target_name>]`` the ks2 admin credential, as the plain options ``user``,
         ``password``, ``keystone_url`` (the ``/v3`` URL) and ``tenant``.  ``main``, ``master``
         and ``target`` add or override options of their section; a value of None removes the
         option.  Values are written verbatim in ConfigParser syntax (a literal ``%`` must be
         given as ``%%``); a multi-line value becomes continuation lines.
         """
         sections = {
-            "main": {"master_region": MASTER_REGION},
+            "main": {"master_region": MASTER_REGION, "lock_dir": str(self.state_dir / "locks")},
             "master": self._target_options("ks1"),
             target_name: self._target_options("ks2"),
         }
