@@ -17,6 +17,13 @@ import sys
 from pathlib import Path
 
 MODES = ("cached", "none")
+# What sync.py imports, lazily ones included: with only the first three, a first sync.py run still
+# compiled ~50 modules (keystoneauth1's identity plugins and loading, stevedore, the stdlib's
+# http.server, netrc...: the prefix holds no .pyc of the installed ones), ~0.08 s of its start.
+# Checked by listing what a `--parallel` and a plain run of stream and auto syncs added to the
+# prefix: nothing left but encodings.ascii.
+SYNC_IMPORTS = ("fiwareglancesync.sync", "fiwareglancesync.parallel", "fiwareglancesync.glancesync.facades.openstack",
+                "keystoneauth1.identity", "keystoneauth1.loading", "netrc", "encodings.ascii")
 ENV: dict[str, str] = {}  # what sync.py runs with (set by use_bytecode)
 
 
@@ -33,8 +40,7 @@ def use_bytecode(mode: str, workdir: Path, pythonpath: str | None = None) -> str
     ENV.update({"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(prefix)})
     for path in dict.fromkeys([None, pythonpath]):  # this checkout, and the baseline's if any
         env = {**os.environ, **ENV, **({"PYTHONPATH": path} if path else {})}
-        subprocess.run([sys.executable, "-c", "import fiwareglancesync.sync, fiwareglancesync.parallel, "
-                        "fiwareglancesync.glancesync.facades.openstack"], env=env, check=True)
+        subprocess.run([sys.executable, "-c", f"import {', '.join(SYNC_IMPORTS)}"], env=env, check=True)
     return (f"bytecode: cached -- sync.py reads .pyc files written before the timing into {prefix} "
             f"(as a pip-installed package would; PYTHONDONTWRITEBYTECODE "
             f"{'is set here but' if os.environ.get('PYTHONDONTWRITEBYTECODE') else 'is'} not used for sync.py)")
