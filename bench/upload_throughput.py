@@ -95,6 +95,18 @@ class Cloud:
                 "OS_PROJECT_NAME": self.project_name, "OS_USER_DOMAIN_NAME": self.user_domain_name,
                 "OS_PROJECT_DOMAIN_NAME": self.project_domain_name, "OS_REGION_NAME": self.region}
 
+    def glance_clients(self, *regions: str) -> list:
+        """A python-glanceclient for each region, on one new Keystone session of this credential."""
+        from keystoneauth1 import session
+        from keystoneauth1.identity import v3
+        from glanceclient import client
+
+        auth = v3.Password(auth_url=self.auth_url, username=self.username, password=self.password,
+                           project_name=self.project_name, user_domain_name=self.user_domain_name,
+                           project_domain_name=self.project_domain_name)
+        sess = session.Session(auth=auth)
+        return [client.Client("2", session=sess, region_name=region, interface="public") for region in regions]
+
     def target(self):
         from fiwareglancesync.glancesync.config import Target
 
@@ -110,15 +122,7 @@ UPLOAD_REGION = os.environ.get("GLANCESYNC_BENCH_UPLOAD_REGION", "RegionA")
 
 
 def plain_glanceclient(cloud: Cloud, path: Path, size: int) -> None:
-    from keystoneauth1 import session
-    from keystoneauth1.identity import v3
-    from glanceclient import client
-
-    auth = v3.Password(auth_url=cloud.auth_url, username=cloud.username, password=cloud.password,
-                       project_name=cloud.project_name, user_domain_name=cloud.user_domain_name,
-                       project_domain_name=cloud.project_domain_name)
-    glance = client.Client("2", session=session.Session(auth=auth), region_name=UPLOAD_REGION,
-                           interface="public")
+    [glance] = cloud.glance_clients(UPLOAD_REGION)
     image = glance.images.create(name="bench-plain", disk_format="raw", container_format="bare")
     try:
         with open(path, "rb") as stream:
@@ -160,8 +164,7 @@ class SyncMaster:
     """The master image the syncpy runs copy, made once per bench run (see :func:`sync_master`)."""
 
     name: str
-    image_id: str
-    images_dir: Path
+    images_dir: Path  # holds the data file, named by the master image's id
     master: object  # glanceclient of the master region
     target: object  # glanceclient of UPLOAD_REGION
 
@@ -183,19 +186,10 @@ def sync_master(cloud: Cloud, path: Path, size: int) -> SyncMaster:
         return SYNC_MASTERS[path]
     import uuid
 
-    from keystoneauth1 import session
-    from keystoneauth1.identity import v3
-    from glanceclient import client
-
-    auth = v3.Password(auth_url=cloud.auth_url, username=cloud.username, password=cloud.password,
-                       project_name=cloud.project_name, user_domain_name=cloud.user_domain_name,
-                       project_domain_name=cloud.project_domain_name)
-    sess = session.Session(auth=auth)
-    master = client.Client("2", session=sess, region_name=cloud.region, interface="public")
-    target = client.Client("2", session=sess, region_name=UPLOAD_REGION, interface="public")
+    master, target = cloud.glance_clients(cloud.region, UPLOAD_REGION)
     name = f"bench-syncpy-{uuid.uuid4().hex[:8]}"
     image = master.images.create(name=name, disk_format="raw", container_format="bare", visibility="public")
-    fixture = SYNC_MASTERS[path] = SyncMaster(name, image.id, path.parent / f"images-{name}", master, target)
+    fixture = SYNC_MASTERS[path] = SyncMaster(name, path.parent / f"images-{name}", master, target)
     with open(path, "rb") as stream:
         master.images.upload(image.id, stream, image_size=size)
     fixture.images_dir.mkdir()
