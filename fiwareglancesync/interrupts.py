@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM for the command-line shells (CONTRACT.md §6).
+"""SIGINT and SIGTERM for the command-line shells (README "One run per region").
 
 While :func:`interrupts_raise` is active, the first SIGINT or SIGTERM raises :class:`Interrupted`
 in the main thread, wherever it is (a blocking read included).  It derives from BaseException,

@@ -1,4 +1,5 @@
-"""``sync.py --metrics-file PATH``: a Prometheus textfile-collector file about the run (CONTRACT.md §8).
+"""``sync.py --metrics-file PATH``: a Prometheus textfile-collector file about the run (README
+"Metrics for cron runs").
 
 Written with prometheus_client's ``write_to_textfile`` (a temporary file renamed over ``PATH``:
 a collector never reads half a file) after any mode, also when the run failed:

@@ -1,5 +1,5 @@
 """``sync.py --parallel``: one thread per region, at most ``max_children`` at a time, and one read
-of each image that several of them stream (CONTRACT.md §5, read once, fan out).
+of each image that several of them stream (README "How copies are made", read once, fan out).
 
 The regions of a run are threads of this one process, sharing the engine (its master catalogue,
 facades and Keystone sessions) and a :class:`~.glancesync.fanout.FanOut`: an image that several
@@ -18,7 +18,8 @@ takes the records of that region's thread.  Its ``ERROR:`` lines also reach the 
 has finished`` or ``... has finished with errors`` as regions end, then ``All is done.``.  An
 unexpected exception only ends its own region (its traceback goes to the region's log file).
 
-SIGINT/SIGTERM (CONTRACT.md §6): the main thread gets :class:`~.interrupts.Interrupted`, starts no
+SIGINT/SIGTERM (README "One run per region"): the main thread gets
+:class:`~.interrupts.Interrupted`, starts no
 new region and tells the running ones to stop: each raises ``Interrupted`` at its next chunk of
 data (or while waiting for a fan-out), so its facade deletes its in-flight copy, logs one
 ``ERROR:<region>: interrupted by <signal>`` line and ends; the main thread waits up to

@@ -1,4 +1,5 @@
-"""Requests answer within ``REQUEST_TIMEOUT`` whatever the clouds do (CONTRACT.md §7, issue 10).
+"""Requests answer within ``REQUEST_TIMEOUT`` whatever the clouds do (README "The REST service",
+issue 10).
 
 Every call a request makes to Keystone or Glance (the caller's token validation, the region
 list, a region's status) runs through :func:`call_bounded`: in a daemon thread of its own, which

@@ -1,6 +1,6 @@
 """The engines a service process builds: one per request or task, over facades kept per process.
 
-Issue 10 / CONTRACT.md §7: logging in to every Keystone for every request made the service slow
+README "The REST service": logging in to every Keystone for every request made the service slow
 and a load on Keystone.  An :class:`EnginePool` (one per process: gunicorn workers build their
 app after the fork) keeps
 

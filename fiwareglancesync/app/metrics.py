@@ -1,4 +1,4 @@
-"""``GET /metrics``: the service's Prometheus metrics (CONTRACT.md §7), counts only, no token.
+"""``GET /metrics``: the service's Prometheus metrics (README "Monitoring"), counts only, no token.
 
 * ``glancesync_images{region,status}``: images per sync status of a region, as last computed by
   this service (a ``GET /regions/<r>``, a status snapshot, the end of a task); every status is

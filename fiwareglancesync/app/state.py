@@ -5,7 +5,8 @@
 runner, the token authenticator, the heartbeat, and the per-process :class:`RegionCache`.
 
 Region names are checked against the list ``sync.py --show-regions`` gives, which costs a
-Keystone login per target.  The list is kept for ``REGIONS_TTL`` seconds (CONTRACT.md §7) in
+Keystone login per target.  The list is kept for ``REGIONS_TTL`` seconds (README "The REST
+service") in
 each process: gunicorn workers build their app after the fork (``run.py``), so each has its own.
 """
 

@@ -1,4 +1,4 @@
-"""``GET /status``: the HTML status page (CONTRACT.md §7).
+"""``GET /status``: the HTML status page (README "The status page").
 
 Server-rendered (Jinja templates ``templates/*.html``, one stylesheet ``static/status.css``; no
 JavaScript, no external asset): regions × the images their targets select, each cell the sync

@@ -12,7 +12,8 @@ is a configuration error before anything runs: no imports, no comprehensions or 
 dunder (or any unlisted) attribute, calls only to a few harmless builtins and read-only methods.
 The checked tree is then evaluated with no builtins at all besides that list.
 
-Evaluation is bounded too (CONTRACT.md §6): an expression longer than :data:`MAX_LENGTH`
+Evaluation is bounded too (README "metadata_condition"): an expression longer than
+:data:`MAX_LENGTH`
 characters or nested deeper than :data:`MAX_DEPTH` is refused at load, and ``*``, ``+`` and ``%`` are
 evaluated by :func:`_bounded`, which refuses to build a sequence of more than :data:`MAX_REPEAT`
 items, so a

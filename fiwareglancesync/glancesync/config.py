@@ -453,7 +453,8 @@ TRANSFER_METHODS = ("auto", "stream", "glance-download")
 
 
 def _transfer_method(reader: _Reader, name: str) -> str:
-    """``transfer_method`` (CONTRACT.md §5): glance-download only for the master target, whose
+    """``transfer_method`` (README "How copies are made"): glance-download only for the master
+    target, whose
     regions' Glances share the master's Keystone and catalog."""
     where = reader.where(name, "transfer_method")
     method = (reader.text(name, "transfer_method") or TARGET_OPTIONS["transfer_method"].default).lower()

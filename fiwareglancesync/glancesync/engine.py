@@ -235,7 +235,7 @@ class GlanceSync:
         return path
 
     def prefetch(self, names: Iterable[str], workers: int) -> None:
-        """List the regions ``names`` ahead, at most ``workers`` at once (CONTRACT.md §5), so the
+        """List the regions ``names`` ahead, at most ``workers`` at once (README "Listing"), so the
         status, plan or sync of each that follows in the usual order finds its listing ready.
 
         Each listing is used once, by the next call that needs that region; a listing that failed

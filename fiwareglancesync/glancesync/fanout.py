@@ -1,4 +1,5 @@
-"""Read once, fan out (CONTRACT.md §5): the uploads of one image to several regions that stream
+"""Read once, fan out (README "How copies are made"): the uploads of one image to several regions
+that stream
 it, fed from one read of its source.
 
 Used by ``--parallel``, whose regions are threads of one process: a :class:`FanOut` is shared by

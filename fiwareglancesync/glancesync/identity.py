@@ -3,7 +3,8 @@
 A :class:`ProcessIdentity` (host, kernel boot id, pid, process start time) names one process for
 its whole life: a pid alone is reused, a start time is not.  Its text form
 ``<host>/<boot id>/<pid>/<start>`` is what the REST service records as a task's owner and what
-the ``glancesync_in_progress`` property of an unfinished copy holds (CONTRACT.md §6).
+the ``glancesync_in_progress`` property of an unfinished copy holds (README "Leftovers of
+interrupted runs").
 """
 
 from __future__ import annotations

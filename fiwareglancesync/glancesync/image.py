@@ -23,7 +23,8 @@ from .errors import BackupFormatError
 KERNEL_ID = "kernel_id"
 RAMDISK_ID = "ramdisk_id"
 AMI_PROPERTIES = (KERNEL_ID, RAMDISK_ID)
-# Set on every copy glancesync creates until it is verified (CONTRACT.md §6); never compared.
+# Set on every copy glancesync creates until it is verified (README "Leftovers of interrupted
+# runs"); never compared.
 IN_PROGRESS = "glancesync_in_progress"
 
 CSV_COLUMNS = ("region", "name", "id", "status", "size", "checksum", "owner", "is_public", "properties")

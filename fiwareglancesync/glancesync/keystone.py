@@ -3,7 +3,7 @@
 Used by the engine's configuration (:mod:`.config`: the version of a target), the real facade
 (:mod:`.facades.openstack`: its session) and the REST service's token validation
 (:mod:`fiwareglancesync.app.auth`: the service credential).  The version rules are
-CONTRACT.md §1: Keystone **v3** unless the URL ends in ``/v2.0``, or v2.0 is asked for
+README "Using a real cloud": Keystone **v3** unless the URL ends in ``/v2.0``, or v2.0 is asked for
 explicitly and the URL carries no version.
 
 Choosing a version and a URL is pure.  Building a plugin or a session imports keystoneauth1,

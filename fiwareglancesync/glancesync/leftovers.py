@@ -1,4 +1,5 @@
-"""Unfinished copies whose creator is gone: what a sync deletes before it plans (CONTRACT.md §6).
+"""Unfinished copies whose creator is gone: what a sync deletes before it plans (README "Leftovers
+of interrupted runs").
 
 Every copy glancesync creates carries ``glancesync_in_progress = <creator identity>`` until it is
 verified.  A later sync of the region treats an image of its project as a *leftover* when it is

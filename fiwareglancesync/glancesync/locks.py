@@ -1,4 +1,5 @@
-"""One sync of a region at a time on a host: an exclusive lock per region (CONTRACT.md §6).
+"""One sync of a region at a time on a host: an exclusive lock per region (README "One run per
+region").
 
 :func:`region_lock` takes ``<lock_dir>/<region>.lock`` with ``flock`` (the kernel releases it
 when the holder exits, however it exits, so a crash leaves no stale lock) and writes the holder's

@@ -11,7 +11,8 @@ images, ignored obsolete images, failing conditions) travels as *notes*: warning
 order they arose, on the :class:`MasterCatalogue` and on the :class:`Classification` /
 :class:`RegionPlan`.  The caller logs them.
 
-Order of the actions (the original's, with CONTRACT.md's fixes):
+Order of the actions (the original's, with the fixes listed in README "Differences from the
+original"):
 
 0. deletion of the region's leftovers: unfinished copies of runs that died (:mod:`leftovers`);
 1. obsolete renames and updates;

@@ -1,4 +1,5 @@
-"""What each request costs: engines built, region listings, Keystone requests (CONTRACT.md §7).
+"""What each request costs: engines built, region listings, Keystone requests (README "The REST
+service").
 
 The engine here is the real one on the mock cloud, wrapped to count its construction and to do
 what an engine on a real cloud does when it lists regions: log in to Keystone (here the fake

@@ -1,4 +1,4 @@
-"""GET /metrics (CONTRACT.md §7): Prometheus text, no token, the names of the contract; the
+"""GET /metrics (README "Monitoring"): Prometheus text, no token, the names of the contract; the
 values change with the statuses computed and the tasks run.  (In-process: prometheus_client's
 single-process mode; the multiprocess mode under gunicorn is tested on the lab.)"""
 

@@ -1,4 +1,5 @@
-"""GET /status (CONTRACT.md §7) in-process: login with a Keystone account with admin, the page
+"""GET /status (README "The status page") in-process: login with a Keystone account with admin, the
+page
 from the snapshots the background refresh stores, the sync button behind a CSRF token, the
 session cookie's attributes.  (The real browser on the real lab: tests/integration/test_status_page_lab.py.)"""
 

@@ -1,4 +1,5 @@
-"""``sync.py --help`` (CONTRACT.md §8): the original's options, order and wording, with its typos
+"""``sync.py --help`` (README "Credentials and targets", "Metrics for cron runs"): the original's
+options, order and wording, with its typos
 fixed ("don not", "do no"), Python 3's ``options:`` heading, the ``=="name1"`` example that works,
 and the added options at the end."""
 

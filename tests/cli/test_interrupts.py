@@ -1,4 +1,5 @@
-"""SIGINT / SIGTERM stop a run cleanly (CONTRACT.md §6): the copy in flight is not left behind,
+"""SIGINT / SIGTERM stop a run cleanly (README "One run per region", "Leftovers of interrupted
+runs"): the copy in flight is not left behind,
 one ERROR line names the region and the signal, the exit status is 130 / 143, no traceback, and
 ``--parallel`` passes the signal to its region threads and waits for them (no orphan keeps copying).
 

@@ -1,4 +1,5 @@
-"""--parallel failures (CONTRACT.md §6): a failing region's ERROR line reaches stderr too, not only
+"""--parallel failures (README "One run per region", "Leftovers of interrupted runs"): a failing
+region's ERROR line reaches stderr too, not only
 its log file, and a region name too long for a file name is a region error, not an OSError."""
 
 from __future__ import annotations

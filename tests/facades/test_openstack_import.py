@@ -1,4 +1,5 @@
-"""OpenStackFacade's glance-download imports (CONTRACT.md §5) against a fake Glance client:
+"""OpenStackFacade's glance-download imports (README "How copies are made") against a fake Glance
+client:
 discovery once per region, the create + import requests, polling until active, verification
 against the master (an import plugin that changes the data), and no copy left behind by a
 refused, failed or timed-out import."""

@@ -1,4 +1,5 @@
-"""OpenStackFacade robustness without servers (CONTRACT.md §6): retries of transient failures with
+"""OpenStackFacade robustness without servers (README "Retries and timeouts"): retries of transient
+failures with
 backoff and one WARNING each, the create POST retried only when nothing was created, an upload
 restarted from the beginning after its data PUT failed, a download resumed with ``Range`` after
 it broke, and the timeouts each request gets.  Test doubles from test_openstack_unit; the

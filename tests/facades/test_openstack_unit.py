@@ -512,7 +512,8 @@ def assert_nothing_left(glance):
     ("data does not match the checksum (hashed by the client)",
      master_image(checksum="0" * 32, os_hash_algo=None, os_hash_value=None), Source(), {},
      "checksum mismatch: test data has MD5"),
-    # a master with both hashes: the region's own reports prove the copy (CONTRACT.md §2)
+    # a master with both hashes: the region's own reports prove the copy (README "Image data:
+    # images_dir and verification")
     ("data does not match the checksum (the region's report)", master_image(checksum="0" * 32), Source(), {},
      "the master's is " + "0" * 32),
     ("data does not match the sha512 (the region's report)", master_image(os_hash_value="0" * 128), Source(), {},

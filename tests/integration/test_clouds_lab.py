@@ -1,4 +1,4 @@
-"""clouds.yaml and application credentials against the real lab (CONTRACT.md §8).
+"""clouds.yaml and application credentials against the real lab (README "Credentials and targets").
 
 Application credentials are created through each Keystone's API (``POST
 /v3/users/{id}/application_credentials``) and deleted afterwards; clouds.yaml holds one password

@@ -1,4 +1,5 @@
-"""Read once, fan out (CONTRACT.md §5) on the real lab: ``--parallel`` with both regions
+"""Read once, fan out (README "How copies are made") on the real lab: ``--parallel`` with both
+regions
 streaming (transfer_method = stream) reads each master image once (counted by a fault proxy in
 front of the master Glance, reached through a Keystone proxy that rewrites the catalog), both
 copies verified; a region whose Glance stops taking data mid-copy is cut loose and the other

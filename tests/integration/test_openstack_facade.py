@@ -87,7 +87,8 @@ def test_streamed_copy_from_the_master_region_keeps_the_hashes(facades, prefix, 
 
 
 @pytest.mark.parametrize("hashes, cause", [
-    # the master has MD5 and SHA-512: the region's own reported hashes prove the copy (CONTRACT.md §2)
+    # the master has MD5 and SHA-512: the region's own reported hashes prove the copy (README
+    # "Image data: images_dir and verification")
     ({}, "the region reports checksum [0-9a-f]{32}, the master's is 0{32}"),
     # no os_hash_value: the client hashes while streaming, and aborts the wrong stream
     ({"os_hash_algo": None, "os_hash_value": None}, "checksum mismatch"),

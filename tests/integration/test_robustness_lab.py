@@ -1,4 +1,5 @@
-"""Runs that fail, break, die, are interrupted or meet each other, on the real lab (CONTRACT.md §6).
+"""Runs that fail, break, die, are interrupted or meet each other, on the real lab (README "One run
+per region", "Leftovers of interrupted runs").
 
 sync.py reaches ks1 through a :class:`~tests.integration.lab.proxy.FaultProxy` that rewrites the
 catalog of its tokens, so that the Master and RegionA Glances are reached through proxies of

@@ -1,4 +1,5 @@
-"""transfer_method on the real lab (CONTRACT.md §5): with the default ``auto``, RegionA (master
+"""transfer_method on the real lab (README "How copies are made"): with the default ``auto``,
+RegionA (master
 target, its Glance advertises glance-download) imports the copies itself and RegionB (another
 Keystone) gets them streamed; a failed import is streamed instead; a RegionA that does not
 advertise glance-download (its /v2/info/import hidden by a fault proxy) streams.

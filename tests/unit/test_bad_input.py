@@ -1,5 +1,6 @@
 """Bad input ends in one clear error naming what is wrong, never a traceback, never a secret
-(CONTRACT.md §6): configuration text, --config overrides, backup CSV rows, region names used as
+(README "Differences from the original"): configuration text, --config overrides, backup CSV rows,
+region names used as
 file names, metadata_condition expressions that would exhaust memory or the stack."""
 
 from __future__ import annotations

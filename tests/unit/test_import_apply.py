@@ -1,4 +1,5 @@
-"""transfer_method (CONTRACT.md §5) through the engine and the executor, against the mock store
+"""transfer_method (README "How copies are made") through the engine and the executor, against the
+mock store
 behind a facade double that can import: which method each region uses, the waves of imports
 (kernels first, started together, awaited together), the fallback of ``auto`` to streaming,
 a region whose Glance alters the data, the clean-up of started imports, and what a dry run says."""

@@ -1,4 +1,5 @@
-"""Leftovers (CONTRACT.md §6): a sync deletes the unfinished copies of runs that are provably gone,
+"""Leftovers (README "Leftovers of interrupted runs"): a sync deletes the unfinished copies of runs
+that are provably gone,
 one WARNING each, before it plans; a dry run lists them; nothing else is ever deleted this way."""
 
 from __future__ import annotations

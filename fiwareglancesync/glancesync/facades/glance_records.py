@@ -12,7 +12,8 @@ No client library is imported here, so the mapping rules can be tested without s
 * Every copy is created carrying :data:`~..image.IN_PROGRESS` (``glancesync_in_progress``) set
   to its creator's identity (:func:`create_body`); the :func:`finishing_patch` that publishes a
   verified copy removes it, so a copy without the marker is always a finished one and a
-  non-active copy with it is a leftover once its creator is gone (CONTRACT.md §6).
+  non-active copy with it is a leftover once its creator is gone (README "Leftovers of interrupted
+  runs").
 * ``kernel_id`` / ``ramdisk_id`` placeholders (``__<name>``, written by the engine while the
   referenced kernel or ramdisk is not in the region yet) are left out of what is sent: a
   deployment whose schema validates them as UUIDs (devstack, distributions, the lab) would

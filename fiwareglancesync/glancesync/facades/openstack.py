@@ -19,7 +19,8 @@ What it guarantees beyond :mod:`.base`:
   and is also bounded, as a whole, by the target's ``list_images_timeout``: no page request
   waits past it.  It is Glance's default listing: every owner the credential may see, every
   status but ``deleted``, and not the images their owners hid with ``os_hidden``.
-* Retries (CONTRACT.md §6), at most the target's ``retries`` times each, after an exponential
+* Retries (README "Retries and timeouts"), at most the target's ``retries`` times each, after an
+exponential
   backoff with jitter (:func:`backoff`), one WARNING per retry naming the region (or target),
   the cause and the operation (``RegionA: HTTP 503 from Glance while listing images; retry 1
   of 3 in 0.7 s``):
@@ -50,7 +51,8 @@ What it guarantees beyond :mod:`.base`:
   after the create deletes it again, so no ``queued``/``saving``/``killed`` image is left
   behind (and should this process die first, the marker lets a later sync delete it).  The
   :class:`~.base.Uploaded` returned carries the bytes read from the source, by every attempt.
-* glance-download imports (CONTRACT.md §5): :meth:`OpenStackFacade.import_methods` reads
+* glance-download imports (README "How copies are made"): :meth:`OpenStackFacade.import_methods`
+reads
   ``GET /v2/info/import`` once per region; :meth:`~OpenStackFacade.start_import` creates the
   copy as an upload does (queued, private, marked) and posts the import; the engine starts a
   region's imports together, then :meth:`~OpenStackFacade.finish_import` polls each (backoff
@@ -912,7 +914,7 @@ def client_hashing(expected: Expected) -> bool:
     """Whether an upload hashes its data on the client: only when the master's MD5 and
     ``os_hash_value`` are not both known.  Otherwise the region's own reported size, MD5 and hash
     (Glance hashes what it stores) are compared with the master's, which proves the copy
-    (CONTRACT.md §2) and saves the client ~2 CPU-s per 512 MiB."""
+    (README "Image data: images_dir and verification") and saves the client ~2 CPU-s per 512 MiB."""
     return not (expected.checksum and expected.hash_value)
 
 

@@ -59,7 +59,8 @@ class VerifyingReader:
       and, when ``expected.size`` is known, before the piece that completes it is handed out
       (a body sent with Content-Length is complete on the server with its last byte).
     * With ``hashing`` false nothing is hashed (:attr:`md5` stays None; only the size is
-      checked): for uploads the region's own reported hashes prove (CONTRACT.md §2), which
+      checked): for uploads the region's own reported hashes prove (README "Image data: images_dir
+      and verification"), which
       saves ~2 CPU-s per 512 MiB.
     * Every failure (of the source or of a check) is raised as :class:`TransferError` and kept
       in :attr:`failure`: HTTP libraries may wrap what a body raises, the caller reports this.
