@@ -12,11 +12,9 @@ is a configuration error before anything runs: no imports, no comprehensions or 
 dunder (or any unlisted) attribute, calls only to a few harmless builtins and read-only methods.
 The checked tree is then evaluated with no builtins at all besides that list.
 
-Evaluation is bounded too (README "metadata_condition"): an expression longer than
-:data:`MAX_LENGTH`
-characters or nested deeper than :data:`MAX_DEPTH` is refused at load, and ``*``, ``+`` and ``%`` are
-evaluated by :func:`_bounded`, which refuses to build a sequence of more than :data:`MAX_REPEAT`
-items, so a
+Evaluation is bounded too: an expression longer than :data:`MAX_LENGTH` characters or nested
+deeper than :data:`MAX_DEPTH` is refused at load, and ``*``, ``+`` and ``%`` are evaluated by
+:func:`_bounded`, which refuses to build a sequence of more than :data:`MAX_REPEAT` items, so a
 condition cannot exhaust memory or time (``'a' * 1000000000`` fails on the first image, which is
 then not synchronised, with a warning).
 

@@ -32,9 +32,8 @@ AUTO = "auto"
 @dataclass(frozen=True)
 class TransferMethod:
     """How a region's copies are made (README "How copies are made"): the target's
-    ``transfer_method``
-    (``auto``, ``stream`` or ``glance-download``) and the region imports come from (the master
-    region; None for regions of other targets, which can only stream)."""
+    ``transfer_method`` (``auto``, ``stream`` or ``glance-download``) and the region imports come
+    from (the master region; None for regions of other targets, which can only stream)."""
 
     configured: str = STREAM
     import_from: Region | None = None
@@ -256,9 +255,8 @@ class Executor:
 
     # ------------------------------------------------------------------ glance-download
     def _import_phase(self, transfers: list) -> None:
-        """The upload pass by glance-download (README "How copies are made"): the imports of a wave
-        are
-        started together (Glance runs them in its task pool), then awaited in plan order.  The
+        """The upload pass by glance-download (README "How copies are made"): the imports of a
+        wave are started together (Glance runs them in its task pool), then awaited in plan order.  The
         kernels and ramdisks the other uploads reference form the first wave, so the images of
         the second are created with their final ids.  Under ``auto`` an import that fails is
         streamed instead, once, with one WARNING saying why."""

@@ -1,27 +1,12 @@
-"""Read once, fan out (README "How copies are made"): the uploads of one image to several regions
-that stream
-it, fed from one read of its source.
+"""Read once, fan out: under ``--parallel``, one read of an image's source feeds every region
+that streams it (README "How copies are made"; the rules are in docs/ARCHITECTURE.md).
 
-Used by ``--parallel``, whose regions are threads of one process: a :class:`FanOut` is shared by
-them.  Each region tells it when it starts, which master images it will stream once it has
-planned (:meth:`FanOut.planned`), and when it is done; its uploads' sources are wrapped by
-:meth:`FanOut.source`.
-
-* **Rendezvous.**  The first region that opens image X waits until every other running region
-  that will stream X has opened it too (a region still listing or planning may need it as well,
-  so it is waited for), then one reader (a thread) reads X's source once and feeds every
-  member.  Every region uploads in the same global order (dependency order, then size, name),
-  so no region waits for one that waits for it; a wait is still bounded (``wait_timeout``):
-  whoever has not come by then reads X on its own later.
-* **Bounded memory.**  Each member has a queue of :data:`DEPTH` pieces; the reader puts each
-  piece in every live member's queue.
-* **Cut loose.**  A member whose queue stays full for ``stall_timeout`` seconds (its region's
-  Glance stopped reading) is dropped: its upload fails with a TransferError saying so, its
-  copy is deleted by the facade, the others go on.  A member whose upload failed (it closes
-  its iterator) just leaves.  A failing source fails every member.
-* A region opening X again (an upload retry, an ``auto`` fallback) reads it on its own.
-
-Each region's upload still verifies its own copy (the facade).  No logging, no I/O of its own.
+A :class:`FanOut` is shared by the region threads: each tells it when it starts, which images it
+will stream once planned (:meth:`FanOut.planned`) and when it is done; its uploads' sources are
+wrapped by :meth:`FanOut.source`.  Rendezvous waits are bounded by ``wait_timeout``; a member whose
+queue (:data:`DEPTH` pieces) stays full for ``stall_timeout`` is cut loose with a TransferError; a
+failing source fails every member; a second open of an image reads on its own.  No logging, no I/O
+of its own.
 """
 
 from __future__ import annotations
