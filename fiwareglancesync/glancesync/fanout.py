@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from .errors import TransferError
-from .facades.base import ImageSource
+from .facades.base import ImageSource, WrappedSource
 
 DEPTH = 4  # pieces queued per member
 POLL = 0.2  # seconds between looks at `cancelled` while waiting
@@ -83,7 +83,7 @@ class FanOut:
 
     # ------------------------------------------------------------------ sources
     def source(self, region: str, image_id: str, base: ImageSource) -> ImageSource:
-        return _FanOutSource(self, region, image_id, base)
+        return _FanOutSource(base, self, region, image_id)
 
     def _open(self, region: str, image_id: str, base: ImageSource) -> Iterator[bytes]:
         with self._lock:
@@ -214,15 +214,10 @@ def _offer(pieces: queue.Queue, item) -> None:
 
 
 @dataclass
-class _FanOutSource:
+class _FanOutSource(WrappedSource):
     fanout: FanOut
     region: str
     image_id: str
-    base: ImageSource
-
-    @property
-    def description(self) -> str:
-        return self.base.description
 
     def open(self) -> Iterator[bytes]:
-        return self.fanout._open(self.region, self.image_id, self.base)
+        return self.fanout._open(self.region, self.image_id, self.source)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
-from .facades.base import ImageSource
+from .facades.base import WrappedSource
 
 
 class TransferObserver(Protocol):
@@ -27,19 +27,14 @@ class TransferObserver(Protocol):
 
 
 @dataclass
-class ObservedSource:
-    """An :class:`ImageSource` that reports the bytes the facade reads to an optional observer
-    (it counts nothing itself)."""
+class ObservedSource(WrappedSource):
+    """An :class:`~.facades.base.ImageSource` that reports the bytes the facade reads to an
+    optional observer (it counts nothing itself)."""
 
-    source: ImageSource
     observer: TransferObserver | None
     region: str
     image: str
     total: int
-
-    @property
-    def description(self) -> str:
-        return self.source.description
 
     def open(self) -> Iterator[bytes]:
         chunks = self.source.open()

@@ -37,6 +37,18 @@ class ImageSource(Protocol):
         ...
 
 
+@dataclass
+class WrappedSource:
+    """Base of the sources that serve another source's data their own way (progress, fan-out):
+    they describe themselves as the source they wrap and define :meth:`open`."""
+
+    source: ImageSource
+
+    @property
+    def description(self) -> str:
+        return self.source.description
+
+
 @dataclass(frozen=True)
 class Uploaded:
     """The outcome of a successful upload: the new image's id, the bytes the facade read from
