@@ -72,7 +72,14 @@ def log_in(driver, url: str, credential) -> None:
         element = driver.find_element(By.ID, field)
         element.clear()
         element.send_keys(value)
-    driver.find_element(By.ID, "login").click()
+    button = driver.find_element(By.ID, "login")
+    button.click()
+    # a form's submit is not waited for by click(): wait until the answer replaced the page
+    # (a look too early found the login form still there, without its error line)
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    WebDriverWait(driver, WAIT).until(expected_conditions.staleness_of(button))
 
 
 def wait_for_table(driver) -> None:

@@ -8,6 +8,7 @@ Keystone through ``OS_KEYSTONE_CONFIG_FILES=<dir>/keystone.conf``, Glance throug
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 from pathlib import Path
@@ -130,23 +131,46 @@ def write_fernet_repository(path: Path) -> None:
         key.chmod(0o600)
 
 
-def write_glance(directory: Path, name: str, port: int, auth_url: str, venv: Path,
+# Appended for a Glance whose imports are converted (GlanceSpec.convert_to): Glance's
+# image_conversion plugin runs qemu-img (Debian's qemu-utils) on every import.
+CONVERSION_CONF = """
+[image_import_opts]
+image_import_plugins = ['image_conversion']
+
+[image_conversion]
+output_format = {output_format}
+
+[wsgi]
+# qemu-img runs under oslo_concurrency.prlimit with this interpreter; Glance's default is
+# sys.executable, which under uWSGI is the uwsgi binary ("unable to load configuration").
+python_interpreter = {python}
+"""
+
+
+def write_glance(directory: Path, glance, auth_url: str, venv: Path,
                  import_ports: tuple[int, ...] = ()) -> Path:
     """Create ``directory`` with glance-api.conf, the paste file (keystone flavor), the image
-    property schema and private staging/tasks/locks/images dirs; return the directory.
+    property schema and private staging/tasks/locks/images dirs for ``glance`` (a
+    :class:`~.model.Glance`: name, port and how its region differs); return the directory.
     ``import_ports``: the other Glances' ports, which glance-download may fetch from."""
     directory.mkdir(parents=True)
     for sub in ("images", "staging", "tasks", "locks"):
         (directory / sub).mkdir()
-    (directory / "glance-api.conf").write_text(GLANCE_CONF.format(
-        name=name, dir=directory, port=port, auth_url=auth_url,
-        allowed_ports=",".join(str(p) for p in (80, 443, *sorted(set(import_ports) | {port}))),
+    conf = GLANCE_CONF.format(
+        name=glance.name, dir=directory, port=glance.port, auth_url=auth_url,
+        allowed_ports=",".join(str(p) for p in (80, 443, *sorted(set(import_ports) | {glance.port}))),
         service_user=SERVICE.username,
-        service_password=SERVICE.password, service_project=SERVICE.project_name))
+        service_password=SERVICE.password, service_project=SERVICE.project_name)
+    if glance.convert_to:
+        conf += CONVERSION_CONF.format(output_format=glance.convert_to, python=venv / "bin" / "python")
+    (directory / "glance-api.conf").write_text(conf)
     paste = venv / "etc" / "glance" / "glance-api-paste.ini"
     if not paste.is_file():
         raise FileNotFoundError(f"{paste} (installed by the glance wheel) is missing")
     shutil.copyfile(paste, directory / "glance-api-paste.ini")
     # The wheel has no schema-image.json: without it kernel_id/ramdisk_id are free strings.
-    shutil.copyfile(DATA_DIR / "schema-image.json", directory / "schema-image.json")
+    properties = json.loads((DATA_DIR / "schema-image.json").read_text())
+    schema = ({"properties": properties, "required": list(glance.required_properties)}
+              if glance.required_properties else properties)
+    (directory / "schema-image.json").write_text(json.dumps(schema, indent=4) + "\n")
     return directory

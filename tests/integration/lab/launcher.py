@@ -33,7 +33,7 @@ from . import configs
 from .databases import ensure_databases
 from .errors import LabError, PortTaken, tail_text
 from .model import (ADMIN_PROJECT, ADMIN_USER, GLANCES, KEYSTONES, QA, QA_ROLES,
-                    SERVICE, SERVICE_ROLES, Credential, Glance, Keystone, Lab)
+                    SERVICE, SERVICE_ROLES, Credential, Glance, GlanceSpec, Keystone, Lab)
 from .processes import (IN_VENV_DIR, UWSGI_GLANCE, pick_ports, server_env, spawn_uwsgi,
                         wait_until_up)
 from .venv import ensure_venv
@@ -44,8 +44,12 @@ PORT_ATTEMPTS = 3
 
 
 def start_lab(*, venv: Path | None = None, tie_to_parent: bool = True,
-              remove_state_on_stop: bool = True, log=None) -> Lab:
+              remove_state_on_stop: bool = True, log=None,
+              glances: tuple[GlanceSpec, ...] = GLANCES) -> Lab:
     """Start the lab and return it running and checked (see module docstring).
+
+    ``glances``: the Glances to run (default :data:`~.model.GLANCES`, the CI lab); add e.g.
+    :data:`~.model.CONVERTING` for a region that differs.
 
     ``tie_to_parent``: the servers get SIGTERM if this process dies without calling
     :meth:`Lab.stop` (and :meth:`Lab.stop` is also registered with atexit).  Pass False to
@@ -58,7 +62,7 @@ def start_lab(*, venv: Path | None = None, tie_to_parent: bool = True,
     timings = {"venv": round(time.monotonic() - started, 2)}
     for attempt in range(1, PORT_ATTEMPTS + 1):
         try:
-            lab = _start_once(venv_path, tie_to_parent, remove_state_on_stop, log, timings)
+            lab = _start_once(venv_path, tie_to_parent, remove_state_on_stop, log, timings, glances)
             break
         except PortTaken as exc:
             if attempt == PORT_ATTEMPTS:
@@ -71,19 +75,21 @@ def start_lab(*, venv: Path | None = None, tie_to_parent: bool = True,
 
 
 def _start_once(venv: Path, tie_to_parent: bool, remove_state_on_stop: bool, log,
-                timings: dict[str, float]) -> Lab:
-    ports = dict(zip([k.name for k in KEYSTONES] + [g.name for g in GLANCES],
-                     pick_ports(len(KEYSTONES) + len(GLANCES))))
+                timings: dict[str, float], specs: tuple[GlanceSpec, ...]) -> Lab:
+    ports = dict(zip([k.name for k in KEYSTONES] + [g.name for g in specs],
+                     pick_ports(len(KEYSTONES) + len(specs))))
     state = Path(tempfile.mkdtemp(prefix="glancesync-lab-"))
     keystones = {
         spec.name: Keystone(
             name=spec.name, port=ports[spec.name],
             admin=Credential(ADMIN_USER, spec.admin_password, ADMIN_PROJECT), qa=QA,
-            regions=tuple(g.region for g in GLANCES if g.keystone == spec.name),
+            regions=tuple(g.region for g in specs if g.keystone == spec.name),
             identity_region=spec.identity_region)
         for spec in KEYSTONES}
-    glances = [Glance(name=g.name, port=ports[g.name], region=g.region, keystone=g.keystone)
-               for g in GLANCES]
+    glances = [Glance(name=g.name, port=ports[g.name], region=g.region, keystone=g.keystone,
+                      convert_to=g.convert_to, required_properties=g.required_properties,
+                      imports_from_lab=g.imports_from_lab)
+               for g in specs]
     servers = []
     lab = Lab(state_dir=state, venv=venv, keystones=keystones, glances=glances, servers=servers,
               timings=timings, remove_state_on_stop=remove_state_on_stop)
@@ -109,9 +115,9 @@ def _run_steps(lab: Lab, venv: Path, state: Path, tie_to_parent: bool, log) -> N
     for ks in lab.keystones.values():
         configs.write_keystone(state / ks.name, ks.name)
     for glance in lab.glances.values():
-        configs.write_glance(state / glance.name, glance.name, glance.port,
-                             lab.keystone(glance.keystone).auth_url, venv,
-                             import_ports=tuple(g.port for g in lab.glances.values()))
+        import_ports = tuple(g.port for g in lab.glances.values()) if glance.imports_from_lab else ()
+        configs.write_glance(state / glance.name, glance, lab.keystone(glance.keystone).auth_url, venv,
+                             import_ports=import_ports)
 
     # Every server starts from a copy of the same empty, bootstrapped databases.
     databases = ensure_databases(venv, log)
@@ -121,7 +127,7 @@ def _run_steps(lab: Lab, venv: Path, state: Path, tie_to_parent: bool, log) -> N
         shutil.copyfile(databases / f"keystone-{ks.name}.db", state / ks.name / "keystone.db")
     step("databases")
 
-    log("starting 2 Keystone and 3 Glance servers")
+    log(f"starting {len(lab.keystones)} Keystone and {len(lab.glances)} Glance servers")
     for ks in lab.keystones.values():
         conf = state / ks.name / "keystone.conf"
         lab.servers.append(spawn_uwsgi(
@@ -137,7 +143,7 @@ def _run_steps(lab: Lab, venv: Path, state: Path, tie_to_parent: bool, log) -> N
             extra_args=UWSGI_GLANCE, tie_to_parent=tie_to_parent))
     wait_until_up(lab.servers, START_TIMEOUT)
     step("servers_up")
-    log("all 5 servers answer; registering users, regions and image endpoints")
+    log(f"all {len(lab.servers)} servers answer; registering users, regions and image endpoints")
 
     _register(lab, venv, state)
     step("register")

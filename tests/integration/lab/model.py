@@ -54,9 +54,18 @@ class KeystoneSpec:
 
 @dataclass(frozen=True)
 class GlanceSpec:
+    """One lab Glance.  The defaults make a plain region; the other fields make it differ the
+    way real regions do: ``convert_to`` runs Glance's ``image_conversion`` import plugin (every
+    import, glance-download included, ends in that disk format); ``required_properties`` are
+    required by its image schema; ``imports_from_lab`` False keeps the lab's Glance ports out of
+    its ``import_filtering_opts`` (a glance-download from another lab region is refused)."""
+
     name: str
     region: str
     keystone: str
+    convert_to: str | None = None
+    required_properties: tuple[str, ...] = ()
+    imports_from_lab: bool = True
 
 
 KEYSTONES = (KeystoneSpec("ks1", "ks1-admin-pass", "Master"),
@@ -64,6 +73,9 @@ KEYSTONES = (KeystoneSpec("ks1", "ks1-admin-pass", "Master"),
 GLANCES = (GlanceSpec("gl1", "Master", "ks1"),
            GlanceSpec("gl2", "RegionA", "ks1"),
            GlanceSpec("gl3", "RegionB", "ks2"))
+# A region of the master's Keystone whose Glance converts every import to raw (a Ceph-backed
+# region does this): start_lab(glances=GLANCES + (CONVERTING,)).
+CONVERTING = GlanceSpec("gl4", "RegionC", "ks1", convert_to="raw")
 ADMIN_USER, ADMIN_PROJECT, ADMIN_ROLE = "admin", "admin", "admin"
 QA = Credential("qa", "qa-pass", "tenant-qa")
 QA_ROLES = ("member", "reader")
@@ -95,6 +107,9 @@ class Glance:
     port: int
     region: str
     keystone: str
+    convert_to: str | None = None
+    required_properties: tuple[str, ...] = ()
+    imports_from_lab: bool = True
 
     @property
     def url(self) -> str:
@@ -293,5 +308,7 @@ class Lab:
                           directory=Path(s["directory"]), logs=tuple(map(Path, s["logs"])))
                    for s in data["servers"]]
         return cls(state_dir=Path(data["state_dir"]), venv=Path(data["venv"]),
-                   keystones=keystones, glances=[Glance(**g) for g in data["glances"]],
+                   keystones=keystones,
+                   glances=[Glance(**{**g, "required_properties": tuple(g.get("required_properties", ()))})
+                            for g in data["glances"]],
                    servers=servers, timings=data.get("timings"))
