@@ -123,15 +123,11 @@ def run_gunicorn(args: argparse.Namespace) -> int:
     options = gunicorn_options(args, settings)
     metrics_dir, remove_metrics_dir = prepare_metrics_dir()
     if not settings.secret_key:
-        import secrets
-
-        from .app.settings import SECRET_KEY_ENV
+        from .app import session_key
 
         # Every worker of this start signs the status page's cookies with this key.
-        os.environ[SECRET_KEY_ENV] = secrets.token_hex(32)
-        print(f"No session key configured ({SECRET_KEY_ENV}, SECRET_KEY in GLANCESYNCAPP_CONFIG, or "
-              "GLANCESYNCAPP_DATABASE_PATH/secret_key): status page logins end when the server restarts",
-              file=sys.stderr)
+        session_key.share_with_workers(os.environ)
+        print(session_key.NO_KEY_NOTICE, file=sys.stderr)
     preload()  # in the master, before it forks the workers
     if "pidfile" in options:
         os.makedirs(os.path.dirname(os.path.abspath(options["pidfile"])), exist_ok=True)

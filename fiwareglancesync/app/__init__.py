@@ -55,10 +55,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, engine_factory: Engin
     app.config.update(config)
     app.json.sort_keys = False  # keep the documented key order of the responses
     if not app.config.get("SECRET_KEY"):
-        import secrets
+        from .session_key import new_key
 
-        # This process's own key (tests, runserver): the servers configure one (settings.py).
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        # This process's own key (tests, runserver): the servers configure one (session_key.py).
+        app.config["SECRET_KEY"] = new_key()
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)

@@ -2,7 +2,8 @@
 
 Used by the engine's configuration (:mod:`.config`: the version of a target), the real facade
 (:mod:`.facades.openstack`: its session) and the REST service's token validation
-(:mod:`fiwareglancesync.app.auth`: the service credential).  The version rules are
+(:mod:`fiwareglancesync.app.auth`: the service credential, whose URL and version
+:mod:`fiwareglancesync.app.settings` resolves with :func:`resolve`).  The version rules are
 README "Using a real cloud": Keystone **v3** unless the URL ends in ``/v2.0``, or v2.0 is asked for
 explicitly and the URL carries no version.
 
@@ -13,7 +14,7 @@ lazily, so that the mock runs and the pure modules never load it.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Mapping
 
 V3 = "3"
 V2 = "2.0"
@@ -46,6 +47,23 @@ def versioned_url(url: str, version: str, path: str | None = None) -> str:
     if _VERSION_SUFFIX.search(url) or (path and url.endswith("/" + path.strip("/"))):
         return url
     return f"{url}/{(path or '').strip('/') or 'v' + version}"
+
+
+def resolve(url: str, requested: str | None = None, paths: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(version, versioned URL) of a Keystone ``url``: a version path at its end wins (``paths``,
+    version -> path such as ``identity/v3``, as well as ``/v3`` and ``/v2.0``), then ``requested``
+    (as :func:`api_version`); a URL without one gets the version's path appended.
+
+    :raise ValueError: ``requested`` names another version.
+    """
+    url = url.rstrip("/")
+    given = {version: path.strip("/") for version, path in (paths or {}).items() if path.strip("/")}
+    version_paths = {V3: "v3", V2: "v2.0", **given}
+    for version, path in version_paths.items():
+        if url.endswith("/" + path):
+            return version, url
+    version = api_version(url, requested)
+    return version, versioned_url(url, version, path=version_paths[version])
 
 
 def password_plugin(*, auth_url: str, version: str, username: str, password: str,

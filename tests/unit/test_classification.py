@@ -7,23 +7,15 @@ from fiwareglancesync.glancesync.config import load_string
 from fiwareglancesync.glancesync.plan import Mode, classify_region, compute, read_master
 from fiwareglancesync.glancesync.region import Region
 from fiwareglancesync.glancesync.status import SyncStatus
+from tests.conf_factory import glancesync_conf
 from tests.factories import image
 
-CONFIG = """
-[main]
-master_region = Master
-[master]
-user = u
-password = p
-keystone_url = http://k/v3
-tenant = t
-only_tenant_images = {only}
-"""
 BURGOS = Region("master", "Burgos")
 
 
 def target(only_tenant_images=True, extra=""):
-    return load_string(CONFIG.format(only=only_tenant_images) + extra, environ={}).targets["master"]
+    text = glancesync_conf(only_tenant_images=only_tenant_images) + extra
+    return load_string(text, environ={}).targets["master"]
 
 
 def test_master_catalogue_notes_duplicates_and_dropped_references_in_order():

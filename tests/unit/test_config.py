@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from fiwareglancesync.glancesync import config
+from fiwareglancesync.glancesync import config_file
 from fiwareglancesync.glancesync.config import load, load_string, parse_overrides
 from fiwareglancesync.glancesync.errors import ConfigError
 
@@ -172,7 +172,7 @@ def test_search_order(tmp_path, monkeypatch):
     second.write_text(f"[main]\nmaster_region=FromArg\n[master]\ncredential = a,{B64},http://k,t\n")
     assert load(str(second), environ={"GLANCESYNC_CONFIG": str(first)}).master_region == "FromEnv"
     assert load(str(second), environ={}).master_region == "FromArg"
-    monkeypatch.setattr(config, "DEFAULT_CONFIG_PATHS", (str(tmp_path / "missing.conf"), str(second)))
+    monkeypatch.setattr(config_file, "DEFAULT_CONFIG_PATHS", (str(tmp_path / "missing.conf"), str(second)))
     assert load(None, environ={}).master_region == "FromArg"
     with pytest.raises(ConfigError, match="GLANCESYNC_CONFIG names .*nothere.conf, which is not a readable file"):
         load(None, environ={"GLANCESYNC_CONFIG": str(tmp_path / "nothere.conf")})

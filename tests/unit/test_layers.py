@@ -1,7 +1,9 @@
 """The engine's layering rules, checked on the code itself (docs/ARCHITECTURE.md):
 
-* the pure modules import no I/O or logging library; config and image, which read glancesync.conf
-  and backup CSV files, use only the file system (``os``/``io``), never the network or logging;
+* the pure modules import no I/O or logging library; config (with config_file and credentials),
+  which reads glancesync.conf, and image, which reads backup CSV files, use only the file system
+  (``os``/``io``), never the network or logging (credentials reaches clouds.yaml only through
+  clouds, which imports openstacksdk lazily);
 * no module of the engine package except the facades takes a ``warn``/``logger`` argument or
   configures logging (only the shells do);
 * nothing in the engine package imports from a layer above it (``facades`` import no
@@ -18,7 +20,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "fiwareglancesync" / "glancesync"
 PURE = ("ami", "condition", "obsolete", "plan", "region", "selection", "status")
-FILE_READERS = ("config", "image")
+FILE_READERS = ("config", "config_file", "credentials", "image")
 IO_LIBRARIES = {"logging", "os", "io", "socket", "requests", "urllib", "http", "subprocess", "threading",
                 "keystoneauth1", "glanceclient", "keystoneclient", "sqlalchemy", "flask", "shutil", "tempfile"}
 # What a facade may use of the engine package: values, configuration, errors, keystone rules.

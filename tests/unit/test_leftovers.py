@@ -16,16 +16,9 @@ from fiwareglancesync.glancesync.identity import ProcessIdentity
 from fiwareglancesync.glancesync.image import IN_PROGRESS
 from fiwareglancesync.glancesync.leftovers import find_leftovers
 from fiwareglancesync.glancesync.status import compare
+from tests.conf_factory import glancesync_conf
 from tests.factories import image
 
-CONFIG = """
-[main]
-master_region = Master
-lock_dir = {lock_dir}
-[master]
-credential = u,cA==,http://k/v3,t
-leftover_max_age = 3600
-"""
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
 
 
@@ -78,8 +71,8 @@ def world(tmp_path):
     store.regions_["Master"] = [image(name="img", id="m1", region="Master", owner="tid", size=5, checksum="c1")]
     store.regions_["Burgos"] = [copy("left", dead_here()), copy("busy", str(me()), name="other"),
                                 copy("plain", None, name="third")]
-    engine = GlanceSync(load_string(CONFIG.format(lock_dir=tmp_path), environ={}),
-                        lambda target: MockFacade(target, store))
+    config = load_string(glancesync_conf({"lock_dir": tmp_path}, leftover_max_age=3600), environ={})
+    engine = GlanceSync(config, lambda target: MockFacade(target, store))
     return engine, store
 
 

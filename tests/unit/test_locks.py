@@ -13,15 +13,9 @@ from fiwareglancesync.glancesync.errors import RegionLocked
 from fiwareglancesync.glancesync.facades.mock import DirectoryStore, MockFacade
 from fiwareglancesync.glancesync.image import read_backup_file, write_backup
 from fiwareglancesync.glancesync.locks import region_lock
+from tests.conf_factory import glancesync_conf
 from tests.factories import image
 
-CONFIG = """
-[main]
-master_region = Master
-lock_dir = {lock_dir}
-[master]
-credential = u,cA==,http://k/v3,t
-"""
 IMAGES = 30
 
 
@@ -33,7 +27,7 @@ def seed(store_dir):
 
 
 def engine_for(store_dir, lock_dir):
-    config = load_string(CONFIG.format(lock_dir=lock_dir), environ={})
+    config = load_string(glancesync_conf({"lock_dir": lock_dir}), environ={})
     return GlanceSync(config, lambda target: MockFacade(target, DirectoryStore(store_dir)))
 
 

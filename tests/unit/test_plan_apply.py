@@ -12,21 +12,11 @@ from fiwareglancesync.glancesync.errors import TransferError
 from fiwareglancesync.glancesync.facades.mock import MemoryStore, MockFacade
 from fiwareglancesync.glancesync.plan import Upload, UploadKind, dependencies_first
 from tests import factories
+from tests.conf_factory import glancesync_conf
 
 WRITES = ("update_metadata", "upload_image", "delete_image")
 
-CONFIG = """
-[main]
-master_region = Master
-[master]
-user = u
-password = p
-keystone_url = http://k/v3
-tenant = t
-metadata_set = type, nid
-replace = cX
-rename = cR
-"""
+CONFIG = glancesync_conf(metadata_set="type, nid", replace="cX", rename="cR")
 
 
 class RecordingFacade:
