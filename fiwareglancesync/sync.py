@@ -172,8 +172,7 @@ class Cli:
                 block["error"] = str(exc)
                 raise
             self._record_statuses(fullname, entries)
-            block["images"] = [{"name": e.name, "status": e.status.value, "id": e.region_image_id,
-                                "message": e.message} for e in entries]
+            block["images"] = [entry.to_dict() for entry in entries]
 
         self.each_region(regions, report)
         json.dump(document, self.out, indent=2)

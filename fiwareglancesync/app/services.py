@@ -253,8 +253,7 @@ def refresh_snapshot(engine: Engine, region: str) -> bool:
         metrics.record_statuses(region, entries)
     except Exception:
         LOG.exception("metrics of region %s not recorded", region)
-    images = [{"name": e.name, "status": e.status.value, "id": e.region_image_id, "message": e.message}
-              for e in entries]
+    images = [entry.to_dict() for entry in entries]
     _store_snapshot(region, images, None)
     return True
 

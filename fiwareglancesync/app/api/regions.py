@@ -17,6 +17,7 @@ from ..state import ServiceState
 from . import bp
 
 BAD_REGION = BadRegion.MESSAGE
+IMAGE_KEYS = ("id", "name", "status", "message")  # the documented order of an image's keys
 
 
 def service() -> ServiceState:
@@ -34,11 +35,8 @@ def get_region_status(region: str):
     entries = service().region_status(region)
     metrics.record_statuses(region, entries)
     wanted = request.args.get("image")
-    images = [
-        {"id": entry.region_image_id, "name": entry.name, "status": entry.status.value, "message": entry.message}
-        for entry in entries
-        if wanted is None or entry.name == wanted
-    ]
+    images = [{key: image[key] for key in IMAGE_KEYS}
+              for image in (entry.to_dict() for entry in entries) if wanted is None or image["name"] == wanted]
     return {"images": images}
 
 
