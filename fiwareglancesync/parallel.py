@@ -42,10 +42,11 @@ from typing import TextIO
 
 from .glancesync import GlanceSync
 from .glancesync.engine import LOG_ROOT
-from .glancesync.errors import GlanceSyncError, one_line
+from .glancesync.errors import GlanceSyncError
 from .glancesync.fanout import FanOut, name_os_thread
-from .glancesync.region import safe_file_name
+from .glancesync.region import Region, safe_file_name
 from .interrupts import Interrupted, interrupts_raise
+from .region_failure import failure_line
 
 CHILD_GRACE_SECONDS = 30.0  # how long interrupted regions may take to clean up
 THREAD_PREFIX = "gsr-"  # OS name of region threads: gsr-<n> (/proc/<pid>/task/*/comm; threads they start inherit it)
@@ -129,8 +130,7 @@ def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, d
     engine.master_images()  # listed once, before the regions start
     logger = logging.getLogger(LOG_ROOT)
     stop = _Stop()
-    stall = float(engine.config.targets[engine.region(regions[0]).target].http_timeout) if regions else 60.0
-    fanout = FanOut(stall_timeout=stall, wait_timeout=stall, cancelled=stop)
+    fanout = FanOut(region_timeouts=region_timeouts(engine, regions), cancelled=stop)
     threads_filter = _Threads(logger.getEffectiveLevel())
     inherited = list(logger.handlers)
     for handler in inherited:
@@ -186,6 +186,18 @@ def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, d
     return outcome
 
 
+def region_timeouts(engine: GlanceSync, regions: list[str]) -> dict[str, float]:
+    """Each region's target's ``http_timeout``, by region full name: how long the fan-out waits
+    for that region (a region of an unknown target is left out: it fails on its own)."""
+    timeouts = {}
+    for name in regions:
+        region = Region.parse(name)
+        target = engine.config.targets.get(region.target)
+        if target is not None:
+            timeouts[region.fullname] = float(target.http_timeout)
+    return timeouts
+
+
 def _region(engine: GlanceSync, region: str, number: int, path: str, dry_run: bool, fanout: FanOut, stop: _Stop,
             threads_filter: _Threads, ended: queue.Queue) -> None:
     """Body of a region thread: sync one region, logging to ``path``; reports (region, status,
@@ -206,12 +218,12 @@ def _region(engine: GlanceSync, region: str, number: int, path: str, dry_run: bo
         logger.error(f"{region}: interrupted by {interrupted.name}")
         status = interrupted.exit_status
     except GlanceSyncError as exc:
-        logger.error(str(exc) if str(exc).startswith(f"{region}:") else f"{region}: {exc}")
+        logger.error(failure_line(region, exc))
         if stop.error is not None:
             logger.error(f"{region}: interrupted by {stop.error.name}")
             status = stop.error.exit_status
     except BaseException as exc:  # the region's one catch-all: it ends with errors, the others go on
-        logger.error(f"{region}: unexpected {type(exc).__name__}: {one_line(exc)}")
+        logger.error(failure_line(region, exc))
         logger.info(traceback.format_exc())  # only in the region's own log file
     finally:
         logger.removeHandler(handler)

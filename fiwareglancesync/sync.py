@@ -27,11 +27,12 @@ from typing import Callable, TextIO
 from .glancesync import GlanceSync
 from .glancesync.config import parse_overrides
 from .glancesync.engine import LOG_ROOT
-from .glancesync.errors import ConfigError, GlanceSyncError, one_line
+from .glancesync.errors import ConfigError, GlanceSyncError
 from .interrupts import Interrupted, interrupts_raise
 from .metrics_file import RunMetrics, write_metrics_file
 from .parallel import log_directory, run_parallel
 from .progressbar import ProgressBars
+from .region_failure import failure_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -138,16 +139,13 @@ class Cli:
             self.current = region
             try:
                 action(region)
-            except GlanceSyncError as exc:
-                self.fail(region, exc)
             except Exception as exc:
-                self.fail(region, f"unexpected {type(exc).__name__}: {one_line(exc)}")
+                self.fail(region, exc)
         self.current = None
 
-    def fail(self, region: str, cause) -> None:
+    def fail(self, region: str, error: Exception) -> None:
         self.failed = True
-        text = str(cause)
-        self.log.error(text if text.startswith(f"{region}:") else f"{region}: {text}")
+        self.log.error(failure_line(region, error))
 
     def show_status(self, regions: list[str]) -> None:
         def report(region: str) -> None:
@@ -174,8 +172,7 @@ class Cli:
                 block["error"] = str(exc)
                 raise
             self._record_statuses(fullname, entries)
-            block["images"] = [{"name": e.name, "status": e.status.value, "id": e.region_image_id,
-                                "message": e.message} for e in entries]
+            block["images"] = [entry.to_dict() for entry in entries]
 
         self.each_region(regions, report)
         json.dump(document, self.out, indent=2)

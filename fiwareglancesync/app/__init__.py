@@ -24,7 +24,7 @@ from .settings import DEFAULT_CONFIG
 
 if TYPE_CHECKING:
     from .runner import TaskRunner
-    from .state import Engine, EngineFactory
+    from .engine_protocol import Engine, EngineFactory
 
 __all__ = ["DEFAULT_CONFIG", "MIGRATIONS_DIR", "create_app", "default_engine_factory", "recover_tasks", "preload"]
 
@@ -74,7 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, engine_factory: Engin
 def preload() -> None:
     """Import every module an app needs (a gunicorn master does, so that its forked workers
     share them instead of each importing them while it boots)."""
-    from . import api, bounded, engines, state, status_page  # noqa: F401
+    from . import api, bounded, engines, loops, state, status_page  # noqa: F401
     from .api import errors, info, monitoring, regions, tasks  # noqa: F401
 
 

@@ -41,6 +41,7 @@ from keystoneclient.v3 import client as ks_client_v3
 
 from ..glancesync import keystone
 from ..glancesync.errors import one_line
+from .coalesce import SharedCalls
 from .errors import ApiError
 
 LOG = logging.getLogger("glancesync.app.auth")
@@ -196,15 +197,6 @@ class TokenCache:
             self._entries[_key(token)] = (until, info)
 
 
-class _Validation:
-    """One validation of a token, shared by the requests that asked meanwhile."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.info: TokenInfo | None = None
-        self.error: BaseException | None = None
-
-
 class Authenticator:
     """Token validation with caching and the role check; one per app.
 
@@ -214,33 +206,17 @@ class Authenticator:
     def __init__(self, validator: TokenValidator, cache: TokenCache):
         self.validator = validator
         self.cache = cache
-        self._lock = threading.Lock()
-        self._validating: dict[str, _Validation] = {}
+        self._validations: SharedCalls[TokenInfo] = SharedCalls(fresh=False)
 
     def _validate(self, token: str) -> TokenInfo:
-        key = _key(token)
-        with self._lock:
-            validation = self._validating.get(key)
-            leader = validation is None
-            if leader:
-                validation = self._validating[key] = _Validation()
-        if leader:
-            try:
-                validation.info = self.validator.validate(token)
-                if validation.info.expires > datetime.now(timezone.utc):
-                    self.cache.put(token, validation.info)  # before the next request can miss both
-            except BaseException as exc:  # every waiting request gets it
-                validation.error = exc
-            finally:
-                with self._lock:
-                    self._validating.pop(key, None)
-                validation.done.set()
-        else:
-            validation.done.wait()  # bounded by the validator's own timeouts (and the caller's bound)
-        if validation.error is not None:
-            raise validation.error
-        assert validation.info is not None
-        return validation.info
+        def validate() -> TokenInfo:
+            info = self.validator.validate(token)
+            if info.expires > datetime.now(timezone.utc):
+                self.cache.put(token, info)  # before the next request can miss both
+            return info
+
+        # Bounded by the validator's own timeouts (and the caller's bound).
+        return self._validations.call(_key(token), validate)
 
     def authenticate(self, header_value: str | None,
                      bound: Callable[[Callable[[], TokenInfo]], TokenInfo] | None = None) -> TokenInfo:

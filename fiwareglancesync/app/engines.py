@@ -41,6 +41,7 @@ from ..glancesync.config import Config, Target
 from ..glancesync.facades import make_facade
 from ..glancesync.facades.base import ServersFacade
 from ..glancesync.region import Region
+from .coalesce import SharedCalls
 
 LOG = logging.getLogger("glancesync.app.engines")
 
@@ -115,70 +116,17 @@ class EnginePool:
             return facade
 
 
-class _Round:
-    """One listing shared by the callers that joined it before it started."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: list | None = None
-        self.error: BaseException | None = None
-        self.callers = 1
-
-
-class Coalescer:
-    """Shares calls per key among concurrent callers, never handing out a result older than the
-    caller: a caller joins the round of its key that has not started yet (or opens one); a round
-    starts when the previous round of its key has ended.  So at most one call per key runs and
-    one waits, whatever the number of callers."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: dict[Any, _Round] = {}
-        self._running: dict[Any, _Round] = {}
-        self.calls = 0  # how many calls were actually made (tests, diagnostics)
-
-    def call(self, key: Any, function: Callable[[], list]) -> list:
-        with self._lock:
-            round_ = self._pending.get(key)
-            leader = round_ is None
-            if leader:
-                round_ = self._pending[key] = _Round()
-                previous = self._running.get(key)
-            else:
-                round_.callers += 1
-        if leader:
-            if previous is not None:
-                previous.done.wait()  # bounded by the facade's own timeouts
-            with self._lock:
-                del self._pending[key]  # from now on, new callers open the next round
-                self._running[key] = round_
-                self.calls += 1
-            try:
-                round_.result = function()
-            except BaseException as exc:  # every caller of the round gets it
-                round_.error = exc
-            finally:
-                with self._lock:
-                    if self._running.get(key) is round_:
-                        del self._running[key]
-                round_.done.set()
-        else:
-            round_.done.wait()
-        if round_.error is not None:
-            raise round_.error
-        return list(round_.result or ())
-
-
 class CoalescingFacade:
-    """A facade whose ``get_imagelist`` is coalesced (:class:`Coalescer`); the rest is the
-    wrapped facade's."""
+    """A facade whose ``get_imagelist`` is shared among concurrent callers, never older than the
+    caller (:class:`~.coalesce.SharedCalls` ``fresh``); the rest is the wrapped facade's."""
 
     def __init__(self, facade: ServersFacade):
         self.facade = facade
-        self.listings = Coalescer()
+        self.listings: SharedCalls[list] = SharedCalls(fresh=True)
 
     def get_imagelist(self, region: Region) -> list:
-        return self.listings.call(region.fullname, lambda: self.facade.get_imagelist(region))
+        """The listing, a list of the caller's own (callers of a round share the images)."""
+        return list(self.listings.call(region.fullname, lambda: self.facade.get_imagelist(region)))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.facade, name)

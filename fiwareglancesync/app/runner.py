@@ -14,8 +14,6 @@ exception that escapes a work item anyway (a bug there), which its futures would
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Protocol
 
@@ -57,35 +55,3 @@ def _report_escaped(future: Future) -> None:
     exc = None if future.cancelled() else future.exception()
     if exc is not None:
         LOG.error("background task crashed", exc_info=exc)
-
-
-class PerProcessLoop:
-    """A daemon thread of this process running :meth:`_loop` (every ``interval`` seconds, as the
-    subclass decides); ``interval`` 0 turns it off.
-
-    :meth:`ensure_running` starts it once per process, so a gunicorn worker forked from a master
-    that had one starts its own.  Subclasses: the task heartbeat and the status refresh.
-    """
-
-    thread_name = "glancesync-loop"
-
-    def __init__(self, interval: float):
-        self.interval = interval
-        self._pid: int | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-
-    def ensure_running(self) -> None:
-        if self.interval <= 0:
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            threading.Thread(target=self._loop, name=self.thread_name, daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:  # pragma: no cover - every subclass has its own
-        raise NotImplementedError

@@ -29,7 +29,7 @@ import functools
 import logging
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -38,13 +38,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from ..glancesync.errors import GlanceSyncError, one_line
 from ..glancesync.identity import ProcessIdentity
 from . import metrics
+from .engine_protocol import Engine
 from .errors import ShuttingDown, TaskContention, TaskNotFound, TaskStillSyncing
 from .extensions import db
 from .models import RegionSnapshot, Task, TaskStatus, utcnow
-from .runner import PerProcessLoop, TaskRunner
-
-if TYPE_CHECKING:
-    from .state import Engine
+from .runner import TaskRunner
 
 LOG = logging.getLogger("glancesync.app.services")
 
@@ -52,27 +50,6 @@ TASK_IS_SYNCING = TaskStillSyncing.MESSAGE
 ORPHANED = "interrupted: the process running the sync ({owner}) stopped before it finished"
 START_ATTEMPTS = 3
 OUTCOME_RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds between attempts to record a task's outcome
-
-
-class Heartbeat(PerProcessLoop):
-    """Refreshes ``heartbeat_at`` of this process's ``syncing`` tasks every ``interval`` seconds.
-
-    Started on the first task a process runs (so after gunicorn has forked the worker).
-    """
-
-    thread_name = "glancesync-heartbeat"
-
-    def __init__(self, app: Flask, interval: float):
-        super().__init__(interval)
-        self.app = app
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                with self.app.app_context():
-                    touch_running_tasks()
-            except SQLAlchemyError as exc:
-                LOG.warning("cannot refresh the heartbeat of running tasks: %s", one_line(exc))
 
 
 def touch_running_tasks() -> int:
@@ -87,12 +64,14 @@ def touch_running_tasks() -> int:
 
 
 def start_sync_task(region: str, requested_by: str | None, engine: Callable[[], Engine],
-                    runner: TaskRunner, heartbeat: Heartbeat | None = None) -> tuple[Task, bool]:
+                    runner: TaskRunner, on_created: Callable[[], None] | None = None) -> tuple[Task, bool]:
     """The ``syncing`` task of ``region``, created and submitted to ``runner`` if there was none.
 
     Returns ``(task, created)``.  ``engine()`` gives the engine the new task runs with; it is
     called only when a task is to be created, before the row is inserted (an engine that cannot
-    be built leaves no task behind).  An orphaned ``syncing`` task is marked failed first.
+    be built leaves no task behind).  ``on_created()`` is called once the task is recorded,
+    before it is submitted (the caller starts the heartbeat).  An orphaned ``syncing`` task is
+    marked failed first.
 
     :raise ShuttingDown: the runner no longer accepts work (the task is recorded failed).
     :raise TaskContention: other requests kept creating the region's task first.
@@ -115,8 +94,8 @@ def start_sync_task(region: str, requested_by: str | None, engine: Callable[[], 
             db.session.rollback()
             continue
         LOG.info("task %s: sync of region %s requested by %s", task.id, region, requested_by)
-        if heartbeat is not None:
-            heartbeat.ensure_running()
+        if on_created is not None:
+            on_created()
         try:
             runner.submit(functools.partial(run_sync_task, app, built, task.id, region))
         except RuntimeError as exc:  # the pool is shutting down
@@ -274,8 +253,7 @@ def refresh_snapshot(engine: Engine, region: str) -> bool:
         metrics.record_statuses(region, entries)
     except Exception:
         LOG.exception("metrics of region %s not recorded", region)
-    images = [{"name": e.name, "status": e.status.value, "id": e.region_image_id, "message": e.message}
-              for e in entries]
+    images = [entry.to_dict() for entry in entries]
     _store_snapshot(region, images, None)
     return True
 

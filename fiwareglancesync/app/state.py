@@ -1,8 +1,9 @@
 """What a running service holds besides its Flask config: ``app.extensions["glancesync"]``.
 
-:class:`ServiceState` names its collaborators with their types: the engine factory (an
-:class:`Engine` is anything with the three engine methods the service calls), the task
-runner, the token authenticator, the heartbeat, and the per-process :class:`RegionCache`.
+:class:`ServiceState` names its collaborators with their types: the engine factories (an
+:class:`~.engine_protocol.Engine` is anything with the three engine methods the service calls),
+the task runner, the token authenticator, the background loops (:mod:`.loops`) and the
+per-process :class:`RegionCache`; the views call its operations.
 
 Region names are checked against the list ``sync.py --show-regions`` gives, which costs a
 Keystone login per target.  The list is kept for ``REGIONS_TTL`` seconds (README "The REST
@@ -17,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,34 +26,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..glancesync.errors import one_line
 from . import services
 from .auth import Authenticator, authenticator_from_config
+from .bounded import call_bounded
+from .engine_protocol import Engine, EngineFactory
 from .errors import BadRegion
-from .runner import PerProcessLoop, TaskRunner, ThreadPoolRunner
-from .services import Heartbeat
+from .loops import Heartbeat, SnapshotScheduler
+from .runner import TaskRunner, ThreadPoolRunner
 
 if TYPE_CHECKING:  # only for the annotations
-    from ..glancesync.executor import SyncReport
     from ..glancesync.status import StatusEntry
+    from .models import Task
 
 LOG = logging.getLogger("glancesync.app.state")
-
-
-class Engine(Protocol):
-    """The part of :class:`~fiwareglancesync.glancesync.GlanceSync` the service uses."""
-
-    def show_regions(self) -> list[str]:
-        """The regions ``sync.py --show-regions`` lists (``T:R`` for other targets)."""
-        ...
-
-    def region_status(self, name: str) -> list[StatusEntry]:
-        """Sync status of every image the region's target selects, in status order."""
-        ...
-
-    def sync_region(self, name: str, dry_run: bool = False, observer=None) -> SyncReport:
-        """Synchronise the region; raises the engine's errors (or, for a bug, anything)."""
-        ...
-
-
-EngineFactory = Callable[[], Engine]
 
 
 class RegionCache:
@@ -87,52 +71,6 @@ class RegionCache:
         return self._names is not None and self.clock() - self._listed_at < self.ttl
 
 
-class SnapshotScheduler(PerProcessLoop):
-    """Refreshes the status snapshots (the status page's data) every ``interval`` seconds, by
-    handing :func:`services.refresh_all_snapshots` to the task runner: never in a request.
-
-    Started by the first request a process serves (so after gunicorn's fork).  Every process
-    sharing the database runs one, but a process refreshes only when the oldest snapshot in the
-    database is older than ``interval`` (or there is none), so the work is not repeated by each
-    worker.  ``interval`` 0 turns it off.
-    """
-
-    thread_name = "glancesync-status-refresh"
-
-    def __init__(self, app: Flask, runner: TaskRunner, engine_factory: EngineFactory, interval: float):
-        super().__init__(interval)
-        self.app = app
-        self.runner = runner
-        self.engine_factory = engine_factory
-        self._running = threading.Event()
-
-    def due(self) -> bool:
-        with self.app.app_context():
-            try:
-                age = services.oldest_snapshot_age()
-            except SQLAlchemyError as exc:
-                LOG.warning("cannot read the status snapshots: %s", one_line(exc))
-                return False
-        return age is None or age >= self.interval * 0.95
-
-    def _loop(self) -> None:
-        check_every = max(1.0, min(60.0, self.interval / 4))
-        while not self._stop.is_set():
-            if not self._running.is_set() and self.due():
-                self._running.set()
-                try:
-                    self.runner.submit(self._refresh)
-                except RuntimeError:  # the pool is shutting down
-                    return
-            self._stop.wait(check_every)
-
-    def _refresh(self) -> None:
-        try:
-            services.refresh_all_snapshots(self.app, self.engine_factory)
-        finally:
-            self._running.clear()
-
-
 @dataclass
 class ServiceState:
     """The collaborators of one app (one per gunicorn worker)."""
@@ -147,32 +85,53 @@ class ServiceState:
     snapshots: SnapshotScheduler
     running_from: str = field(default_factory=lambda: str(datetime.now()))
 
-    def check_region(self, region: str) -> Engine | None:
-        """Check that ``region`` is listed; returns the engine built to list the regions when
-        the cache was cold (None when it was warm: nothing was built).
+    def check_region(self, region: str, factory: EngineFactory | None = None) -> Engine | None:
+        """Check that ``region`` is listed; returns the engine ``factory()`` (default: the
+        request factory) built to list the regions when the cache was cold (None when it was
+        warm: nothing was built).  Call it in a bounded call (:func:`~.bounded.call_bounded`).
 
         :raise BadRegion: the region is not listed.
         """
         built: list[Engine] = []
 
         def list_regions() -> list[str]:
-            built.append(self.engine_factory())
+            built.append((factory or self.engine_factory)())
             return built[0].show_regions()
 
         if region not in self.regions.names(list_regions):
             raise BadRegion(region)
         return built[0] if built else None
 
-    def engine_for(self, region: str) -> Engine:
-        """One engine, after checking that ``region`` is listed (:raise BadRegion:)."""
-        return self.check_region(region) or self.engine_factory()
+    def check_region_bounded(self, region: str) -> None:
+        """:meth:`check_region` within the request's REQUEST_TIMEOUT (:raise BackendTimeout:)."""
+        call_bounded("listing the regions", lambda: self.check_region(region))
 
-    def task_engine(self, listed_with: Engine | None = None) -> Engine:
-        """The engine a new task runs with: ``listed_with`` (the engine that listed the regions
-        for this request) when requests and tasks share one factory, else a task engine."""
-        if listed_with is not None and self.task_engine_factory is self.engine_factory:
-            return listed_with
-        return self.task_engine_factory()
+    def region_status(self, region: str) -> list[StatusEntry]:
+        """The statuses of a listed ``region``, within REQUEST_TIMEOUT, with at most one
+        request engine built.
+
+        :raise BadRegion: the region is not listed.  :raise BackendTimeout: no answer in time.
+        """
+        def status() -> list[StatusEntry]:
+            engine = self.check_region(region) or self.engine_factory()
+            return engine.region_status(region)
+
+        return call_bounded(f"reading the status of region {region}", status)
+
+    def start_sync(self, region: str, requested_by: str | None) -> tuple[Task, bool]:
+        """The ``syncing`` task of a listed ``region`` (``(task, created)``), started if there
+        was none: the API's POST and the status page's sync form.
+
+        At most one engine is built: a cold region cache is listed by a task engine, which then
+        runs the task; with a warm cache a task engine is built only when a task is created.
+        :raise BadRegion: (410) the region is not listed.  :raise BackendTimeout: listing the
+        regions took longer than REQUEST_TIMEOUT.  :raise ServiceBusy: see
+        :func:`services.start_sync_task`.
+        """
+        listed_with = call_bounded("listing the regions",
+                                   lambda: self.check_region(region, self.task_engine_factory))
+        return services.start_sync_task(region, requested_by, lambda: listed_with or self.task_engine_factory(),
+                                        self.runner, self.heartbeat.ensure_running)
 
     def recover_tasks(self) -> int:
         """Mark failed the tasks whose process died; 0 if the database is not ready."""

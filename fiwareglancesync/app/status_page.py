@@ -33,9 +33,10 @@ from flask import Blueprint, Flask, current_app, redirect, render_template, requ
 from flask.sessions import SecureCookieSessionInterface
 
 from . import services
+from .api.errors import TRANSLATED, translate
 from .auth import REFUSED, Authenticator, TokenInfo, aware, keystone_outcomes
 from .bounded import call_bounded
-from .errors import ApiError, ServiceError
+from .errors import ApiError
 from .models import TaskStatus, utcnow
 
 LOG = logging.getLogger("glancesync.app.status")
@@ -121,20 +122,17 @@ def _login_page(message: str | None, status: int, **values: Any):
 
 
 def _html_errors(view):
-    """Keystone/Glance trouble during a page view: an HTML page saying so (the JSON envelope is
-    the API's)."""
+    """An error the service translates (token check, domain, engine or database error) during a
+    page view: an HTML page saying so, with the status and message the API would give (the JSON
+    envelope is the API's)."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
             return view(*args, **kwargs)
-        except ApiError as exc:
-            return render_template("error.html", code=exc.code, message=exc.message), exc.code
-        except ServiceError as exc:
-            from .api.errors import service_error_code
-
-            code = service_error_code(exc)
-            return render_template("error.html", code=code, message=exc.message), code
+        except TRANSLATED as exc:
+            code, message = translate(exc)
+            return render_template("error.html", code=code, message=message), code
 
     return wrapper
 
@@ -195,10 +193,7 @@ def sync_region(region: str):
         LOG.warning("status page: sync of %s refused: missing or wrong CSRF token", region)
         return render_template("error.html", code=403, message="Refused: the form's CSRF token is missing or "
                                                                "wrong (reload the page and try again)"), 403
-    state = current_app.extensions["glancesync"]
-    listed_with = call_bounded("listing the regions", lambda: state.check_region(region))
-    task, created = services.start_sync_task(region, info.user, lambda: state.task_engine(listed_with),
-                                             state.runner, state.heartbeat)
+    task, created = current_app.extensions["glancesync"].start_sync(region, info.user)
     LOG.info("status page: %s sync of %s (task %s)", "started" if created else "already running", region, task.id)
     return redirect(url_for("status.status_page"), code=303)
 

@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 from .errors import TransferError
 from .facades.base import ImageSource, WrappedSource
@@ -48,12 +48,16 @@ class FanOut:
     """Shared by the regions of one ``--parallel`` run; see the module docstring.
 
     ``cancelled()`` returns an exception to raise in a waiting region (an interrupt), or None.
+    ``region_timeouts`` (by region full name: its target's ``http_timeout``) replaces both
+    timeouts for a region: how long its Glance may take no data, how long it waits for the others.
     """
 
     def __init__(self, *, stall_timeout: float = 60.0, wait_timeout: float = 60.0,
-                 cancelled: Callable[[], BaseException | None] = lambda: None):
+                 cancelled: Callable[[], BaseException | None] = lambda: None,
+                 region_timeouts: Mapping[str, float] | None = None):
         self.stall_timeout = stall_timeout
         self.wait_timeout = wait_timeout
+        self.region_timeouts = dict(region_timeouts or {})
         self.cancelled = cancelled
         self._lock = threading.Condition()
         self._planning: set[str] = set()
@@ -98,8 +102,8 @@ class FanOut:
             if group is None:
                 if not self._others_may_need(region, image_id, None):
                     return self._alone(image_id, base)
-                group = self._groups[image_id] = _Group(image_id, base,
-                                                        deadline=time.monotonic() + self.wait_timeout)
+                wait = self.region_timeouts.get(region, self.wait_timeout)
+                group = self._groups[image_id] = _Group(image_id, base, deadline=time.monotonic() + wait)
             member = _Member(region)
             group.members.append(member)
             self._lock.notify_all()
@@ -164,14 +168,15 @@ class FanOut:
 
     def _put(self, member: _Member, piece) -> None:
         """Queue ``piece`` for ``member``; drop it after ``stall_timeout`` seconds of a full queue."""
-        deadline = time.monotonic() + self.stall_timeout
+        stall = self.region_timeouts.get(member.region, self.stall_timeout)
+        deadline = time.monotonic() + stall
         while member.alive:
             try:
                 member.pieces.put(piece, timeout=POLL)
                 return
             except queue.Full:
                 if time.monotonic() >= deadline:
-                    member.error = TransferError(f"{member.region} took no data for {self.stall_timeout:.0f} s: "
+                    member.error = TransferError(f"{member.region} took no data for {stall:.0f} s: "
                                                  f"dropped from the fan-out of the image")
                     member.alive = False
 

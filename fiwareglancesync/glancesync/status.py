@@ -72,6 +72,12 @@ class StatusEntry:
     def region_image_id(self) -> str | None:
         return self.regional.id if self.regional is not None else None
 
+    def to_dict(self) -> dict[str, str | None]:
+        """``{"name", "status", "id", "message"}`` (``id``: the region's image, or None): an
+        image of the JSON status (README "Machine-readable output"), of the status snapshots and
+        of the REST API (which orders the keys its own way)."""
+        return {"name": self.name, "status": self.status.value, "id": self.region_image_id, "message": self.message}
+
 
 # Codes returned by compare(), as the original named them.
 IN_SYNC = ""

@@ -135,6 +135,23 @@ def test_post_builds_one_engine_which_runs_the_task(calls, keystone, engines):
     assert engines.synced_by == engines.built
 
 
+def test_post_with_separate_request_and_task_engines_builds_one_task_engine(calls, keystone, engines, real_engine):
+    call = calls()
+    tasks = CountingEngines(real_engine)
+    call.client.application.extensions["glancesync"].task_engine_factory = tasks
+    token = keystone.issue()
+
+    response, built, _ = call("POST", "/regions/RegionA", token)  # cold cache: the task engine lists, then syncs
+
+    assert (response.status_code, built, len(tasks.built), tasks.listings) == (200, 0, 1, 1)
+    assert tasks.synced_by == tasks.built
+
+    response, built, _ = call("POST", "/regions/RegionA", token)  # warm cache: one task engine, no listing
+
+    assert (response.status_code, built, len(tasks.built), tasks.listings) == (200, 0, 2, 1)
+    assert tasks.synced_by == tasks.built
+
+
 def test_post_to_a_region_already_syncing_builds_no_engine(calls, keystone, engines):
     runner = ManualRunner()
     call = calls(runner=runner)

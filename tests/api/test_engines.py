@@ -5,7 +5,6 @@ configuration read again when glancesync.conf changes."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -115,9 +114,9 @@ def test_the_app_without_an_injected_factory_uses_a_pool(tmp_path, engine_env, m
 def test_concurrent_callers_share_a_listing_that_started_after_they_asked():
     import threading
 
-    from fiwareglancesync.app.engines import Coalescer
+    from fiwareglancesync.app.coalesce import SharedCalls
 
-    coalescer = Coalescer()
+    coalescer = SharedCalls(fresh=True)
     first_started, release_first = threading.Event(), threading.Event()
     calls = []
 
@@ -138,10 +137,7 @@ def test_concurrent_callers_share_a_listing_that_started_after_they_asked():
             for i in range(5)]
     for thread in late:
         thread.start()
-    deadline = time.monotonic() + 5
-    while coalescer._pending.get("R") is None or coalescer._pending["R"].callers < 5:
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
+    assert coalescer.wait_for_callers("R", 5, timeout=5)
     release_first.set()
     for thread in [first, *late]:
         thread.join(5)
@@ -151,9 +147,9 @@ def test_concurrent_callers_share_a_listing_that_started_after_they_asked():
 
 
 def test_a_failed_listing_fails_the_callers_of_its_round_only():
-    from fiwareglancesync.app.engines import Coalescer
+    from fiwareglancesync.app.coalesce import SharedCalls
 
-    coalescer = Coalescer()
+    coalescer = SharedCalls(fresh=True)
 
     def failing():
         raise RuntimeError("glance down")
@@ -165,11 +161,13 @@ def test_a_failed_listing_fails_the_callers_of_its_round_only():
 
 
 def test_each_caller_gets_its_own_list():
-    from fiwareglancesync.app.engines import Coalescer
+    from types import SimpleNamespace
 
-    coalescer = Coalescer()
+    from fiwareglancesync.app.engines import CoalescingFacade
+
     shared = [1, 2]
-    got = coalescer.call("R", lambda: shared)
+    facade = CoalescingFacade(SimpleNamespace(get_imagelist=lambda region: shared))
+    got = facade.get_imagelist(SimpleNamespace(fullname="R"))
     got.append(3)
 
     assert shared == [1, 2]

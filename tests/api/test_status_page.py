@@ -192,3 +192,21 @@ def test_static_stylesheet_is_served(client):
     with client.get("/static/status.css") as response:
         assert (response.status_code, response.mimetype) == (200, "text/css")
         assert b"td.status.ok" in response.get_data()
+
+
+def test_an_engine_error_on_the_sync_form_answers_the_html_error_page(make_app):
+    from fiwareglancesync.glancesync.errors import ConfigError
+
+    class Unconfigured:
+        def show_regions(self):
+            raise ConfigError("no master region")
+
+    app = make_app(engine_factory=Unconfigured)
+    client = app.test_client()
+    log_in(client)
+    page = client.get("/status").get_data(as_text=True)
+
+    response = client.post("/status/regions/RegionA/sync", data={"csrf_token": csrf_of(page)})
+
+    assert (response.status_code, response.mimetype) == (500, "text/html")
+    assert "Error 500: Configuration error: no master region" in response.get_data(as_text=True)

@@ -279,24 +279,31 @@ def test_heartbeat_refreshes_only_this_process_syncing_tasks(app):
         assert ages[other] < before
 
 
-def test_heartbeat_thread_refreshes_running_tasks(app):
-    import time
+def test_heartbeat_thread_refreshes_running_tasks(app, monkeypatch):
+    import threading
+
+    from fiwareglancesync.app.loops import Heartbeat
 
     with app.app_context():
         task_id = add_task(heartbeat_age=600)
-    heartbeat = services.Heartbeat(app, interval=0.05)
+    touched = threading.Event()
+    real_touch = services.touch_running_tasks
+
+    def touch():
+        count = real_touch()
+        touched.set()
+        return count
+
+    monkeypatch.setattr(services, "touch_running_tasks", touch)
+    heartbeat = Heartbeat(app, interval=0.05)
     heartbeat.ensure_running()
     heartbeat.ensure_running()  # idempotent within a process
     try:
-        deadline = time.monotonic() + 10
-        refreshed = False
-        while not refreshed and time.monotonic() < deadline:
-            with app.app_context():
-                refreshed = db.session.get(Task, task_id).heartbeat_at > utcnow() - timedelta(seconds=60)
-            time.sleep(0.05)
+        assert touched.wait(10)
     finally:
         heartbeat.stop()
-    assert refreshed
+    with app.app_context():
+        assert db.session.get(Task, task_id).heartbeat_at > utcnow() - timedelta(seconds=60)
 
 
 def test_outcome_is_recorded_after_a_database_hiccup(app, admin_headers, monkeypatch):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_sync_e2e import Cloud, same_data
+from tests.integration.lab.images import same_data
+from tests.integration.test_sync_e2e import Cloud
 
 BIN = Path(sys.executable).parent
 
@@ -110,7 +111,7 @@ def no_secret(secrets, *texts):
 
 def test_sync_with_only_cloud_names_password_and_application_credential(cloud, clouds):
     env, secrets = clouds
-    master = cloud.create("Master", "img", os.urandom(300 * 1024), type="base")
+    master = cloud.upload("Master", "img", os.urandom(300 * 1024), type="base")
 
     regions = cloud.sync_py("--show-regions", env=env)
     assert regions.returncode == 0, regions.stderr
@@ -138,7 +139,7 @@ def test_sync_with_only_cloud_names_password_and_application_credential(cloud, c
 
 def test_os_cloud_with_no_glancesync_conf(cloud, clouds, tmp_path):
     env, secrets = clouds
-    cloud.create("Master", "img", b"y" * 1024, type="base")
+    cloud.upload("Master", "img", b"y" * 1024, type="base")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
     done = subprocess.run([BIN / "sync.py", "--show-status", "RegionA"], env={**base, **env, "OS_CLOUD": "source-app"},
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)

@@ -8,33 +8,19 @@ region finishes.
 
 from __future__ import annotations
 
-import io
 import os
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.integration.lab.proxy import FaultProxy
+from tests.integration.lab.images import ProxiedLab, same_data
 
-BIN = Path(sys.executable).parent
 MIB = 1024 * 1024
 
 
-class Fan:
+class Fan(ProxiedLab):
     def __init__(self, lab, tmp_path: Path):
-        self.lab, self.tmp = lab, tmp_path
-        self.prefix = f"fan{uuid.uuid4().hex[:8]}-"
-        self.master = FaultProxy(lab.glance_url("Master"), "Master").start()
-        self.region_a = FaultProxy(lab.glance_url("RegionA"), "RegionA").start()
-        self.keystone = FaultProxy(lab.ks1.auth_url.rsplit("/v3", 1)[0], "ks1").start()
-        self.keystone.rewrite_catalog({lab.glance_url("Master"): self.master.url,
-                                       lab.glance_url("RegionA"): self.region_a.url})
-        self.clients = {"Master": lab.glance_client("ks1", "Master"), "RegionA": lab.glance_client("ks1", "RegionA"),
-                        "RegionB": lab.glance_client("ks2", "RegionB")}
-        self.config = tmp_path / "glancesync.conf"
+        super().__init__(lab, tmp_path, "fan")
 
     def write_config(self, **master) -> None:
         condition = f"image.is_public and image.name.startswith('{self.prefix}')"
@@ -43,46 +29,19 @@ class Fan:
                                        master={**common, "keystone_url": self.keystone.url + "/v3", **master},
                                        target=common)
 
-    def create(self, short: str, data: bytes) -> dict:
-        client = self.clients["Master"]
-        image = client.images.create(name=self.prefix + short, disk_format="raw", container_format="bare",
-                                     visibility="public", type="base")
-        client.images.upload(image["id"], io.BytesIO(data), image_size=len(data))
-        return client.images.get(image["id"])
-
-    def images(self, region: str) -> list[dict]:
-        return [i for i in self.clients[region].images.list() if i["name"] and i["name"].startswith(self.prefix)]
-
-    def sync_py(self, *args: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
-        env["GLANCESYNC_CONFIG"] = str(self.config)
-        done = subprocess.run([BIN / "sync.py", *args], capture_output=True, env=env, cwd=self.tmp, timeout=300)
-        return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
-
-    def cleanup(self) -> None:
-        for proxy in (self.master, self.region_a, self.keystone):
-            proxy.stop()
-        for region, client in self.clients.items():
-            for image in self.images(region):
-                client.images.delete(image["id"])
-
 
 @pytest.fixture
 def fan(lab, tmp_path):
     made = Fan(lab, tmp_path)
     yield made
+    made.stop_proxies()
     made.cleanup()
-
-
-def same_data(copy: dict, master: dict) -> None:
-    assert copy["status"] == "active"
-    assert (copy["size"], copy["checksum"], copy["os_hash_value"]) == \
-        (master["size"], master["checksum"], master["os_hash_value"])
 
 
 def test_parallel_streams_read_each_master_image_once(fan):
     fan.write_config()
-    masters = [fan.create("one", os.urandom(6 * MIB + 3)), fan.create("two", os.urandom(3 * MIB))]
+    masters = [fan.create("one", os.urandom(6 * MIB + 3), type="base"),
+               fan.create("two", os.urandom(3 * MIB), type="base")]
     result = fan.sync_py("--parallel", "RegionA", "other:RegionB")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -101,7 +60,7 @@ def test_parallel_streams_read_each_master_image_once(fan):
 
 def test_a_region_that_stops_taking_data_is_cut_loose_and_the_other_finishes(fan):
     fan.write_config(http_timeout="4", retries="0")
-    master = fan.create("one", os.urandom(16 * MIB))
+    master = fan.create("one", os.urandom(16 * MIB), type="base")
     fan.region_a.delay("PUT", r"/file$", 25)  # RegionA's Glance takes no data
     result = fan.sync_py("--parallel", "RegionA", "other:RegionB")
     assert result.returncode == 1, result.stderr

@@ -14,44 +14,28 @@ Each test works on images whose names start with its own prefix (the config's
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.integration.lab.proxy import FaultProxy
+from tests.integration.lab.images import BIN, REGIONS, ProxiedLab, same_data
 
-BIN = Path(sys.executable).parent
 MIB = 1024 * 1024
-REGIONS = ("Master", "RegionA", "RegionB")
 
 
-class FaultyCloud:
-    """The lab behind fault proxies, seen by one test: clients, image helpers, sync.py runners."""
+class FaultyCloud(ProxiedLab):
+    """The lab behind fault proxies, seen by one test: image helpers, sync.py runners."""
 
     def __init__(self, lab, tmp_path: Path):
-        self.lab = lab
-        self.tmp = tmp_path
-        self.prefix = f"rob{uuid.uuid4().hex[:8]}-"
-        self.master = FaultProxy(lab.glance_url("Master"), "Master").start()
-        self.region_a = FaultProxy(lab.glance_url("RegionA"), "RegionA").start()
-        self.keystone = FaultProxy(lab.ks1.auth_url.rsplit("/v3", 1)[0], "ks1").start()
-        self.keystone.rewrite_catalog({lab.glance_url("Master"): self.master.url,
-                                       lab.glance_url("RegionA"): self.region_a.url})
-        self.clients = {"Master": lab.glance_client("ks1", "Master"),  # direct, not through the proxies
-                        "RegionA": lab.glance_client("ks1", "RegionA"),
-                        "RegionB": lab.glance_client("ks2", "RegionB")}
+        super().__init__(lab, tmp_path, "rob")
         self.images_dir = tmp_path / "images"
         self.images_dir.mkdir()
         self.lock_dir = tmp_path / "locks"
-        self.config = tmp_path / "glancesync.conf"
         self.logs = tmp_path / "logs"
         self.logs.mkdir()
         self.write_config()
@@ -68,28 +52,6 @@ class FaultyCloud:
             master={**common, "keystone_url": self.keystone.url + "/v3", "transfer_method": "stream", **master},
             target=common)
 
-    def stop(self) -> None:
-        for proxy in (self.master, self.region_a, self.keystone):
-            proxy.stop()
-
-    # ---------------------------------------------------------------- images
-    def name(self, short: str) -> str:
-        return self.prefix + short
-
-    def create(self, short: str, data: bytes, **props) -> dict:
-        client = self.clients["Master"]
-        image = client.images.create(name=self.name(short), disk_format="raw", container_format="bare",
-                                     visibility="public", **props)
-        client.images.upload(image["id"], io.BytesIO(data), image_size=len(data))
-        return client.images.get(image["id"])
-
-    def images(self, region: str) -> list[dict]:
-        return [image for image in self.clients[region].images.list()
-                if image["name"] and image["name"].startswith(self.prefix)]
-
-    def copies(self, region: str, short: str) -> list[dict]:
-        return [image for image in self.images(region) if image["name"] == self.name(short)]
-
     def not_active(self) -> dict[str, list[tuple[str, str]]]:
         """Every image of the lab (any name) that is not active, per region."""
         found = {}
@@ -100,22 +62,7 @@ class FaultyCloud:
                 found[region] = bad
         return found
 
-    def cleanup(self) -> None:
-        for region in REGIONS:
-            for image in self.images(region):
-                self.clients[region].images.delete(image["id"])
-
     # ---------------------------------------------------------------- sync.py
-    def env(self) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
-        base["GLANCESYNC_CONFIG"] = str(self.config)
-        return base
-
-    def sync_py(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        done = subprocess.run([BIN / "sync.py", *args], capture_output=True, env=self.env(), cwd=self.tmp,
-                              timeout=timeout)
-        return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
-
     def start(self, *args: str, name: str = "run") -> "Run":
         """sync.py in the background, in a process group of its own (pgid = its pid)."""
         stdout = open(self.logs / f"{name}.out", "wb")
@@ -188,7 +135,7 @@ def cloud(lab, tmp_path):
     finally:
         for run in runs:
             run.kill()
-        world.stop()
+        world.stop_proxies()
         world.cleanup()
 
 
@@ -205,14 +152,6 @@ def wait_for(condition, timeout: float = 60, what: str = "condition"):
 
 def warnings(stderr: str, pattern: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("WARNING:") and re.search(pattern, line)]
-
-
-def same_data(copy: dict, master: dict) -> None:
-    assert copy["status"] == "active"
-    assert copy["size"] == master["size"]
-    assert copy["checksum"] == master["checksum"]
-    assert copy["os_hash_algo"] == master["os_hash_algo"] == "sha512"
-    assert copy["os_hash_value"] == master["os_hash_value"]
 
 
 def uploading(cloud: FaultyCloud, region: str = "RegionA"):

@@ -7,32 +7,20 @@ do not see each other's images.
 
 from __future__ import annotations
 
-import io
 import os
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent
-REGIONS = ("Master", "RegionA", "RegionB")
+from tests.integration.lab.images import LabImages, same_data
 
-
-class Cloud:
-    """The lab seen by one test: glance clients per region, image helpers, sync.py runner."""
+class Cloud(LabImages):
+    """The lab seen by one test, its master and target selecting the test's public images."""
 
     def __init__(self, lab, tmp_path: Path):
-        self.lab = lab
-        self.tmp = tmp_path
-        self.prefix = f"e2e{uuid.uuid4().hex[:8]}-"
-        self.clients = {"Master": lab.glance_client("ks1", "Master"),
-                        "RegionA": lab.glance_client("ks1", "RegionA"),
-                        "RegionB": lab.glance_client("ks2", "RegionB")}
+        super().__init__(lab, tmp_path, "e2e")
         self.images_dir = tmp_path / "images"
         self.images_dir.mkdir()
-        self.config = tmp_path / "glancesync.conf"
         self.write_config()
 
     def write_config(self, master: dict | None = None, target: dict | None = None) -> None:
@@ -40,52 +28,6 @@ class Cloud:
         common = {"metadata_condition": condition, "metadata_set": "type, nid"}
         self.lab.write_glancesync_conf(self.config, main={"images_dir": str(self.images_dir)},
                                        master={**common, **(master or {})}, target={**common, **(target or {})})
-
-    def name(self, short: str) -> str:
-        return self.prefix + short
-
-    def create(self, region: str, short: str, data: bytes, *, visibility="public", **props) -> dict:
-        client = self.clients[region]
-        image = client.images.create(name=self.name(short), disk_format="raw", container_format="bare",
-                                     visibility=visibility, **props)
-        client.images.upload(image["id"], io.BytesIO(data), image_size=len(data))
-        return client.images.get(image["id"])
-
-    def images(self, region: str) -> dict[str, dict]:
-        found = {}
-        for image in self.clients[region].images.list():
-            if image["name"] and image["name"].startswith(self.prefix):
-                found.setdefault(image["name"][len(self.prefix):], []).append(image)
-        return found
-
-    def only(self, region: str, short: str) -> dict:
-        [image] = self.images(region)[short]
-        return image
-
-    def sync_py(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
-        base["GLANCESYNC_CONFIG"] = str(self.config)
-        done = subprocess.run([BIN / "sync.py", *args], capture_output=True, env={**base, **(env or {})},
-                              cwd=self.tmp, timeout=300)
-        return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
-
-    def status(self, *regions: str) -> dict[str, str]:
-        result = self.sync_py("--show-status", *regions)
-        assert result.returncode == 0, result.stderr
-        statuses = {}
-        for line in result.stdout.split("\r\n"):
-            line = line.strip("\n")
-            if line:
-                status, region, name = line.split(",")
-                if name.startswith(self.prefix):
-                    statuses[f"{region}/{name[len(self.prefix):]}"] = status
-        return statuses
-
-    def cleanup(self) -> None:
-        for region, client in self.clients.items():
-            for image in client.images.list():
-                if image["name"] and image["name"].startswith(self.prefix):
-                    client.images.delete(image["id"])
 
 
 @pytest.fixture
@@ -95,20 +37,12 @@ def cloud(lab, tmp_path):
     world.cleanup()
 
 
-def same_data(copy: dict, master: dict) -> None:
-    assert copy["status"] == "active"
-    assert copy["checksum"] == master["checksum"]
-    assert copy["os_hash_algo"] == master["os_hash_algo"] == "sha512"
-    assert copy["os_hash_value"] == master["os_hash_value"]
-    assert copy["size"] == master["size"]
-
-
 def test_upload_to_both_federations_from_file_and_streamed(cloud):
     big = os.urandom(3 * 1024 * 1024 + 17)
     small = os.urandom(200 * 1024)
-    master_big = cloud.create("Master", "big", big, type="base", nid="1", extra="not-in-metadata_set")
-    master_small = cloud.create("Master", "small", small, type="base")
-    cloud.create("Master", "private", b"x" * 1000, visibility="private", type="base")
+    master_big = cloud.upload("Master", "big", big, type="base", nid="1", extra="not-in-metadata_set")
+    master_small = cloud.upload("Master", "small", small, type="base")
+    cloud.upload("Master", "private", b"x" * 1000, visibility="private", type="base")
     (cloud.images_dir / master_big["id"]).write_bytes(big)  # big comes from images_dir, small from Master
 
     assert cloud.status("RegionA", "other:RegionB") == {
@@ -122,7 +56,7 @@ def test_upload_to_both_federations_from_file_and_streamed(cloud):
     assert result.stdout.splitlines() == ["======Master is Master", "======RegionA", "======other:RegionB"]
 
     for region in ("RegionA", "RegionB"):
-        copies = cloud.images(region)
+        copies = cloud.by_short(region)
         assert sorted(copies) == ["big", "small"], "private images are not synchronised"
         same_data(cloud.only(region, "big"), master_big)
         same_data(cloud.only(region, "small"), master_small)
@@ -135,12 +69,12 @@ def test_upload_to_both_federations_from_file_and_streamed(cloud):
 
 def test_metadata_conflicts_and_obsolete(cloud):
     data = {n: os.urandom(64 * 1024) for n in ("drift", "ren", "rep", "old")}
-    masters = {n: cloud.create("Master", n, d, type="base", nid="2") for n, d in data.items() if n != "old"}
-    cloud.create("Master", "old_obsolete", data["old"], type="base", nid="9")
-    cloud.create("RegionA", "drift", data["drift"], type="base", nid="1", local="kept")
-    renamed = cloud.create("RegionA", "ren", b"stale-data-1", type="base", nid="2")
-    replaced = cloud.create("RegionA", "rep", b"stale-data-2", type="base", nid="2")
-    obsolete = cloud.create("RegionA", "old", data["old"], type="base", nid="2")
+    masters = {n: cloud.upload("Master", n, d, type="base", nid="2") for n, d in data.items() if n != "old"}
+    cloud.upload("Master", "old_obsolete", data["old"], type="base", nid="9")
+    cloud.upload("RegionA", "drift", data["drift"], type="base", nid="1", local="kept")
+    renamed = cloud.upload("RegionA", "ren", b"stale-data-1", type="base", nid="2")
+    replaced = cloud.upload("RegionA", "rep", b"stale-data-2", type="base", nid="2")
+    obsolete = cloud.upload("RegionA", "old", data["old"], type="base", nid="2")
     cloud.write_config(master={"rename": renamed["checksum"], "replace": replaced["checksum"],
                                "obsolete_syncprops": "nid"})
 
@@ -152,7 +86,7 @@ def test_metadata_conflicts_and_obsolete(cloud):
     result = cloud.sync_py("RegionA")
     assert result.returncode == 0, result.stderr
 
-    now = cloud.images("RegionA")
+    now = cloud.by_short("RegionA")
     drift = cloud.only("RegionA", "drift")
     assert (drift["nid"], drift["local"]) == ("2", "kept")
     [old_copy] = now["ren.old"]
@@ -167,9 +101,9 @@ def test_metadata_conflicts_and_obsolete(cloud):
 
 
 def test_kernel_ramdisk_and_ami_ids_are_remapped(cloud):
-    kernel = cloud.create("Master", "kernel", os.urandom(300 * 1024), type="base")
-    ramdisk = cloud.create("Master", "ramdisk", os.urandom(200 * 1024), type="base")
-    ami = cloud.create("Master", "ami", os.urandom(100 * 1024), type="base",
+    kernel = cloud.upload("Master", "kernel", os.urandom(300 * 1024), type="base")
+    ramdisk = cloud.upload("Master", "ramdisk", os.urandom(200 * 1024), type="base")
+    ami = cloud.upload("Master", "ami", os.urandom(100 * 1024), type="base",
                        kernel_id=kernel["id"], ramdisk_id=ramdisk["id"])  # smaller than its kernel
     result = cloud.sync_py("RegionA")
     assert result.returncode == 0, result.stderr
@@ -185,7 +119,7 @@ def test_show_regions_and_backup_from_real_servers(cloud, lab):
     result = cloud.sync_py("--show-regions")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "RegionA other:RegionB\n"
-    master = cloud.create("Master", "backed", b"backup-me" * 100, type="base")
+    master = cloud.upload("Master", "backed", b"backup-me" * 100, type="base")
     backup = cloud.sync_py("--make-backup", "RegionA", "other:RegionB")
     assert backup.returncode == 0, backup.stderr
     [directory] = list(cloud.tmp.glob("backup_glance_*"))
@@ -200,7 +134,7 @@ def test_show_regions_and_backup_from_real_servers(cloud, lab):
 
 
 def test_only_os_variables_no_config_file(cloud, lab):
-    cloud.create("Master", "envonly", b"e" * 4096, type="base")
+    cloud.upload("Master", "envonly", b"e" * 4096, type="base")
     env = {**lab.source_env(), "GLANCESYNC_CONFIG": ""}
     result = cloud.sync_py("--show-status", "RegionA", env=env)
     assert result.returncode == 0, result.stderr
@@ -211,7 +145,7 @@ def test_only_os_variables_no_config_file(cloud, lab):
 
 def test_broken_upload_leaves_nothing_and_the_next_run_completes(cloud):
     data = os.urandom(2 * 1024 * 1024)
-    master = cloud.create("Master", "fragile", data, type="base")
+    master = cloud.upload("Master", "fragile", data, type="base")
     corrupt = bytearray(data)
     corrupt[len(corrupt) // 2] ^= 0xFF  # same size, different bytes: detected by the regions' own hashes
     (cloud.images_dir / master["id"]).write_bytes(bytes(corrupt))
@@ -223,7 +157,7 @@ def test_broken_upload_leaves_nothing_and_the_next_run_completes(cloud):
     assert "ERROR:RegionA:" in broken.stderr and "ERROR:other:RegionB:" in broken.stderr
     assert "Traceback" not in broken.stderr
     for region in ("RegionA", "RegionB"):
-        assert cloud.images(region) == {}, f"no partial image may be left in {region}"
+        assert cloud.by_short(region) == {}, f"no partial image may be left in {region}"
 
     (cloud.images_dir / master["id"]).unlink()  # now streamed from Master
     fixed = cloud.sync_py("RegionA", "other:RegionB")
@@ -233,7 +167,7 @@ def test_broken_upload_leaves_nothing_and_the_next_run_completes(cloud):
 
 
 def test_parallel_sync_of_both_federations(cloud):
-    masters = [cloud.create("Master", f"par{i}", os.urandom((i + 1) * 256 * 1024), type="base") for i in range(3)]
+    masters = [cloud.upload("Master", f"par{i}", os.urandom((i + 1) * 256 * 1024), type="base") for i in range(3)]
     result = cloud.sync_py("--parallel", "RegionA", "other:RegionB")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -9,10 +9,8 @@ Each test works on images whose names start with its own prefix and deletes them
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,21 +18,13 @@ import pytest
 from fiwareglancesync.glancesync.engine import GlanceSync
 from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
 from tests.integration.lab.proxy import FaultProxy
-from tests.integration.test_sync_e2e import Cloud
+from tests.integration.lab.images import LabImages, same_data
 
-REGIONS = ("Master", "RegionA", "RegionB")
-
-
-class World(Cloud):
-    """The lab for one test (sync_py and status are the end-to-end tests' own)."""
+class World(LabImages):
+    """The lab for one test."""
 
     def __init__(self, lab, tmp_path: Path, keystone_url: str | None = None):
-        self.lab, self.tmp = lab, tmp_path
-        self.prefix = f"tm{uuid.uuid4().hex[:8]}-"
-        self.clients = {"Master": lab.glance_client("ks1", "Master"),
-                        "RegionA": lab.glance_client("ks1", "RegionA"),
-                        "RegionB": lab.glance_client("ks2", "RegionB")}
-        self.config = tmp_path / "glancesync.conf"
+        super().__init__(lab, tmp_path, "tm")
         self.write_config(keystone_url=keystone_url)
 
     def write_config(self, keystone_url: str | None = None, **master) -> None:
@@ -44,31 +34,9 @@ class World(Cloud):
         self.lab.write_glancesync_conf(self.config, main={"lock_dir": str(self.tmp / "locks")},
                                        master={**common, **extra, **master}, target=common)
 
-    def name(self, short: str) -> str:
-        return self.prefix + short
-
-    def create(self, short: str, data: bytes, **props) -> dict:
-        client = self.clients["Master"]
-        image = client.images.create(name=self.name(short), disk_format="raw", container_format="bare",
-                                     visibility="public", **props)
-        client.images.upload(image["id"], io.BytesIO(data), image_size=len(data))
-        return client.images.get(image["id"])
-
-    def only(self, region: str, short: str) -> dict:
-        [image] = [i for i in self.clients[region].images.list() if i["name"] == self.name(short)]
-        return image
-
-    def all_images(self, region: str) -> list[dict]:
-        return [i for i in self.clients[region].images.list() if i["name"] and i["name"].startswith(self.prefix)]
-
     def tasks(self, region: str, image_id: str) -> list[dict]:
         _, body = self.clients[region].http_client.get(f"/v2/images/{image_id}/tasks")
         return body.get("tasks", [])
-
-    def cleanup(self) -> None:
-        for region in REGIONS:
-            for image in self.all_images(region):
-                self.clients[region].images.delete(image["id"])
 
 
 @pytest.fixture
@@ -76,12 +44,6 @@ def world(lab, tmp_path):
     made = World(lab, tmp_path)
     yield made
     made.cleanup()
-
-
-def same_data(copy: dict, master: dict) -> None:
-    assert copy["status"] == "active"
-    assert (copy["size"], copy["checksum"], copy["os_hash_algo"], copy["os_hash_value"]) == \
-        (master["size"], master["checksum"], master["os_hash_algo"], master["os_hash_value"])
 
 
 def test_auto_imports_into_regiona_and_streams_into_regionb(world):
@@ -122,7 +84,7 @@ def test_auto_imports_into_regiona_and_streams_into_regionb(world):
     assert "other:RegionB: Region is synchronized." in again.stderr
     assert "Uploading" not in again.stderr
     for region in ("RegionA", "RegionB"):
-        assert len(world.all_images(region)) == 3  # nothing left over, nothing twice
+        assert len(world.images(region)) == 3  # nothing left over, nothing twice
 
 
 class DeactivatingFacade(OpenStackFacade):
@@ -157,7 +119,7 @@ def test_a_failed_import_is_deleted_and_streamed_with_a_warning(world, caplog):
     assert any(w.startswith(f"RegionA: the glance-download import of {world.name('one')} failed (")
                and w.endswith("); the image is streamed instead") for w in warnings), warnings
     assert report.uploads_by_method == {"stream": 1}
-    [copy] = world.all_images("RegionA")  # the failed import's copy is gone
+    [copy] = world.images("RegionA")  # the failed import's copy is gone
     same_data(copy, world.clients["Master"].images.get(master["id"]))
     assert world.tasks("RegionA", copy["id"]) == []
 

@@ -97,18 +97,13 @@ def test_a_dry_run_lists_the_leftover_and_deletes_nothing(world, caplog):
 
 
 def test_an_exited_process_not_yet_reaped_counts_as_gone():
+    import os
     import subprocess
     import sys
-    import time
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    identity = None
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # wait until it has exited (a zombie: not waited for yet)
-        with open(f"/proc/{child.pid}/stat") as stream:
-            if stream.read().rsplit(")", 1)[1].split()[0] == "Z":
-                break
-        time.sleep(0.01)
+    # Wait until it has exited, leaving it a zombie (WNOWAIT: not reaped yet).
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
     identity = ProcessIdentity(me().host, me().boot_id, child.pid, "irrelevant")
     try:
         assert identity.is_running() is False

@@ -55,10 +55,6 @@ def error_response(code: int, message: str) -> Response:
     return response
 
 
-def _api_error(exc: ApiError) -> Response:
-    return error_response(exc.code, exc.message)
-
-
 def service_error_code(exc: ServiceError) -> int:
     """The HTTP status of a domain error (500 for one the table does not know)."""
     for kind in type(exc).__mro__:
@@ -67,11 +63,11 @@ def service_error_code(exc: ServiceError) -> int:
     return 500
 
 
-def _service_error(exc: ServiceError) -> Response:
+def _service_error(exc: ServiceError) -> tuple[int, str]:
     code = service_error_code(exc)
     if code >= 500:
         LOG.warning("%s %s: %s", request.method, request.path, exc.message)
-    return error_response(code, exc.message)
+    return code, exc.message
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -85,26 +81,49 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
-def _engine_error(exc: GlanceSyncError) -> Response:
+def _engine_error(exc: GlanceSyncError) -> tuple[int, str]:
     if isinstance(exc, RegionNotFound):
         LOG.warning("%s %s: %s", request.method, request.path, exc)
-        return error_response(SERVICE_ERROR_CODES[BadRegion], BadRegion.MESSAGE)
+        return SERVICE_ERROR_CODES[BadRegion], BadRegion.MESSAGE
     if isinstance(exc, ListingTimeout) or (isinstance(exc, FacadeError) and exc.unreachable):
         LOG.error("%s %s: %s", request.method, request.path, exc)
-        return error_response(503, str(exc))
+        return 503, str(exc)
     if isinstance(exc, (FacadeError, RegionError)):
         LOG.error("%s %s: %s", request.method, request.path, exc)
-        return error_response(502, str(exc))
+        return 502, str(exc)
     if isinstance(exc, ConfigError):
         LOG.error("glancesync configuration: %s", exc)
-        return error_response(500, f"Configuration error: {exc}")
+        return 500, f"Configuration error: {exc}"
     LOG.error("%s %s: %s", request.method, request.path, exc)
-    return error_response(500, str(exc))
+    return 500, str(exc)
 
 
-def _database_error(exc: SQLAlchemyError) -> Response:
+def _database_error(exc: SQLAlchemyError) -> tuple[int, str]:
     LOG.error("%s %s: database error: %s", request.method, request.path, one_line(exc))
-    return error_response(500, DATABASE_ERROR)
+    return 500, DATABASE_ERROR
+
+
+# The errors with a status and message of their own (the others: routing errors, and 500
+# "Unhandled exception").
+TRANSLATED = (ApiError, ServiceError, GlanceSyncError, SQLAlchemyError)
+
+
+def translate(exc: Exception) -> tuple[int, str]:
+    """The HTTP status and message of one of the :data:`TRANSLATED` errors, logged as it deserves.
+    The JSON envelope uses them, and so does the status page's HTML error page."""
+    if isinstance(exc, ApiError):
+        return exc.code, exc.message
+    if isinstance(exc, ServiceError):
+        return _service_error(exc)
+    if isinstance(exc, GlanceSyncError):
+        return _engine_error(exc)
+    if isinstance(exc, SQLAlchemyError):
+        return _database_error(exc)
+    raise TypeError(f"not a translated error: {type(exc).__name__}")
+
+
+def _translated(exc: Exception) -> Response:
+    return error_response(*translate(exc))
 
 
 def _unhandled(exc: Exception) -> Response:
@@ -113,9 +132,7 @@ def _unhandled(exc: Exception) -> Response:
 
 
 def register(app) -> None:
-    app.register_error_handler(ApiError, _api_error)
-    app.register_error_handler(ServiceError, _service_error)
+    for kind in TRANSLATED:
+        app.register_error_handler(kind, _translated)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(GlanceSyncError, _engine_error)
-    app.register_error_handler(SQLAlchemyError, _database_error)
     app.register_error_handler(Exception, _unhandled)

@@ -3,21 +3,21 @@
 A region is valid when ``sync.py --show-regions`` lists it; the list comes from the process's
 region cache (:class:`~..state.RegionCache`, ``REGIONS_TTL``), so with a warm cache a request
 lists nothing and builds at most the one engine it works with.  Calls to the clouds are bounded
-by REQUEST_TIMEOUT (:func:`~..bounded.call_bounded`).
+by REQUEST_TIMEOUT (:func:`~..bounded.call_bounded`, in :class:`~..state.ServiceState`).
 """
 
 from __future__ import annotations
 
 from flask import current_app, g, request
 
-from .. import metrics, services
+from .. import metrics
 from ..auth import admin_required
-from ..bounded import call_bounded
 from ..errors import BadRegion
 from ..state import ServiceState
 from . import bp
 
 BAD_REGION = BadRegion.MESSAGE
+IMAGE_KEYS = ("id", "name", "status", "message")  # the documented order of an image's keys
 
 
 def service() -> ServiceState:
@@ -32,16 +32,11 @@ def get_region_status(region: str):
     ``?image=<name>`` keeps the images of that name (``{"images": []}`` when none).
     :raise BadRegion: (410).
     """
-    state = service()
-    entries = call_bounded(f"reading the status of region {region}",
-                           lambda: state.engine_for(region).region_status(region))
+    entries = service().region_status(region)
     metrics.record_statuses(region, entries)
     wanted = request.args.get("image")
-    images = [
-        {"id": entry.region_image_id, "name": entry.name, "status": entry.status.value, "message": entry.message}
-        for entry in entries
-        if wanted is None or entry.name == wanted
-    ]
+    images = [{key: image[key] for key in IMAGE_KEYS}
+              for image in (entry.to_dict() for entry in entries) if wanted is None or image["name"] == wanted]
     return {"images": images}
 
 
@@ -50,13 +45,9 @@ def get_region_status(region: str):
 def start_region_sync(region: str):
     """200 ``{"taskId", "status"}``: a new sync task, or the region's task already syncing.
 
-    The new task runs with a task engine (:meth:`~..state.ServiceState.task_engine`), built only
-    when a task is actually created.
+    At most one engine is built (:meth:`~..state.ServiceState.start_sync`).
     :raise BadRegion: (410).  :raise ServiceBusy: (503) shutting down or too much contention.
     :raise BackendTimeout: (503) listing the regions took longer than REQUEST_TIMEOUT.
     """
-    state = service()
-    listed_with = call_bounded("listing the regions", lambda: state.check_region(region))
-    task, _ = services.start_sync_task(region, g.token.user, lambda: state.task_engine(listed_with),
-                                       state.runner, state.heartbeat)
+    task, _ = service().start_sync(region, g.token.user)
     return {"taskId": task.id, "status": task.status.value}

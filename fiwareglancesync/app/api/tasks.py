@@ -17,7 +17,6 @@ from flask import Response
 
 from .. import services
 from ..auth import admin_required
-from ..bounded import call_bounded
 from ..errors import TaskNotFound
 from . import bp
 from .regions import service
@@ -29,8 +28,7 @@ def _bad_region_before_not_found(region: str) -> Iterator[None]:
     try:
         yield
     except TaskNotFound:
-        state = service()
-        call_bounded("listing the regions", lambda: state.check_region(region))
+        service().check_region_bounded(region)
         raise
 
 
