@@ -5,6 +5,7 @@ against the master (an import plugin that changes the data), and no copy left be
 refused, failed or timed-out import."""
 
 import hashlib
+import time
 
 import pytest
 from glanceclient import exc as glance_exc
@@ -84,7 +85,7 @@ class ImportingGlance(FakeGlance):
 @pytest.fixture(autouse=True)
 def waits(monkeypatch):
     slept: list[float] = []
-    monkeypatch.setattr(openstack, "_sleep", slept.append)
+    monkeypatch.setattr(openstack.retry, "sleep", slept.append)
     return slept
 
 
@@ -133,8 +134,8 @@ def test_an_import_creates_a_marked_private_copy_imports_polls_verifies_and_publ
 ])
 def test_a_failed_or_timed_out_import_deletes_the_copy(monkeypatch, outcome, cause):
     now = [100.0]
-    monkeypatch.setattr(openstack.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(openstack, "_sleep", lambda seconds: now.__setitem__(0, now[0] + seconds))
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(openstack.retry, "sleep", lambda seconds: now.__setitem__(0, now[0] + seconds))
     glance = ImportingGlance(outcome=outcome)
     facade = facade_over(glance, import_timeout=5)
     image_id = facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
@@ -175,7 +176,7 @@ def test_an_interrupt_while_waiting_deletes_the_copy(monkeypatch):
     def interrupted(seconds):
         raise Interrupt()
 
-    monkeypatch.setattr(openstack, "_sleep", interrupted)
+    monkeypatch.setattr(openstack.retry, "sleep", interrupted)
     glance = ImportingGlance(polls=5)
     facade = facade_over(glance)
     image_id = facade.start_import(REGION, master_image(), MASTER, MASTER_ID)

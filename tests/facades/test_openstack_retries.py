@@ -126,7 +126,7 @@ def test_a_create_is_retried_only_when_nothing_can_have_been_created(error, caus
 
 
 def test_backoff_is_exponential_with_jitter(monkeypatch):
-    monkeypatch.setattr(openstack, "RETRY_DELAY", 1.0)
+    monkeypatch.setattr(openstack.retry, "RETRY_DELAY", 1.0)
     samples = {attempt: [backoff(attempt) for _ in range(200)] for attempt in (1, 2, 3, 10)}
     for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (10, openstack.RETRY_MAX_DELAY)):
         assert all(ceiling / 2 <= delay <= ceiling for delay in samples[attempt])
@@ -485,7 +485,7 @@ def test_the_range_header_reaches_the_server_unquoted():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        client = openstack._GlanceHTTP(ks_session.Session(), endpoint_override=f"http://127.0.0.1:{server.server_address[1]}")
+        client = openstack.GlanceHTTP(ks_session.Session(), endpoint_override=f"http://127.0.0.1:{server.server_address[1]}")
         response, body = client.get_range("/v2/images/i1/file", 5)
         assert (response.status_code, b"".join(body)) == (206, b"56789")
         assert seen == ["bytes=5-"]
@@ -502,7 +502,7 @@ def test_a_refused_resume_request_is_a_glance_connection_failure():
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]  # nothing listens there once closed
-    client = openstack._GlanceHTTP(ks_session.Session(), endpoint_override=f"http://127.0.0.1:{port}")
+    client = openstack.GlanceHTTP(ks_session.Session(), endpoint_override=f"http://127.0.0.1:{port}")
     with pytest.raises(glance_exc.CommunicationError) as caught:
         client.get_range("/v2/images/i1/file", 5)
     assert transient_cause(caught.value) == "connection to Glance failed"
@@ -513,6 +513,6 @@ def test_the_facade_s_glance_client_is_the_region_s_public_image_endpoint(facade
     facade._session = None
     facade._clients.clear()
     client = facade._client(REGION)
-    assert isinstance(client, openstack._GlanceHTTP)
+    assert isinstance(client, openstack.GlanceHTTP)
     assert (client.service_type, client.interface, client.region_name) == ("image", "public", "Spain")
     assert facade._client(REGION) is client

@@ -8,6 +8,7 @@ import itertools
 import json
 import logging
 import os
+import time
 import uuid
 from dataclasses import replace
 
@@ -208,7 +209,7 @@ class FakeSession:
 def waits(monkeypatch):
     """The backoff waits of the facade, recorded instead of slept."""
     slept: list[float] = []
-    monkeypatch.setattr(openstack, "_sleep", slept.append)
+    monkeypatch.setattr(openstack.retry, "sleep", slept.append)
     return slept
 
 
@@ -416,7 +417,7 @@ def record(n, **fields):
 @pytest.fixture
 def clock(monkeypatch):
     now = [1000.0]
-    monkeypatch.setattr(openstack.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     return now
 
 

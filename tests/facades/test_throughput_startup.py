@@ -2,7 +2,7 @@
 
 * sync.py and the real facade import neither glanceclient nor tqdm until they are needed (an
   error's exception class, a progress bar): a fresh interpreter proves it;
-* the facade's own Glance client (:class:`openstack._GlanceHTTP`, keystoneauth's Adapter) sends
+* the facade's own Glance client (:class:`openstack.GlanceHTTP`, keystoneauth's Adapter) sends
   the same requests as glanceclient's SessionClient and answers the same way, checked side by
   side against one recording HTTP server.
 """
@@ -33,7 +33,7 @@ def test_sync_py_and_the_facade_import_no_glanceclient_and_no_tqdm():
 
 def test_the_lazy_glanceclient_exceptions_are_glanceclient_s():
     assert openstack.glance_exc.HTTPNotFound is glance_exc.HTTPNotFound
-    assert all(issubclass(cls, openstack._client_errors())
+    assert all(issubclass(cls, openstack.client_errors())
                for cls in (glance_exc.HTTPNotFound, glance_exc.CommunicationError, glance_exc.InvalidEndpoint))
 
 
@@ -124,7 +124,7 @@ def outcome(client, method, url, kwargs):
 
 @pytest.mark.parametrize("method,url,kwargs", CALLS, ids=[f"{m} {u}" for m, u, _ in CALLS])
 def test_the_facade_client_sends_and_answers_as_glanceclient_does(server, method, url, kwargs):
-    ours = openstack._GlanceHTTP(ks_session.Session(), endpoint_override=server)
+    ours = openstack.GlanceHTTP(ks_session.Session(), endpoint_override=server)
     theirs = glance_http.SessionClient(ks_session.Session(), endpoint_override=server)
     mine, reference = outcome(ours, method, url, kwargs), outcome(theirs, method, url, kwargs)
     if method == "put":  # the one difference, on purpose: the HTTP chunks (base.CHUNK_SIZE, not 1 MiB)
@@ -140,7 +140,7 @@ def test_the_facade_client_sends_and_answers_as_glanceclient_does(server, method
 def test_a_body_of_known_length_goes_with_content_length_in_one_piece_per_read(server):
     """``content_length`` (the upload's data PUT): the same request, framed by Content-Length
     instead of chunks, and the body read in CHUNK_SIZE pieces."""
-    ours = openstack._GlanceHTTP(ks_session.Session(), endpoint_override=server)
+    ours = openstack.GlanceHTTP(ks_session.Session(), endpoint_override=server)
     reads = []
 
     class Counted(Body):
@@ -163,7 +163,7 @@ def test_a_body_of_known_length_goes_with_content_length_in_one_piece_per_read(s
 @pytest.mark.parametrize("url,cls,status", [("/v2/missing", glance_exc.HTTPNotFound, 404),
                                             ("/v2/busy", glance_exc.HTTPException, 504)])
 def test_http_errors_are_glanceclient_s_with_the_status(server, url, cls, status):
-    ours = openstack._GlanceHTTP(ks_session.Session(), endpoint_override=server)
+    ours = openstack.GlanceHTTP(ks_session.Session(), endpoint_override=server)
     theirs = glance_http.SessionClient(ks_session.Session(), endpoint_override=server)
     with pytest.raises(cls) as mine:
         ours.get(url)
@@ -179,6 +179,6 @@ def test_a_refused_connection_is_glanceclient_s_communication_error():
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    client = openstack._GlanceHTTP(ks_session.Session(), endpoint_override=f"http://127.0.0.1:{port}")
+    client = openstack.GlanceHTTP(ks_session.Session(), endpoint_override=f"http://127.0.0.1:{port}")
     with pytest.raises(glance_exc.CommunicationError, match=rf"Error finding address for http://127.0.0.1:{port}/v2/x"):
         client.get("/v2/x")

@@ -1,5 +1,5 @@
-"""facades.verifying.VerifyingReader: re-chunking, hashing while streaming, counting, and failing
-bad data early."""
+"""facades.verifying: VerifyingReader (re-chunking, hashing while streaming, counting, failing
+bad data early) and check_copy (a stored copy against what was expected)."""
 
 import hashlib
 import os
@@ -9,7 +9,7 @@ import pytest
 from fiwareglancesync.glancesync.errors import TransferError
 from fiwareglancesync.glancesync.image import Image
 from fiwareglancesync.glancesync.facades.base import CHUNK_SIZE
-from fiwareglancesync.glancesync.facades.verifying import Expected, VerifyingReader
+from fiwareglancesync.glancesync.facades.verifying import Expected, Mismatch, VerifyingReader, check_copy
 from fiwareglancesync.glancesync.sources import FileSource
 
 MIB = 1024 * 1024
@@ -192,3 +192,27 @@ def test_file_source_through_the_reader(tmp_path):
     source = FileSource(str(path))
     with VerifyingReader(source.open(), expected_for(DATA), description=source.description) as reader:
         assert b"".join(drain(reader)) == DATA
+
+
+def test_check_copy_of_the_expected_data_finds_nothing():
+    expected = expected_for(DATA)
+    record = {"size": len(DATA), "checksum": expected.checksum, "os_hash_algo": "sha512",
+              "os_hash_value": expected.hash_value}
+    assert check_copy(record, expected) == []
+
+
+def test_check_copy_names_every_difference_in_order():
+    expected = expected_for(DATA)
+    record = {"size": 5, "checksum": "0" * 32, "os_hash_algo": "sha512", "os_hash_value": "f" * 128}
+    assert check_copy(record, expected) == [
+        Mismatch("size", 5, len(DATA)),
+        Mismatch("checksum", "0" * 32, expected.checksum),
+        Mismatch("hash", "f" * 128, expected.hash_value, "sha512"),
+    ]
+
+
+def test_check_copy_skips_what_is_not_known_and_another_hash_algorithm():
+    record = {"size": 5, "checksum": "0" * 32, "os_hash_algo": "sha256", "os_hash_value": "f" * 64}
+    assert check_copy(record, Expected()) == []
+    assert check_copy(record, expected_for(DATA)) == [Mismatch("size", 5, len(DATA)),
+                                                      Mismatch("checksum", "0" * 32, hashlib.md5(DATA).hexdigest())]

@@ -18,7 +18,7 @@ from ..image import Image
 from ..region import Region
 
 # The pieces an upload is sent in (after a Content-Length header when the size is known, else
-# one HTTP chunk each: see facades.openstack._SizedBody) and a file is read in.  64 KiB, not
+# one HTTP chunk each: see facades.openstack.http.SizedBody) and a file is read in.  64 KiB, not
 # glanceclient's 1 MiB: measured on the lab (uWSGI Glance, 256 MiB, chunked PUTs, 3 rounds),
 # 64 KiB took 1.43-1.48 s with 1.19-1.25 CPU-s in Glance and 0.1 s in the client; 1 MiB
 # 1.52-1.67 s, 1.27-1.42 CPU-s and 0.3 s (32 KiB and 256 KiB were both slower than 64 KiB).

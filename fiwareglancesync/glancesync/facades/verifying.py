@@ -5,6 +5,7 @@
 bytes read (:attr:`VerifyingReader.bytes_read`: the ``bytes_sent`` of :class:`~.base.Uploaded`),
 computes the MD5 (and the master's ``os_hash_algo``, normally SHA-512) while the data streams,
 and fails the stream before its end when the data is not the master's (:class:`Expected`).
+:func:`check_copy` compares what a region reports of a stored copy with the same expectations.
 Used by :mod:`.openstack`; pure Python (hashlib, a helper thread), no client library.
 """
 
@@ -14,7 +15,7 @@ import hashlib
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import TransferError
 from ..image import Image
@@ -40,6 +41,32 @@ class Expected:
         algo = image.os_hash_algo if image.os_hash_value else None
         return cls(size=size, checksum=image.checksum or None, hash_algo=algo,
                    hash_value=image.os_hash_value or None)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One way a stored copy differs from what was expected: ``field`` is ``size``,
+    ``checksum`` (MD5) or ``hash`` (``os_hash_value``, of algorithm ``algo``)."""
+
+    field: str
+    stored: Any
+    expected: Any
+    algo: str | None = None
+
+
+def check_copy(record: Mapping[str, Any], expected: Expected) -> list[Mismatch]:
+    """How a Glance record's reported ``size``, ``checksum`` and ``os_hash_value`` differ from
+    ``expected``, in that order; empty when they all agree.  What ``expected`` does not know
+    (None) is not checked, nor the hash when the record's ``os_hash_algo`` is another one."""
+    mismatches = []
+    if expected.size is not None and record.get("size") != expected.size:
+        mismatches.append(Mismatch("size", record.get("size"), expected.size))
+    if expected.checksum and record.get("checksum") != expected.checksum:
+        mismatches.append(Mismatch("checksum", record.get("checksum"), expected.checksum))
+    algo = record.get("os_hash_algo")
+    if expected.hash_value and algo == expected.hash_algo and record.get("os_hash_value") != expected.hash_value:
+        mismatches.append(Mismatch("hash", record.get("os_hash_value"), expected.hash_value, algo))
+    return mismatches
 
 
 class VerifyingReader:

@@ -1,0 +1,124 @@
+"""glance-download imports (README "How copies are made"): the copy is created as an upload's
+is (queued, private, marked) and the import posted; later it is polled until Glance's import
+flow is over, checked against the master's data and published with the same PATCH.  A refused,
+failed or timed-out import is ImportFailed, different data ImportAltered; the copy is deleted in
+both cases."""
+
+from __future__ import annotations
+
+import time
+
+from ...config import Target
+from ...errors import ImportAltered, ImportFailed, TransferError
+from ...identity import ProcessIdentity
+from ...image import Image
+from ...region import Region
+from ..base import GLANCE_DOWNLOAD, Uploaded
+from ..glance_records import create_body, finishing_patch
+from ..verifying import Expected, Mismatch, check_copy
+from . import retry
+from .errors import shortened
+from .http import IMAGE_INTERFACE
+from .library_errors import client_errors
+from .region_glance import RegionGlance
+
+IMPORT_POLL_FIRST = 0.25  # seconds before the first look at an import; each next wait is 1.5 times longer...
+IMPORT_POLL_MAX = 2.0  # ...up to this (a finished import waits at most this long to be seen)
+
+
+def start_import(glance: RegionGlance, image: Image, source_region: Region, source_image_id: str,
+                 prefix: str) -> str:
+    """The id of the copy whose import from ``source_region``'s image was posted; ``prefix``
+    starts the error messages."""
+    with glance.translated(prefix, error=TransferError):
+        body, skipped = create_body(image, str(ProcessIdentity.current()))
+        glance.warn_skipped(image, skipped)
+        image_id = glance.create(body, image.name)
+    request = {"method": {"name": GLANCE_DOWNLOAD, "glance_region": source_region.name,
+                          "glance_image_id": source_image_id,
+                          "glance_service_interface": IMAGE_INTERFACE}}
+    try:
+        glance.retrying(f"starting the import of {image.name}",
+                        lambda: glance.client.post(f"/v2/images/{image_id}/import", data=request), create=True)
+    except BaseException as exc:  # also an interrupt: no queued copy is left behind
+        glance.discard(image_id, image.name)
+        if isinstance(exc, client_errors()):
+            reason = f"Glance refused the import: {glance.clean_cause(exc)}"
+            raise ImportFailed(prefix + reason, glance.fullname, reason) from None
+        raise
+    return image_id
+
+
+def finish_import(glance: RegionGlance, image_id: str, image: Image, target: Target) -> Uploaded:
+    """The copy once its import is over and its data checked, published; waits at most the
+    ``import_timeout`` of ``target`` (the facade's)."""
+    fullname = glance.fullname
+    prefix = f"{fullname}: Import of {image.name} Failed. Cause: "
+    deadline = time.monotonic() + float(target.import_timeout)
+    try:
+        try:
+            record = _await_import(glance, image_id, prefix, deadline, target.import_timeout)
+        except client_errors() as exc:
+            reason = f"the import could not be followed: {glance.clean_cause(exc)}"
+            raise ImportFailed(prefix + reason, fullname, reason) from None
+        mismatches = check_copy(record, Expected.of(image))
+        if mismatches:
+            raise ImportAltered(
+                f"{prefix}the region's Glance changed the data on import ({'; '.join(map(_altered, mismatches))}): "
+                f"an import plugin such as image_conversion must be enabled there; the copy is deleted. Set "
+                f"transfer_method = stream for target {target.name}", fullname)
+        with glance.translated(prefix, error=TransferError):
+            glance.patch(image_id, finishing_patch(image), f"finishing image {image.name}")
+    except BaseException:  # failed, altered, interrupted: never leave a queued copy behind
+        glance.discard(image_id, image.name)
+        raise
+    return Uploaded(image_id, 0, GLANCE_DOWNLOAD)
+
+
+def _altered(mismatch: Mismatch) -> str:
+    if mismatch.field == "size":
+        return f"{mismatch.stored} bytes, the master has {mismatch.expected}"
+    if mismatch.field == "checksum":
+        return f"MD5 {mismatch.stored}, the master's is {mismatch.expected}"
+    return f"a {mismatch.algo} hash different from the master's"
+
+
+def _await_import(glance: RegionGlance, image_id: str, prefix: str, deadline: float,
+                  import_timeout: float) -> dict:
+    """The copy's record once it is active and Glance's import flow is over (its lock on the
+    image released); ImportFailed when Glance gave up on the import
+    (``os_glance_failed_import``, a failed task, the image killed) or ``deadline`` passed."""
+    fullname = glance.fullname
+    delay = IMPORT_POLL_FIRST
+    while True:
+        record = glance.read(image_id)
+        status = record.get("status")
+        # done once Glance's import flow released its lock on the image (os_glance_import_task,
+        # its last step): a PATCH before that may be overwritten by the flow's own saves
+        if status == "active" and not record.get("os_glance_import_task"):
+            return record
+        failed_task = _failed_task(glance.client, image_id) if status == "queued" else None
+        if record.get("os_glance_failed_import") or failed_task is not None or status in ("killed", "deleted"):
+            reason = f"the region's Glance failed the import (image {status}"
+            reason += f", task: {failed_task})" if failed_task else ")"
+            raise ImportFailed(prefix + reason, fullname, reason)
+        now = time.monotonic()
+        if now >= deadline:
+            reason = (f"the import did not finish within import_timeout ({import_timeout} s); "
+                      f"the image is {status}")
+            raise ImportFailed(prefix + reason, fullname, reason)
+        retry.sleep(min(delay, deadline - now))
+        delay = min(delay * 1.5, IMPORT_POLL_MAX)
+
+
+def _failed_task(client, image_id: str) -> str | None:
+    """The message of a failed import task of the image (``GET /v2/images/{id}/tasks``,
+    Image API 2.12), or None (no failed task, or no such API)."""
+    try:
+        _, body = client.get(f"/v2/images/{image_id}/tasks")
+    except client_errors():
+        return None
+    for task in (body or {}).get("tasks") or ():
+        if task.get("status") == "failure":
+            return shortened(task.get("message") or "no message")
+    return None
