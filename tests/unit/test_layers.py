@@ -79,3 +79,77 @@ def test_facades_import_nothing_from_the_engine_layers_above_them(path):
     relative = {name[1:] for name in imports(path) if name.startswith(".") and name != "."}
     own = {p.stem for p in FACADES.rglob("*.py")} | {p.parent.name for p in FACADES.rglob("__init__.py")}
     assert relative <= FACADE_MAY_IMPORT | own, relative
+
+
+# ---------------------------------------------------------------- no import circle
+ROOT = PACKAGE.parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (anywhere in its body, lazy imports too).
+    ``from package import name`` counts as an import of ``package.name`` when that is a module,
+    else of the package; migrations (Alembic scripts) are left out."""
+    paths = {_module_name(p): p for p in ROOT.rglob("*.py") if "migrations" not in p.parts}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        deps = set()
+        for node in ast.walk(tree(path)):
+            if isinstance(node, ast.Import):
+                deps |= {alias.name for alias in node.names if alias.name in paths}
+            elif isinstance(node, ast.ImportFrom):
+                parent = base[:len(base) - node.level + 1] if node.level else []
+                prefix = ".".join(parent + ([node.module] if node.module else []))
+                for alias in node.names:
+                    target = f"{prefix}.{alias.name}" if f"{prefix}.{alias.name}" in paths else prefix
+                    if target in paths and target != name:
+                        deps.add(target)
+        graph[name] = deps
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_checker_finds_a_circle():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_circle_in_the_package():
+    graph = import_graph()
+    assert "fiwareglancesync.app.state" in graph and graph["fiwareglancesync.app.state"]
+    assert circles(graph) == []

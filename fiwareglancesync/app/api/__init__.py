@@ -1,8 +1,6 @@
 """The API v1 blueprint: ``GET /``, ``/regions/<region>``, ``/regions/<region>/tasks/<task>`` and ``GET /metrics``."""
 
-from flask import Blueprint
-
-bp = Blueprint("api", __name__)
+from .blueprint import bp
 
 
 def register(app) -> None:

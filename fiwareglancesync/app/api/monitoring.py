@@ -4,7 +4,7 @@ from flask import Response, current_app
 from werkzeug.exceptions import NotFound
 
 from .. import metrics
-from . import bp
+from .blueprint import bp
 
 
 @bp.get("/metrics")

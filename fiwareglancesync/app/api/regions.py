@@ -14,7 +14,7 @@ from .. import metrics
 from ..auth import admin_required
 from ..errors import BadRegion
 from ..state import ServiceState
-from . import bp
+from .blueprint import bp
 
 BAD_REGION = BadRegion.MESSAGE
 IMAGE_KEYS = ("id", "name", "status", "message")  # the documented order of an image's keys

@@ -18,7 +18,7 @@ from flask import Response
 from .. import services
 from ..auth import admin_required
 from ..errors import TaskNotFound
-from . import bp
+from .blueprint import bp
 from .regions import service
 
 
