@@ -7,8 +7,7 @@ per-process :class:`RegionCache`; the views call its operations.
 
 Region names are checked against the list ``sync.py --show-regions`` gives, which costs a
 Keystone login per target.  The list is kept for ``REGIONS_TTL`` seconds (README "The REST
-service") in
-each process: gunicorn workers build their app after the fork (``run.py``), so each has its own.
+service") in each process: gunicorn workers build their app after the fork (``run.py``), so each has its own.
 """
 
 from __future__ import annotations
