@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import csv
 import io
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import BackupFormatError
@@ -26,6 +26,23 @@ AMI_PROPERTIES = (KERNEL_ID, RAMDISK_ID)
 # Set on every copy glancesync creates until it is verified (README "Leftovers of interrupted
 # runs"); never compared.
 IN_PROGRESS = "glancesync_in_progress"
+# A copy's lineage (README "Regions that differ"): what it is a copy of, set when glancesync
+# creates it, rewritten when it replaces it; never read from a master image, never compared.
+SOURCE_ID = "glancesync_source_id"
+SOURCE_CHECKSUM = "glancesync_source_checksum"
+SOURCE_HASH = "glancesync_source_hash"
+LINEAGE = (SOURCE_ID, SOURCE_CHECKSUM, SOURCE_HASH)
+# Properties that belong to glancesync's bookkeeping, not to the image: never synchronised.
+BOOKKEEPING = (IN_PROGRESS, *LINEAGE)
+
+
+
+def lineage_of(master: "Image") -> dict[str, str]:
+    """The lineage a new copy of ``master`` carries: its id, its MD5 and ``<algo>:<value>`` of
+    its multihash (empty when it has none)."""
+    hashed = f"{master.os_hash_algo}:{master.os_hash_value}" if master.os_hash_algo and master.os_hash_value else ""
+    return {SOURCE_ID: master.id, SOURCE_CHECKSUM: master.checksum or "", SOURCE_HASH: hashed}
+
 
 CSV_COLUMNS = ("region", "name", "id", "status", "size", "checksum", "owner", "is_public", "properties")
 
@@ -62,6 +79,19 @@ class Image:
     def size_mb(self) -> float:
         """Size in MiB as the log lines print it."""
         return self.size / 1024 / 1024
+
+    @property
+    def lineage(self) -> dict[str, str]:
+        """The lineage properties this image carries (empty for images glancesync did not
+        create, e.g. made by hand or by the original)."""
+        return {key: str(self.user_properties[key]) for key in LINEAGE if key in self.user_properties}
+
+    @property
+    def effective_checksum(self) -> str | None:
+        """The checksum every status rule uses: for a copy with lineage the master checksum it
+        was made from (a region that converts imports stores other bytes with other hashes),
+        else the image's own."""
+        return self.user_properties.get(SOURCE_CHECKSUM) or self.checksum
 
     def to_row(self) -> list[Any]:
         """The backup CSV row of this image (see the module docstring)."""

@@ -27,13 +27,13 @@ def obsolete_updates(master: Mapping[str, Image], region_images: Iterable[Image]
             continue
         if image.name.endswith(OBSOLETE_SUFFIX) and image.name in candidates:
             source = candidates[image.name]
-            if image.checksum == source.checksum:
+            if image.effective_checksum == source.checksum:
                 updated = _follow(image, source, target)
                 if updated != image:
                     updates.append(updated)
         elif image.name + OBSOLETE_SUFFIX in candidates:
             source = candidates[image.name + OBSOLETE_SUFFIX]
-            if image.checksum == source.checksum:
+            if image.effective_checksum == source.checksum:
                 updates.append(_follow(replace(image, name=source.name), source, target))
     return updates, notes
 

@@ -31,7 +31,7 @@ from typing import Iterable, Mapping
 
 from .ami import ids_to_names
 from .config import Target
-from .image import AMI_PROPERTIES, Image
+from .image import AMI_PROPERTIES, BOOKKEEPING, Image, lineage_of
 from .obsolete import obsolete_updates
 from .region import Region
 from .selection import filter_regional, master_catalogue, own_images, select
@@ -209,11 +209,11 @@ def compute(master: Mapping[str, Image], region_images: Iterable[Image], target:
 
 def upload_properties(master: Image, target: Target) -> dict[str, object]:
     """Properties a new copy carries: the ``metadata_set`` ones (all when it is empty) plus the
-    kernel/ramdisk references."""
-    props = master.user_properties
-    if not target.metadata_set:
-        return dict(props)
-    return {k: v for k, v in props.items() if k in target.metadata_set or k in AMI_PROPERTIES}
+    kernel/ramdisk references, and its lineage (never the master's own bookkeeping)."""
+    props = {k: v for k, v in master.user_properties.items() if k not in BOOKKEEPING}
+    if target.metadata_set:
+        props = {k: v for k, v in props.items() if k in target.metadata_set or k in AMI_PROPERTIES}
+    return {**props, **lineage_of(master)}
 
 
 def updated_properties(current: Image, master: Image, target: Target) -> dict[str, object]:
@@ -222,16 +222,18 @@ def updated_properties(current: Image, master: Image, target: Target) -> dict[st
     With a ``metadata_set``: its properties are copied from the master, or removed when the
     master lacks them; the others are left alone.  With an empty ``metadata_set`` the region image
     gets exactly the master's properties.  kernel_id/ramdisk_id follow the master's references.
+    The copy keeps its lineage.
     """
     if target.metadata_set:
         props = dict(current.user_properties)
-        for prop in target.metadata_set - set(AMI_PROPERTIES):
+        for prop in target.metadata_set - set(AMI_PROPERTIES) - set(BOOKKEEPING):
             if prop in master.user_properties:
                 props[prop] = master.user_properties[prop]
             else:
                 props.pop(prop, None)
     else:
-        props = {k: v for k, v in master.user_properties.items() if k not in AMI_PROPERTIES}
+        props = {k: v for k, v in master.user_properties.items() if k not in AMI_PROPERTIES and k not in BOOKKEEPING}
+        props.update(current.lineage)
     for prop in AMI_PROPERTIES:
         if prop in master.user_properties:
             props[prop] = master.user_properties[prop]

@@ -27,7 +27,7 @@ from enum import Enum
 from typing import AbstractSet, Mapping
 
 from .ami import AmiState, check_ami
-from .image import AMI_PROPERTIES, IN_PROGRESS, KERNEL_ID, RAMDISK_ID, Image
+from .image import AMI_PROPERTIES, BOOKKEEPING, KERNEL_ID, RAMDISK_ID, Image
 
 ANY = "any"
 
@@ -72,11 +72,14 @@ class StatusEntry:
     def region_image_id(self) -> str | None:
         return self.regional.id if self.regional is not None else None
 
-    def to_dict(self) -> dict[str, str | None]:
-        """``{"name", "status", "id", "message"}`` (``id``: the region's image, or None): an
-        image of the JSON status (README "Machine-readable output"), of the status snapshots and
-        of the REST API (which orders the keys its own way)."""
-        return {"name": self.name, "status": self.status.value, "id": self.region_image_id, "message": self.message}
+    def to_dict(self) -> dict[str, object]:
+        """``{"name", "status", "id", "message", "lineage"}`` (``id``: the region's image, or
+        None; ``lineage``: the lineage properties the region's image carries, or None): an image
+        of the JSON status (README "Machine-readable output"), of the status snapshots and of the
+        REST API (which picks and orders the keys its own way)."""
+        lineage = self.regional.lineage if self.regional is not None else {}
+        return {"name": self.name, "status": self.status.value, "id": self.region_image_id, "message": self.message,
+                "lineage": lineage or None}
 
 
 # Codes returned by compare(), as the original named them.
@@ -92,31 +95,37 @@ def compare(regional: Image, master: Image, metadata_set: AbstractSet[str]) -> s
     """How ``regional`` differs from ``master`` (one code; ``""`` when in sync).
 
     With a non-empty ``metadata_set`` only those properties are compared (kernel_id/ramdisk_id
-    only by presence); with an empty one every property the region image carries is, except the
-    ``glancesync_in_progress`` marker.
+    only by presence); with an empty one every property the region image carries is.  Never
+    compared: glancesync's bookkeeping (the ``glancesync_in_progress`` marker, the lineage), on
+    either side.  The data is compared by the region image's effective checksum (its lineage's,
+    for a copy that has one: see :attr:`~.image.Image.effective_checksum`).
     """
     if regional.status != "active":
         return NOT_ACTIVE
-    if regional.checksum != master.checksum:
+    if regional.effective_checksum != master.checksum:
         return CHECKSUM_DIFFERS
     if regional.is_public != master.is_public:
         return MADE_PUBLIC if master.is_public else MADE_PRIVATE
-    theirs, ours = regional.user_properties, master.user_properties
+    theirs, ours = _without_bookkeeping(regional.user_properties), _without_bookkeeping(master.user_properties)
     if metadata_set:
         for prop in metadata_set:
-            if prop not in AMI_PROPERTIES and ours.get(prop) != theirs.get(prop):
+            if prop not in AMI_PROPERTIES and prop not in BOOKKEEPING and ours.get(prop) != theirs.get(prop):
                 return PROPERTIES_DIFFER
         if ((KERNEL_ID in ours) != (KERNEL_ID in theirs)) or ((RAMDISK_ID in ours) != (RAMDISK_ID in theirs)):
             return PROPERTIES_DIFFER
     else:
-        if IN_PROGRESS in theirs:
-            theirs = {k: v for k, v in theirs.items() if k != IN_PROGRESS}
         if len(theirs) != len(ours):
             return PROPERTIES_DIFFER
         for prop, value in theirs.items():
             if prop not in AMI_PROPERTIES and ours.get(prop) != value:
                 return PROPERTIES_DIFFER
     return IN_SYNC
+
+
+def _without_bookkeeping(properties: Mapping[str, object]) -> Mapping[str, object]:
+    if any(key in properties for key in BOOKKEEPING):
+        return {k: v for k, v in properties.items() if k not in BOOKKEEPING}
+    return properties
 
 
 def checksum_conflict(checksum: str | None, dontupdate: AbstractSet[str], replace: AbstractSet[str],
@@ -170,12 +179,12 @@ def classify(selected: Mapping[str, Image], regional: Mapping[str, Image], *,
         else:
             code = compare(current, master, metadata_set)
             if code == CHECKSUM_DIFFERS:
-                status = checksum_conflict(current.checksum, dontupdate, replace, rename)
+                status = checksum_conflict(current.effective_checksum, dontupdate, replace, rename)
                 if status in (SyncStatus.PENDING_REPLACE, SyncStatus.PENDING_RENAME):
                     del present[master.name]
                     pending.add(master.name)
                 elif status is SyncStatus.ERROR_CHECKSUM:
-                    message = checksum_message(master.name, current.checksum, region)
+                    message = checksum_message(master.name, current.effective_checksum, region)
             else:
                 state, missing = check_ami(current, master, present, pending)
                 table = _AMI_WHEN_IN_SYNC if code == IN_SYNC else _AMI_WHEN_METADATA_DIFFERS

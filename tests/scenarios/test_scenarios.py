@@ -23,6 +23,7 @@ exit status 1.
 
 from __future__ import annotations
 
+import configparser
 import os
 import shlex
 import subprocess
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from fiwareglancesync.glancesync.image import read_backup_file
+from fiwareglancesync.glancesync.image import LINEAGE, SOURCE_CHECKSUM, SOURCE_HASH, SOURCE_ID, read_backup_file
 from fiwareglancesync.glancesync.region import Region
 from tests.cli.inprocess import clean_environ, run_sync, seed_mock
 
@@ -58,6 +59,12 @@ def scenario_params():
     return params
 
 
+def master_region(config: Path) -> str:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(config)
+    return parser["main"]["master_region"]
+
+
 def read_words(path: Path) -> list[str]:
     return shlex.split(path.read_text()) if path.is_file() else []
 
@@ -72,14 +79,33 @@ def expected_block(path: Path) -> str:
 
 
 def store_contents(directory: Path) -> dict[str, list[tuple]]:
-    """Region -> sorted comparable rows (properties as dicts, visibility bool, size int)."""
+    """Region -> sorted comparable rows (properties as dicts, visibility bool, size int).
+
+    The lineage properties are left out: the scenarios' ``result/`` files come from the
+    original, which wrote none; :func:`check_lineage` checks them."""
     contents = {}
     for path in sorted(directory.glob("backup_*.csv")):
         rows = [(i.region, i.name, i.id, i.status, i.size, i.checksum, i.owner, i.is_public,
-                 sorted(i.user_properties.items(), key=lambda kv: kv[0]))
+                 sorted(((k, v) for k, v in i.user_properties.items() if k not in LINEAGE), key=lambda kv: kv[0]))
                 for i in read_backup_file(str(path))]
         contents[path.name] = sorted(rows, key=repr)
     return contents
+
+
+def check_lineage(initial: Path, store: Path, master: str) -> None:
+    """Every image the sync created carries the lineage of the master image of its name (a
+    renamed ``.old`` image keeps the lineage it had); images that were there before, and the
+    master's, carry exactly the lineage they had."""
+    masters = {i.name: i for i in read_backup_file(str(store / f"backup_{master}.csv"))}
+    before = {i.id: i for path in initial.glob("backup_*.csv") for i in read_backup_file(str(path))}
+    for path in sorted(store.glob("backup_*.csv")):
+        for image in read_backup_file(str(path)):
+            if image.id in before:
+                assert image.lineage == before[image.id].lineage, (path.name, image.name)
+                continue
+            source = masters[image.name]
+            assert image.lineage == {SOURCE_ID: source.id, SOURCE_CHECKSUM: source.checksum or "",
+                                     SOURCE_HASH: ""}, (path.name, image.name, image.lineage)
 
 
 class Replay:
@@ -141,3 +167,4 @@ def test_scenario(scenario: Path, tmp_path: Path, monkeypatch):
 
     replay.check_status(scenario / "status_post")
     assert store_contents(store) == store_contents(scenario / "result")
+    check_lineage(scenario / "initial", store, master_region(scenario / "config"))
