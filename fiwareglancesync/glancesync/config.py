@@ -36,6 +36,8 @@ from .region import MASTER_TARGET
 DEFAULT_IMAGES_DIR = "/var/lib/glance/images"
 DEFAULT_DOMAIN = keystone.DEFAULT_DOMAIN
 TRANSFER_METHODS = ("auto", "stream", "glance-download")
+# Glance's disk formats (its [image_format] disk_formats default)
+DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 MISSING_MASTER_REGION = "A master region must be set in the configuration or OS_REGION_NAME must be defined"
 
 # (stripped text, "<file>: [<section>] <option>", section) -> the option's value; raises ConfigError
@@ -75,6 +77,20 @@ def integer(minimum: int) -> Parser:
                               "{text!r} is not an integer", "must be at least {minimum}, got {number}")
 
     return parse
+
+
+def _flag(text: str, where: str, section: str) -> bool:
+    """A boolean option whose default is written in the table (never None)."""
+    return bool(_boolean(text, where, section))
+
+
+def _disk_format(text: str, where: str, section: str) -> str | None:
+    if not text:
+        return None
+    disk_format = text.lower()
+    if disk_format not in DISK_FORMATS:
+        raise ConfigError(f"{where}: {text!r} is not a Glance disk format (one of {', '.join(DISK_FORMATS)})")
+    return disk_format
 
 
 def _condition(text: str, where: str, section: str) -> Condition | None:
@@ -165,6 +181,10 @@ TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
            "(glance-download where the region offers it)"),
     Option("import_timeout", "3600", integer(minimum=1),
            "seconds a glance-download import may take before it is abandoned"),
+    Option("preserve_ids", "false", _flag, "create copies with the master image's id (a region that refuses "
+           "it, because the id exists or existed there, gets a fresh id with a warning)"),
+    Option("accept_conversion", "", _disk_format, "disk format a region's Glance may convert imported copies to "
+           "(e.g. raw for Ceph-backed regions); empty: a copy whose data the region changed is refused"),
     Option("leftover_max_age", "86400", integer(minimum=0),
            "seconds after which an unfinished copy made from another host is deleted as a leftover"),
     Option("tenant_id", "", _optional_text, "the project id (used by the mock; a real cloud reports its own)"),
@@ -206,6 +226,8 @@ class Target:
     leftover_max_age: int = TYPED_DEFAULTS["leftover_max_age"]
     transfer_method: str = TYPED_DEFAULTS["transfer_method"]
     import_timeout: int = TYPED_DEFAULTS["import_timeout"]
+    preserve_ids: bool = TYPED_DEFAULTS["preserve_ids"]
+    accept_conversion: str | None = None
     cloud: CloudCredential | None = field(default=None, repr=False)  # credential from clouds.yaml / OS_AUTH_TYPE
 
     @property

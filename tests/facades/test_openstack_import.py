@@ -73,13 +73,17 @@ class ImportingGlance(FakeGlance):
                                      "message": "URI does not pass filtering: http://127.0.0.1:9292/v2/images/m-1/file"}]
             return
         data = DATA if self.outcome == "ok" else DATA[:1000] + b"converted"
+        if self.outcome == "convert":  # image_conversion: another format, size and hashes; same disk
+            record.update(disk_format=self.converted_format, virtual_size=self.virtual_size)
         if record.get("os_glance_import_task") is None and self.looks[image_id] == self.polls:
             record.update(status="active", os_glance_import_task="t-1")  # active, the flow not over yet
             return
         record.pop("os_glance_import_task", None)
         record.update(status="active", size=len(data), checksum=hashlib.md5(data).hexdigest(),
                       os_hash_algo="sha512", os_hash_value=hashlib.sha512(data).hexdigest())
-        self.tasks[image_id] = [{"status": "success", "message": ""}]
+        self.tasks[image_id] = [{"status": self.task_outcome, "message": ""}]
+
+    converted_format, virtual_size, task_outcome = "raw", 4096, "success"
 
 
 @pytest.fixture(autouse=True)
@@ -195,3 +199,84 @@ def test_create_body_of_an_import_is_the_streamed_copys():
     (one,), (other,) = streamed.records.values(), imported.records.values()
     assert {k: one[k] for k in keys} == {k: other[k] for k in keys}
     assert other["glancesync_in_progress"] and other["status"] == "importing"  # not finished yet
+
+
+# ---------------------------------------------------------------- regions that convert (accept_conversion)
+def converting_glance(**changes):
+    glance = ImportingGlance(outcome="convert")
+    for name, value in changes.items():
+        setattr(glance, name, value)
+    return glance
+
+
+def test_without_accept_conversion_a_converted_copy_is_deleted_and_the_message_names_both_ways_out():
+    glance = converting_glance()
+    facade = facade_over(glance)
+    image_id = facade.start_import(REGION, master_image(virtual_size=4096), MASTER, MASTER_ID)
+    with pytest.raises(ImportAltered) as caught:
+        facade.finish_import(REGION, image_id, master_image(virtual_size=4096))
+    message = str(caught.value)
+    assert "set accept_conversion = <disk format> for target master" in message.lower()
+    assert "set transfer_method = stream for target master" in message.lower()
+    assert glance.records == {}
+
+
+def test_an_accepted_conversion_is_verified_by_format_virtual_size_and_task_then_published():
+    glance = converting_glance()
+    facade = facade_over(glance, accept_conversion="raw")
+    image = master_image(virtual_size=4096)
+    image_id = facade.start_import(REGION, image, MASTER, MASTER_ID)
+    uploaded = facade.finish_import(REGION, image_id, image)
+    record = glance.records[uploaded.image_id]
+    assert (record["disk_format"], record["visibility"]) == ("raw", "public")
+    assert record["checksum"] != image.checksum and "glancesync_in_progress" not in record
+    assert "tasks" in glance.calls
+
+
+@pytest.mark.parametrize("changes, master_virtual_size, cause", [
+    ({"converted_format": "vmdk"}, 4096, "converted the copy to vmdk, but target master accepts only raw"),
+    ({"virtual_size": 2048}, 4096, "virtual size is 2048, the master's is 4096"),
+    ({"task_outcome": "failure"}, 4096, "import task ended failure, not success"),
+])
+def test_a_conversion_that_does_not_check_out_deletes_the_copy_and_fails(changes, master_virtual_size, cause):
+    glance = converting_glance(**changes)
+    facade = facade_over(glance, accept_conversion="raw")
+    image = master_image(virtual_size=master_virtual_size)
+    image_id = facade.start_import(REGION, image, MASTER, MASTER_ID)
+    with pytest.raises(ImportAltered) as caught:
+        facade.finish_import(REGION, image_id, image)
+    assert cause in str(caught.value)
+    assert not isinstance(caught.value, ImportFailed)
+    assert glance.records == {}
+
+
+def test_a_master_without_a_virtual_size_is_not_held_against_the_copy():
+    glance = converting_glance(virtual_size=999)
+    facade = facade_over(glance, accept_conversion="raw")
+    image_id = facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
+    assert facade.finish_import(REGION, image_id, master_image()).image_id == image_id
+
+
+# ---------------------------------------------------------------- preserve_ids
+def test_preserve_ids_creates_the_copy_with_the_lineage_id_and_falls_back_on_409(caplog):
+    from fiwareglancesync.glancesync.image import SOURCE_ID
+
+    glance = ImportingGlance()
+    facade = facade_over(glance, preserve_ids=True)
+    image = master_image(user_properties={"nid": "1", SOURCE_ID: "0f0f0f0f-0000-4000-8000-000000000001"})
+    first = facade.start_import(REGION, image, MASTER, MASTER_ID)
+    assert first == "0f0f0f0f-0000-4000-8000-000000000001"
+    assert not caplog.records
+    second = facade.start_import(REGION, image, MASTER, MASTER_ID)  # that id is taken now
+    assert second != first and second in glance.records
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == (f"{REGION.fullname}: image base cannot keep the master image's id {first} (an image with "
+                       "that id exists or existed in this region); it gets a fresh id")
+
+
+def test_without_preserve_ids_the_region_chooses_the_id():
+    from fiwareglancesync.glancesync.image import SOURCE_ID
+
+    glance = ImportingGlance()
+    image = master_image(user_properties={SOURCE_ID: "0f0f0f0f-0000-4000-8000-000000000001"})
+    assert facade_over(glance).start_import(REGION, image, MASTER, MASTER_ID) != "0f0f0f0f-0000-4000-8000-000000000001"

@@ -97,6 +97,7 @@ class FakeGlance:
 
     def __init__(self):
         self.records: dict[str, dict] = {}
+        self.deleted: set[str] = set()
         self.calls: list[str] = []
         self.chunk_sizes: list[int] = []
         self.content_lengths: list[int | None] = []  # the content_length of each data PUT
@@ -119,7 +120,10 @@ class FakeGlance:
 
     def post(self, url, data):
         self._maybe_fail("create")
-        record = dict(data, id=str(uuid.uuid4()), status="queued", size=None, checksum=None,
+        image_id = data.get("id") or str(uuid.uuid4())
+        if image_id in self.records or image_id in self.deleted:  # as Glance: an id is never given twice
+            raise glance_exc.HTTPConflict(f"Image with identifier {image_id} already exists!")
+        record = dict(data, id=image_id, status="queued", size=None, checksum=None,
                       owner="p1", os_hash_algo=None, os_hash_value=None)
         self.records[record["id"]] = record
         return Response(201), dict(record)
@@ -176,6 +180,7 @@ class FakeGlance:
         if image_id not in self.records:
             raise glance_exc.HTTPNotFound(f"Failed to find image {image_id} to delete")
         del self.records[image_id]
+        self.deleted.add(image_id)
         return Response(204), None
 
 

@@ -13,7 +13,7 @@ by region full name (``Burgos``, ``other:Madrid``).  A region missing from the s
   workers) can share a store and a reader never sees half a file.
 
 Mock semantics the conformance scenarios rely on: a new image gets id ``<n>$<name>`` (the first
-``n`` free in that region), owner ``<tenant name>id`` and status/size/checksum/visibility/
+``n`` free in that region; with ``preserve_ids`` the master's id unless the region has it), owner ``<tenant name>id`` and status/size/checksum/visibility/
 properties from the uploaded image; the tenant id of a target is its ``tenant_id`` option, else
 ``<tenant name>id``; metadata updates replace name, visibility and the whole property dict.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import logging
 import os
 import sys
 import tempfile
@@ -33,9 +34,11 @@ from filelock import FileLock
 from ..config import Target
 from ..errors import (BackupFormatError, FacadeError, GlanceSyncError, ImageNotFound, ImportFailed, RegionNotFound,
                       TransferError)
-from ..image import Image, read_backup_file, write_backup
+from ..image import SOURCE_ID, Image, read_backup_file, write_backup
 from ..region import Region
 from .base import RECORD, ImageSource, Uploaded
+
+LOG = logging.getLogger("glancesync.facades.mock")
 
 FILE_PREFIX = "backup_"
 FILE_SUFFIX = ".csv"
@@ -187,10 +190,12 @@ class MockFacade:
 
         def add(images: list[Image]) -> list[Image]:
             taken = {stored.id for stored in images}
-            number = 1
-            while f"{number}${image.name}" in taken:
-                number += 1
-            new_id = f"{number}${image.name}"
+            new_id = self._kept_id(region, image, taken)
+            if new_id is None:
+                number = 1
+                while f"{number}${image.name}" in taken:
+                    number += 1
+                new_id = f"{number}${image.name}"
             created.append(new_id)
             return images + [replace(image, id=new_id, region=region.fullname,
                                      owner=self.target.tenant + "id",
@@ -198,6 +203,17 @@ class MockFacade:
 
         self.store.change(region.fullname, add, create=True)
         return Uploaded(created[0], bytes_read, RECORD)
+
+    def _kept_id(self, region: Region, image: Image, taken: set[str]) -> str | None:
+        """With ``preserve_ids``, the master image's id the copy's lineage names, unless an image
+        of the region has it (the mock forgets deleted images, so it refuses fewer ids than
+        Glance, which also refuses the ids of deleted ones)."""
+        kept = image.user_properties.get(SOURCE_ID) if self.target.preserve_ids else None
+        if kept and kept in taken:
+            LOG.warning(f"{region.fullname}: image {image.name} cannot keep the master image's id {kept} (an "
+                        f"image with that id exists or existed in this region); it gets a fresh id")
+            return None
+        return kept or None
 
     def import_methods(self, region: Region) -> frozenset[str]:
         """The mock has no import API: ``auto`` streams (records) every copy."""

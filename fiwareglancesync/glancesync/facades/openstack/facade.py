@@ -79,7 +79,8 @@ class OpenStackFacade:
 
     def _glance(self, region: Region) -> RegionGlance:
         """``region``'s client with the target's retries and error wording."""
-        return RegionGlance(self._client(region), region, self.target.retries, self._clean)
+        return RegionGlance(self._client(region), region, self.target.retries, self._clean,
+                            keep_ids=self.target.preserve_ids)
 
     def _access(self):
         return self.session.auth.get_access(self.session)

@@ -8,7 +8,7 @@ import logging
 from typing import Any, Callable, TypeVar
 
 from ...errors import FacadeError, ImageNotFound
-from ...image import Image
+from ...image import SOURCE_ID, Image
 from ...region import Region
 from ..glance_records import PATCH_CONTENT_TYPE, Skipped, patch_document
 from . import errors
@@ -23,10 +23,14 @@ T = TypeVar("T")
 class RegionGlance:
     """``client`` (a :class:`~.http.GlanceHTTP`, or anything answering the same way) of
     ``region``, retrying at most ``retries`` times; ``clean_cause`` makes an exception's
-    secret-free one-line cause (:func:`.errors.clean` bound to the facade's target)."""
+    secret-free one-line cause (:func:`.errors.clean` bound to the facade's target);
+    ``keep_ids``: new copies are created with the id of the master image their lineage names
+    (the target's ``preserve_ids``)."""
 
-    def __init__(self, client: Any, region: Region, retries: int, clean_cause: Callable[[BaseException], str]):
+    def __init__(self, client: Any, region: Region, retries: int, clean_cause: Callable[[BaseException], str],
+                 keep_ids: bool = False):
         self.client = client
+        self.keep_ids = keep_ids
         self.region = region
         self.fullname = region.fullname
         self.retries = retries
@@ -54,7 +58,20 @@ class RegionGlance:
             raise ImageNotFound(f"{prefix}no image with id {image_id}", self.fullname) from None
 
     def create(self, body: dict, name: str) -> str:
-        """The id of a new image of record ``body``, retried only when nothing can have been created."""
+        """The id of a new image of record ``body``, retried only when nothing can have been
+        created.  With ``keep_ids`` it is the master image's id when the region accepts it; a
+        region that refuses it (409: an image with that id exists, or existed, there) gives a
+        fresh id, with one WARNING."""
+        kept = body.get(SOURCE_ID) if self.keep_ids else None
+        if kept:
+            try:
+                return self._post(dict(body, id=kept), name)
+            except glance_exc.HTTPConflict:
+                LOG.warning(f"{self.fullname}: image {name} cannot keep the master image's id {kept} (an image "
+                            f"with that id exists or existed in this region); it gets a fresh id")
+        return self._post(body, name)
+
+    def _post(self, body: dict, name: str) -> str:
         _, record = self.retrying(f"creating image {name}", lambda: self.client.post("/v2/images", data=body),
                                   create=True)
         return record["id"]
