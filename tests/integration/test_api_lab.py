@@ -31,7 +31,8 @@ BAD_REGION = {"error": {"message": "Bad region", "code": 410}}
 class Deployment:
     """The service under gunicorn (2 workers) on the lab, plus the test's image helpers."""
 
-    def __init__(self, lab, tmp_path: Path, *, workers: int = 2, service_settings: str = ""):
+    def __init__(self, lab, tmp_path: Path, *, workers: int = 2, service_settings: str = "",
+                 master: dict | None = None):
         self.lab = lab
         self.prefix = f"api{uuid.uuid4().hex[:8]}-"
         self.clients = {"Master": lab.glance_client("ks1", "Master"),
@@ -41,7 +42,8 @@ class Deployment:
         # region locks of this test's own, not the lab's (nor the per-user directory shared with
         # other runs syncing a RegionA on this host)
         conf = lab.write_glancesync_conf(tmp_path / "glancesync.conf", main={"lock_dir": str(tmp_path / "locks")},
-                                         master={"metadata_condition": condition, "metadata_set": "type"},
+                                         master={"metadata_condition": condition, "metadata_set": "type",
+                                                 **(master or {})},
                                          target={"metadata_condition": condition, "metadata_set": "type"})
         ks1 = lab.ks1
         # The service's own credential: the ks1 admin; the Keystone URL without version (v3 default).

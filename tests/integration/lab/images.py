@@ -28,18 +28,18 @@ class LabImages:
         self.lab = lab
         self.tmp = tmp_path
         self.prefix = f"{stem}{uuid.uuid4().hex[:8]}-"
-        self.clients = {"Master": lab.glance_client("ks1", "Master"),  # direct, not through any proxy
-                        "RegionA": lab.glance_client("ks1", "RegionA"),
-                        "RegionB": lab.glance_client("ks2", "RegionB")}
+        # every region of the lab, direct (not through any proxy)
+        self.clients = {region: lab.glance_client(glance.keystone, region) for region, glance in lab.glances.items()}
         self.config = tmp_path / "glancesync.conf"
 
     def name(self, short: str) -> str:
         return self.prefix + short
 
-    def upload(self, region: str, short: str, data: bytes, *, visibility="public", **props) -> dict:
+    def upload(self, region: str, short: str, data: bytes, *, visibility="public", disk_format="raw",
+               **props) -> dict:
         """A new image of ``region`` holding ``data``, as Glance shows it once uploaded."""
         client = self.clients[region]
-        image = client.images.create(name=self.name(short), disk_format="raw", container_format="bare",
+        image = client.images.create(name=self.name(short), disk_format=disk_format, container_format="bare",
                                      visibility=visibility, **props)
         client.images.upload(image["id"], io.BytesIO(data), image_size=len(data))
         return client.images.get(image["id"])
