@@ -56,11 +56,15 @@ class TransferError(FacadeError):
 class ImportFailed(TransferError):
     """A glance-download import did not produce the copy (refused, task failed, timed out); the
     copy is already deleted.  Under ``transfer_method = auto`` the image is streamed instead.
-    ``reason`` is the cause alone (without the region/image prefix), for the fallback WARNING."""
+    ``reason`` is the cause alone (without the region/image prefix), for the fallback WARNING;
+    ``region_wide``: the region's Glance refused or failed the import itself (not a timeout), as
+    its configuration would for every other image (an ``import_filtering_opts`` that does not
+    allow the source, the method not enabled)."""
 
-    def __init__(self, message: str, region: str | None = None, reason: str = ""):
+    def __init__(self, message: str, region: str | None = None, reason: str = "", region_wide: bool = False):
         super().__init__(message, region)
         self.reason = reason or message
+        self.region_wide = region_wide
 
 
 class ImportAltered(TransferError):
@@ -83,6 +87,11 @@ class RegionError(GlanceSyncError):
     def __init__(self, message: str, region: str):
         super().__init__(message)
         self.region = region
+
+
+class ImagesRefused(RegionError):
+    """Images the region's Glance would refuse were not copied (its image schema requires a
+    property they lack); the region's other work was done."""
 
 
 def one_line(cause: object) -> str:

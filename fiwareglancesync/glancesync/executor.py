@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .ami import resolve_references
-from .errors import ImportFailed
-from .facades.base import GLANCE_DOWNLOAD, RECORD, STREAM, ImageSource, ServersFacade, Uploaded
+from .errors import ImagesRefused, ImportFailed
+from .facades.base import CREATED_FIELDS, GLANCE_DOWNLOAD, RECORD, STREAM, ImageSource, ServersFacade, Uploaded
 from .image import AMI_PROPERTIES, IN_PROGRESS, Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
 from .progress import ObservedSource, TransferObserver
@@ -106,6 +106,7 @@ class Executor:
         self.source_for = source_for
         self.name = plan.region.fullname
         self.ids_by_name = dict(plan.ids_by_name)
+        self.refused_imports: ImportFailed | None = None  # the region's Glance failed an import itself
         self.report = SyncReport(region=self.name, dry_run=dry_run,
                                  errors=sum(1 for entry in plan.statuses if entry.status.is_error))
 
@@ -116,13 +117,13 @@ class Executor:
         for note in self.plan.notes:
             LOG.warning(note)
         try:
+            transfers, refused = self._preflight(self.plan.transfers)
             for image in self.plan.leftovers:
                 self._leftover(image)
             for image in self.plan.obsolete:
                 self._obsolete(image)
             for update in self.plan.metadata:
                 self._metadata(update)
-            transfers = self.plan.transfers
             uploads = [action for action in transfers if isinstance(action, Upload)]
             method = self.method.resolve(self.facade, self.plan.region) if uploads else STREAM
             if method == GLANCE_DOWNLOAD and not self.dry_run:
@@ -135,6 +136,9 @@ class Executor:
                         self._transfer(action, method)
             for update in self.plan.ami_fixes:
                 self._ami(update)
+            if refused:
+                raise ImagesRefused(f"{self.name}: {len(refused)} image(s) not copied: the region's image schema "
+                                    f"refuses them ({', '.join(refused)})", self.name)
         except Exception:
             self.report.failed = True
             self.report.errors += 1
@@ -160,6 +164,27 @@ class Executor:
         self.report.obsolete_updates += 1
         self._write(lambda: image, f"Pending update of obsolete image {image.name}",
                     f"updating obsolete image {image.name}")
+
+    def _preflight(self, transfers: list) -> tuple[list, list[str]]:
+        """The transfers the region's Glance will accept, and the names of the images it would
+        refuse: a copy lacking a property the region's image schema requires (one ERROR each,
+        before any write; the kernel/ramdisk references are resolved later, so they count as
+        present)."""
+        uploads = [action for action in transfers if isinstance(action, Upload)]
+        required = self.facade.required_properties(self.plan.region) - CREATED_FIELDS if uploads else frozenset()
+        if not required:
+            return transfers, []
+        kept, refused = [], []
+        for action in transfers:
+            missing = sorted(required - set(action.properties)) if isinstance(action, Upload) else []
+            if missing:
+                LOG.error(f"{self.name}: image {action.master.name} is refused: the region's image schema requires "
+                          f"the propert{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}, which the master "
+                          "image lacks")
+                refused.append(action.master.name)
+            else:
+                kept.append(action)
+        return kept, refused
 
     def _metadata(self, update: MetadataUpdate) -> None:
         self.report.metadata_updates += 1
@@ -279,6 +304,9 @@ class Executor:
                 self._announce(action)
                 copy = self._copy_of(action)
                 master = action.master
+                if self.refused_imports is not None:
+                    started.append((action, copy, None, time.monotonic(), self.refused_imports))
+                    continue
                 try:
                     image_id = self.facade.start_import(region, copy, source, master.id)
                 except ImportFailed as failed:
@@ -292,7 +320,10 @@ class Executor:
             while started:
                 action, copy, image_id, began, failed = started.pop(0)
                 master = action.master
-                if image_id is not None:
+                if image_id is not None and self.refused_imports is not None:
+                    self._abandon(image_id, copy.name)  # this region fails imports: no need to wait
+                    failed = self.refused_imports
+                elif image_id is not None:
                     try:
                         uploaded = self.facade.finish_import(region, image_id, copy)
                     except ImportFailed as error:
@@ -305,14 +336,27 @@ class Executor:
                                  f"(0 bytes sent by this client)")
                         self._done(action, uploaded)
                         continue
-                LOG.warning(f"{self.name}: the glance-download import of {master.name} failed "
-                            f"({failed.reason}); the image is streamed instead")
+                self._fallback_warning(master, failed)
                 self._stream(action, copy)
         except BaseException:  # a failure, an interrupt: no started import is left behind
             for _, copy, image_id, _, _ in started:
                 if image_id is not None:
                     self._abandon(image_id, copy.name)
             raise
+
+    def _fallback_warning(self, master: Image, failed: ImportFailed) -> None:
+        """The WARNING of an import streamed instead: one per image, except that a failure of the
+        region's Glance itself is told once per region and run, and its later images are
+        streamed without trying again (:attr:`refused_imports`)."""
+        if not failed.region_wide:
+            LOG.warning(f"{self.name}: the glance-download import of {master.name} failed "
+                        f"({failed.reason}); the image is streamed instead")
+        elif self.refused_imports is None:
+            self.refused_imports = failed
+            LOG.warning(f"{self.name}: the glance-download import of {master.name} failed ({failed.reason}); "
+                        f"this run streams the region's images instead")
+        else:
+            LOG.info(f"{self.name}: {master.name} is streamed (glance-download fails in this region)")
 
     def _abandon(self, image_id: str, name: str) -> None:
         try:

@@ -98,6 +98,9 @@ class FakeGlance:
     def __init__(self):
         self.records: dict[str, dict] = {}
         self.deleted: set[str] = set()
+        self.required: tuple[str, ...] = ()  # what the image schema requires
+        self.schema_reads = 0
+        self.visibility_seen: list[str] = []  # the copy's visibility when its data arrived
         self.calls: list[str] = []
         self.chunk_sizes: list[int] = []
         self.content_lengths: list[int | None] = []  # the content_length of each data PUT
@@ -129,6 +132,9 @@ class FakeGlance:
         return Response(201), dict(record)
 
     def get(self, url, timeout=None, headers=None):
+        if url == "/v2/schemas/image":  # read once per region before copies: counted apart from the calls
+            self.schema_reads += 1
+            return Response(), {"name": "image", "required": list(self.required)}
         self._maybe_fail("get")
         self.timeouts["get"] = timeout
         image_id = url.split("/")[3]
@@ -145,6 +151,9 @@ class FakeGlance:
         record = self.records[url.split("/")[3]]
         for op in json.loads(data):
             key = op["path"][1:].replace("~1", "/").replace("~0", "~")
+            if self.required and op["op"] != "remove":  # as Glance 33: each change alone against the schema
+                raise glance_exc.HTTPBadRequest(f"Provided object does not match schema 'image': "
+                                                f"'{self.required[0]}' is a required property")
             if op["op"] == "remove":
                 del record[key]  # Glance refuses to remove a property that is not there
             else:
@@ -158,6 +167,7 @@ class FakeGlance:
         self.content_lengths.append(content_length)
         record = self.records[url.split("/")[3]]
         self.markers_seen.append(record.get("glancesync_in_progress"))
+        self.visibility_seen.append(record.get("visibility"))
         record["status"] = "saving"
         failure = self._next_failure("upload")
         received = bytearray()
@@ -662,3 +672,31 @@ def test_update_sends_only_the_differences(facade, glance):
     facade.update_metadata(REGION, replace(master_image(id="i1", name="a", is_public=False),
                                            user_properties={"nid": "2", "new": "y"}))
     assert glance.calls[calls:] == ["get"]  # nothing to change: no PATCH
+
+
+# ---------------------------------------------------------------------------- a schema that requires properties
+def test_in_a_region_whose_schema_requires_properties_copies_are_published_at_creation(facade, glance, caplog):
+    """Glance 33 validates each add/replace of a PATCH alone against the whole schema, so with a
+    required property it refuses every one: the copy gets its visibility when it is created and
+    the finishing PATCH only removes the marker."""
+    glance.required = ("os_distro",)
+    image = master_image(user_properties={"nid": "1", "os_distro": "debian"}, protected=True)
+    first = facade.upload_image(REGION, image, Source())
+    second = facade.upload_image(REGION, master_image(user_properties={"os_distro": "debian"}), Source())
+    for uploaded in (first, second):
+        record = glance.records[uploaded.image_id]
+        assert (record["status"], record["visibility"]) == ("active", "public")
+        assert "glancesync_in_progress" not in record
+    assert glance.records[first.image_id]["protected"] is False
+    assert glance.visibility_seen == ["public", "public"]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{REGION.fullname}: image base is left unprotected: this region's Glance refuses to set fields by PATCH "
+        "(its image schema requires properties)"]
+    assert glance.schema_reads == 1  # once per region
+    assert facade.required_properties(REGION) == frozenset({"os_distro"})
+
+
+def test_in_a_plain_region_copies_stay_private_until_verified(facade, glance):
+    uploaded = facade.upload_image(REGION, master_image(), Source())
+    assert glance.visibility_seen == ["private"] and glance.records[uploaded.image_id]["visibility"] == "public"
+    assert glance.schema_reads == 1 and facade.required_properties(REGION) == frozenset()

@@ -17,7 +17,7 @@ import requests
 
 from tests.integration.lab import start_lab
 from tests.integration.lab.images import LabImages, same_data
-from tests.integration.lab.model import CONVERTING, GLANCES
+from tests.integration.lab.model import CONVERTING, GLANCES, STRICT
 from tests.integration.test_api_lab import Deployment
 
 LINEAGE_KEYS = ("glancesync_source_id", "glancesync_source_checksum", "glancesync_source_hash")
@@ -130,8 +130,9 @@ def test_without_preserve_ids_the_regions_choose_the_ids(world):
 # ---------------------------------------------------------------- a region that converts to raw
 @pytest.fixture(scope="module")
 def converting_lab():
-    """The CI lab plus RegionC (first Keystone), whose Glance converts every import to raw."""
-    lab = start_lab(glances=GLANCES + (CONVERTING,))
+    """The CI lab plus, on the first Keystone, RegionC, whose Glance converts every import to
+    raw, and RegionD, whose schema requires os_distro and whose import filter refuses the lab."""
+    lab = start_lab(glances=GLANCES + (CONVERTING, STRICT))
     yield lab
     lab.stop()
 
@@ -239,3 +240,36 @@ def test_the_rest_service_metrics_and_status_page_show_a_converted_copy_ok(conve
         assert re.search(rf'<td class="status ok" data-image="{re.escape(name)}"[^>]*>ok</td>', row.group(1))
     finally:
         deployment.stop()
+
+
+# ---------------------------------------------------------------- pre-flight (RegionD)
+def test_an_image_the_regions_schema_refuses_is_named_before_any_write_and_the_others_go_on(converting):
+    converting.write_config(transfer_method="stream")
+    good = converting.create("good", os.urandom(64 * 1024), type="base", os_distro="debian")
+    converting.create("bad", os.urandom(32 * 1024), type="base")
+    result = converting.sync_py("RegionD")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert errors[0] == (f"ERROR:RegionD: image {converting.name('bad')} is refused: the region's image schema "
+                         "requires the property os_distro, which the master image lacks")
+    assert [line for line in errors if "os_distro" in line] == errors[:1]
+    assert result.stderr.index(errors[0]) < result.stderr.index(f"Uploading image {converting.name('good')}")
+    [copy] = converting.images("RegionD")
+    assert copy["name"] == converting.name("good")
+    same_data(copy, good)
+
+
+def test_glance_downloads_the_region_filters_are_told_once_and_streamed(converting):
+    masters = [converting.create(f"img{n}", os.urandom((40 + n) * 1024), type="base", os_distro="debian")
+               for n in range(3)]
+    result = converting.sync_py("RegionD")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING:")]
+    assert len(warnings) == 1, result.stderr
+    assert "import_filtering_opts" in warnings[0] and "allowed_hosts, allowed_ports" in warnings[0]
+    assert warnings[0].endswith("this run streams the region's images instead")
+    copies = converting.by_short("RegionD")
+    for n, master in enumerate(masters):
+        [copy] = copies[f"img{n}"]
+        same_data(copy, master)
+        assert lineage(copy) == lineage_of(master)

@@ -82,3 +82,29 @@ def test_bad_transfer_method_is_a_configuration_error(value, message):
     with pytest.raises(ConfigError) as raised:
         load_string(text, environ=ENV, source="g.conf")
     assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize("options,expected", [
+    ("", (False, None)),
+    ("preserve_ids = true\naccept_conversion = raw\n", (True, "raw")),
+    ("preserve_ids = no\naccept_conversion = QCOW2\n", (False, "qcow2")),
+])
+def test_preserve_ids_and_accept_conversion(options, expected):
+    target = load_string(f"[main]\nmaster_region = S\n[master]\n{options}", environ=ENV).master
+    assert (target.preserve_ids, target.accept_conversion) == expected
+
+
+@pytest.mark.parametrize("option,message", [
+    ("preserve_ids = maybe", "g.conf: [master] preserve_ids: 'maybe' is not a boolean (use true/false, yes/no, "
+                             "on/off or 1/0)"),
+    ("accept_conversion = rawish", "g.conf: [master] accept_conversion: 'rawish' is not a Glance disk format (one "
+                                   "of ami, ari, aki, vhd, vhdx, vmdk, raw, qcow2, vdi, iso, ploop)"),
+])
+def test_bad_preserve_ids_or_accept_conversion_is_one_line_and_exit_1(option, message, tmp_path):
+    from tests.cli.inprocess import clean_environ, run_sync
+
+    config = tmp_path / "g.conf"
+    config.write_text(f"[main]\nmaster_region = S\n[master]\ncredential = u,cA==,http://k,t\n{option}\n")
+    result = run_sync(["--show-status"], clean_environ(GLANCESYNC_CONFIG=str(config), GLANCESYNC_USE_MOCK="1"))
+    assert result.returncode == 1
+    assert result.stderr == f"ERROR:{str(config)[:-len('g.conf')]}{message}\n"

@@ -37,7 +37,6 @@ class ImportingFacade(RecordingFacade):
     def import_methods(self, region):
         self.calls.append(("import_methods", (region,)))
         return self.methods
-
     def start_import(self, region, copy, source_region, source_image_id):
         self.calls.append(("start_import", (region, copy, source_region, source_image_id)))
         if self.outcomes.get(copy.name) == "refuse":
@@ -55,6 +54,10 @@ class ImportingFacade(RecordingFacade):
             reason = "the region's Glance failed the import (image queued, task: URI does not pass filtering)"
             raise ImportFailed(f"{region.fullname}: Import of {copy.name} Failed. Cause: {reason}",
                                region.fullname, reason)
+        if outcome == "filtered":  # the region's Glance fails the import itself, as for every image
+            reason = "the region's Glance failed the import (image queued, task: Task failed due to Internal Error)"
+            raise ImportFailed(f"{region.fullname}: Import of {copy.name} Failed. Cause: {reason}",
+                               region.fullname, reason, region_wide=True)
         if outcome == "alter":
             raise ImportAltered(f"{region.fullname}: Import of {copy.name} Failed. Cause: the region's Glance "
                                 "changed the data on import (...): set transfer_method = stream for target master",
@@ -195,3 +198,31 @@ def test_dry_run_of_a_region_without_it_says_stream(caplog):
     with caplog.at_level(logging.INFO, "glancesync"):
         engine.sync_region("Burgos", dry_run=True)
     assert "Burgos: kern would be copied by stream" in caplog.text
+
+
+def test_a_region_whose_glance_fails_imports_is_told_once_and_its_images_are_streamed(caplog):
+    engine, store, calls = world(outcomes={"kern": "filtered", "ami": "filtered", "rep": "filtered",
+                                           "plain": "filtered"})
+    with caplog.at_level(logging.INFO, "glancesync"):
+        report = engine.sync_region("Burgos")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["Burgos: the glance-download import of kern failed (the region's Glance failed the import "
+                        "(image queued, task: Task failed due to Internal Error)); this run streams the region's "
+                        "images instead"]
+    # the first wave's failure is told once; the second wave does not try glance-download again
+    assert [step for step in steps(calls) if step[0] == "start_import"] == [("start_import", "kern")]
+    assert report.uploads_by_method == {"record": 4}
+    names = sorted(i.name for i in store.regions_["Burgos"])
+    assert names == ["ami", "kern", "plain", "rep"]  # one copy each: no import leftover
+
+
+def test_imports_started_with_the_one_that_failed_are_abandoned_and_streamed(caplog):
+    engine, store, calls = world(outcomes={"rep": "filtered", "plain": "filtered"})
+    with caplog.at_level(logging.INFO, "glancesync"):
+        report = engine.sync_region("Burgos")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "Burgos: the glance-download import of rep failed (the region's Glance failed the import (image queued, "
+        "task: Task failed due to Internal Error)); this run streams the region's images instead"]
+    assert ("finish_import", "plain") not in steps(calls)  # not waited for: deleted, then streamed
+    assert report.uploads_by_method == {GLANCE_DOWNLOAD: 2, "record": 2}
+    assert sorted(i.name for i in store.regions_["Burgos"]) == ["ami", "kern", "plain", "rep"]

@@ -24,6 +24,10 @@ from ..region import Region
 # 1.52-1.67 s, 1.27-1.42 CPU-s and 0.3 s (32 KiB and 256 KiB were both slower than 64 KiB).
 # With Content-Length the piece size hardly matters to Glance (64 KiB..4 MiB within noise).
 CHUNK_SIZE = 64 * 1024
+# The Glance fields every copy is created with, whatever its properties (so an image schema that
+# requires one of them never refuses a copy for lacking it)
+CREATED_FIELDS = frozenset({"name", "disk_format", "container_format", "visibility", "protected", "min_disk",
+                            "min_ram"})
 
 
 @runtime_checkable
@@ -101,6 +105,12 @@ class ServersFacade(Protocol):
         failure after the image was created it is deleted again, so no partial image is left
         behind, and TransferError/FacadeError is raised.
         """
+        ...
+
+    def required_properties(self, region: Region) -> frozenset[str]:
+        """The properties the region's image schema requires of every image
+        (``GET /v2/schemas/image``, its ``required`` list), asked once per facade and region;
+        empty when it requires none.  A copy lacking one would be refused by Glance."""
         ...
 
     def import_methods(self, region: Region) -> frozenset[str]:

@@ -119,14 +119,16 @@ def sendable_properties(image: Image) -> tuple[dict[str, str], list[Skipped]]:
     return sent, skipped
 
 
-def create_body(image: Image, in_progress: str) -> tuple[dict[str, Any], list[Skipped]]:
+def create_body(image: Image, in_progress: str, publish: bool = False) -> tuple[dict[str, Any], list[Skipped]]:
     """The ``POST /v2/images`` body for a copy of ``image`` (before its data is uploaded).
 
     The copy is created ``private`` and unprotected whatever the master is: it must not be
     visible, nor undeletable, while its data is unverified; and it carries the marker
     ``glancesync_in_progress = in_progress`` (the creating process's identity), whatever value
     ``image`` may hold for it.  :func:`finishing_patch` removes the marker, publishes and
-    protects the copy once the data checked out.
+    protects the copy once the data checked out.  With ``publish`` (a region whose Glance
+    refuses every PATCH that sets a field: see :func:`finishing_patch`) it is created with the
+    master's visibility instead.
     """
     properties, skipped = sendable_properties(image)
     body: dict[str, Any] = dict(properties)
@@ -135,7 +137,7 @@ def create_body(image: Image, in_progress: str) -> tuple[dict[str, Any], list[Sk
         name=image.name,
         disk_format=image.disk_format or DEFAULT_DISK_FORMAT,
         container_format=image.container_format or DEFAULT_CONTAINER_FORMAT,
-        visibility=PRIVATE,
+        visibility=PUBLIC if publish and image.is_public else PRIVATE,
         protected=False,
         min_disk=int(image.min_disk or 0),
         min_ram=int(image.min_ram or 0),
@@ -143,11 +145,16 @@ def create_body(image: Image, in_progress: str) -> tuple[dict[str, Any], list[Sk
     return body, skipped
 
 
-def finishing_patch(image: Image) -> list[dict[str, Any]]:
+def finishing_patch(image: Image, published: bool = False) -> list[dict[str, Any]]:
     """The JSON-patch applied after a verified upload: the in-progress marker goes, the copy gets
     the master's visibility and protection (one request: a copy is never public, or protected,
-    while still marked unfinished)."""
+    while still marked unfinished).  A copy created ``published`` (:func:`create_body`) only
+    loses its marker: a Glance whose image schema requires properties validates each ``add`` or
+    ``replace`` of a PATCH alone against the whole schema, and so refuses every one of them
+    (seen on Glance 33), while a ``remove`` passes."""
     ops: list[dict[str, Any]] = [{"op": "remove", "path": json_pointer(IN_PROGRESS)}]
+    if published:
+        return ops
     if image.is_public:
         ops.append({"op": "replace", "path": "/visibility", "value": PUBLIC})
     if image.protected:

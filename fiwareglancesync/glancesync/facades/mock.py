@@ -52,6 +52,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.regions_: dict[str, list[Image]] = {}
+        self.schemas_: dict[str, frozenset[str]] = {}  # region -> properties its image schema requires
 
     def regions(self) -> list[str]:
         return list(self.regions_)
@@ -214,6 +215,11 @@ class MockFacade:
                         f"image with that id exists or existed in this region); it gets a fresh id")
             return None
         return kept or None
+
+    def required_properties(self, region: Region) -> frozenset[str]:
+        """What the store's ``schemas_`` says (a :class:`MemoryStore`'s; a directory store's
+        regions require nothing)."""
+        return frozenset(getattr(self.store, "schemas_", {}).get(region.fullname, ()))
 
     def import_methods(self, region: Region) -> frozenset[str]:
         """The mock has no import API: ``auto`` streams (records) every copy."""

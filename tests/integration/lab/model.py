@@ -76,6 +76,9 @@ GLANCES = (GlanceSpec("gl1", "Master", "ks1"),
 # A region of the master's Keystone whose Glance converts every import to raw (a Ceph-backed
 # region does this): start_lab(glances=GLANCES + (CONVERTING,)).
 CONVERTING = GlanceSpec("gl4", "RegionC", "ks1", convert_to="raw")
+# A region of the master's Keystone whose image schema requires os_distro and whose
+# import_filtering_opts do not allow the other lab Glances' ports (its glance-downloads fail).
+STRICT = GlanceSpec("gl5", "RegionD", "ks1", required_properties=("os_distro",), imports_from_lab=False)
 ADMIN_USER, ADMIN_PROJECT, ADMIN_ROLE = "admin", "admin", "admin"
 QA = Credential("qa", "qa-pass", "tenant-qa")
 QA_ROLES = ("member", "reader")

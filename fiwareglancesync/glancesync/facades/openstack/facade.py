@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from keystoneauth1 import exceptions as ks_exc
 
@@ -37,6 +37,7 @@ class OpenStackFacade:
         self._session: Any = None  # a keystoneauth1 Session, created on first use
         self._clients: dict[str, Any] = {}
         self._import_methods: dict[str, frozenset[str]] = {}  # region name -> advertised methods
+        self._required_properties: dict[str, frozenset[str]] = {}  # region name -> schema's required
 
     # ------------------------------------------------------------------ session and clients
     @property
@@ -77,10 +78,13 @@ class OpenStackFacade:
                 client = self._clients.setdefault(region.name, client)
         return client
 
-    def _glance(self, region: Region) -> RegionGlance:
-        """``region``'s client with the target's retries and error wording."""
+    def _glance(self, region: Region, making_copies: bool = False) -> RegionGlance:
+        """``region``'s client with the target's retries and error wording; ``making_copies``:
+        for uploads and imports, which need to know whether the region's schema requires
+        properties (read once per region)."""
+        publish = making_copies and bool(self.required_properties(region))
         return RegionGlance(self._client(region), region, self.target.retries, self._clean,
-                            keep_ids=self.target.preserve_ids)
+                            keep_ids=self.target.preserve_ids, publish_at_creation=publish)
 
     def _access(self):
         return self.session.auth.get_access(self.session)
@@ -174,7 +178,7 @@ class OpenStackFacade:
     def upload_image(self, region: Region, image: Image, source: ImageSource) -> Uploaded:
         prefix = f"{region.fullname}: Upload of {image.name} Failed. Cause: "
         with self._translated(prefix, region.fullname, error=TransferError):
-            glance = self._glance(region)
+            glance = self._glance(region, making_copies=True)
         return ImageUpload(glance, image, source, prefix, float(self.target.http_timeout)).run()
 
     def download_image(self, region: Region, image_id: str) -> Iterator[bytes]:
@@ -194,27 +198,46 @@ class OpenStackFacade:
     def import_methods(self, region: Region) -> frozenset[str]:
         """``GET /v2/info/import``'s methods, asked once per region; a Glance without the
         import API (an HTTP error answer) advertises none."""
+        def read(glance: RegionGlance) -> frozenset[str]:
+            try:
+                _, body = glance.retrying("reading the import methods", lambda: glance.client.get("/v2/info/import"))
+            except glance_exc.HTTPException:
+                return frozenset()
+            value = ((body or {}).get("import-methods") or {}).get("value") or ()
+            return frozenset(str(method) for method in value)
+
+        return self._once(self._import_methods, region, "the import methods", read)
+
+    def required_properties(self, region: Region) -> frozenset[str]:
+        """``GET /v2/schemas/image``'s ``required`` list, read once per region (an HTTP error
+        answer: a Glance that requires nothing)."""
+        def read(glance: RegionGlance) -> frozenset[str]:
+            try:
+                _, body = glance.retrying("reading the image schema", lambda: glance.client.get("/v2/schemas/image"))
+            except glance_exc.HTTPException:
+                return frozenset()
+            return frozenset(str(name) for name in (body or {}).get("required") or ())
+
+        return self._once(self._required_properties, region, "the image schema", read)
+
+    def _once(self, cache: dict, region: Region, what: str, read: Callable[[RegionGlance], frozenset[str]]):
+        """What ``read`` finds of ``region``'s Glance, read once per facade and region (a
+        region's capabilities do not change during a run)."""
         with self._lock:
-            known = self._import_methods.get(region.name)
+            known = cache.get(region.name)
         if known is not None:
             return known
         fullname = region.fullname
-        with self._translated(f"{fullname}: Error reading the import methods. Cause: ", fullname):
-            glance = self._glance(region)
-            try:
-                _, body = glance.retrying("reading the import methods", lambda: glance.client.get("/v2/info/import"))
-                value = ((body or {}).get("import-methods") or {}).get("value") or ()
-                methods = frozenset(str(method) for method in value)
-            except glance_exc.HTTPException:
-                methods = frozenset()
+        with self._translated(f"{fullname}: Error reading {what}. Cause: ", fullname):
+            found = read(self._glance(region))
         with self._lock:
-            return self._import_methods.setdefault(region.name, methods)
+            return cache.setdefault(region.name, found)
 
     def start_import(self, region: Region, image: Image, source_region: Region, source_image_id: str) -> str:
         prefix = f"{region.fullname}: Import of {image.name} Failed. Cause: "
         with self._translated(prefix, region.fullname, error=TransferError):
-            glance = self._glance(region)
+            glance = self._glance(region, making_copies=True)
         return imports.start_import(glance, image, source_region, source_image_id, prefix)
 
     def finish_import(self, region: Region, image_id: str, image: Image) -> Uploaded:
-        return imports.finish_import(self._glance(region), image_id, image, self.target)
+        return imports.finish_import(self._glance(region, making_copies=True), image_id, image, self.target)

@@ -14,7 +14,6 @@ from ...identity import ProcessIdentity
 from ...image import Image
 from ...region import Region
 from ..base import GLANCE_DOWNLOAD, Uploaded
-from ..glance_records import create_body, finishing_patch
 from ..verifying import Expected, Mismatch, check_copy
 from . import retry
 from .errors import shortened
@@ -24,6 +23,9 @@ from .region_glance import RegionGlance
 
 IMPORT_POLL_FIRST = 0.25  # seconds before the first look at an import; each next wait is 1.5 times longer...
 IMPORT_POLL_MAX = 2.0  # ...up to this (a finished import waits at most this long to be seen)
+# The message of an import task that Glance failed on an unexpected exception, e.g. a source URI
+# refused by its import_filtering_opts (seen on Glance 33; README "Regions that differ")
+GLANCE_GIVES_NO_REASON = "Task failed due to Internal Error"
 
 
 def start_import(glance: RegionGlance, image: Image, source_region: Region, source_image_id: str,
@@ -31,7 +33,7 @@ def start_import(glance: RegionGlance, image: Image, source_region: Region, sour
     """The id of the copy whose import from ``source_region``'s image was posted; ``prefix``
     starts the error messages."""
     with glance.translated(prefix, error=TransferError):
-        body, skipped = create_body(image, str(ProcessIdentity.current()))
+        body, skipped = glance.new_copy(image, str(ProcessIdentity.current()))
         glance.warn_skipped(image, skipped)
         image_id = glance.create(body, image.name)
     request = {"method": {"name": GLANCE_DOWNLOAD, "glance_region": source_region.name,
@@ -44,7 +46,7 @@ def start_import(glance: RegionGlance, image: Image, source_region: Region, sour
         glance.discard(image_id, image.name)
         if isinstance(exc, client_errors()):
             reason = f"Glance refused the import: {glance.clean_cause(exc)}"
-            raise ImportFailed(prefix + reason, glance.fullname, reason) from None
+            raise ImportFailed(prefix + reason, glance.fullname, reason, region_wide=True) from None
         raise
     return image_id
 
@@ -65,7 +67,7 @@ def finish_import(glance: RegionGlance, image_id: str, image: Image, target: Tar
         if mismatches:
             _check_conversion(glance, image_id, record, image, target, prefix, mismatches)
         with glance.translated(prefix, error=TransferError):
-            glance.patch(image_id, finishing_patch(image), f"finishing image {image.name}")
+            glance.finish(image_id, image)
     except BaseException:  # failed, altered, interrupted: never leave a queued copy behind
         glance.discard(image_id, image.name)
         raise
@@ -138,7 +140,10 @@ def _await_import(glance: RegionGlance, image_id: str, prefix: str, deadline: fl
         if record.get("os_glance_failed_import") or failed_task is not None or status in ("killed", "deleted"):
             reason = f"the region's Glance failed the import (image {status}"
             reason += f", task: {failed_task})" if failed_task else ")"
-            raise ImportFailed(prefix + reason, fullname, reason)
+            if failed_task == GLANCE_GIVES_NO_REASON:
+                reason += (": Glance gives no reason; so fails a source that the region's [import_filtering_opts] "
+                           "do not allow (allowed_hosts, allowed_ports), or a source image it cannot read")
+            raise ImportFailed(prefix + reason, fullname, reason, region_wide=True)
         now = time.monotonic()
         if now >= deadline:
             reason = (f"the import did not finish within import_timeout ({import_timeout} s); "

@@ -10,7 +10,7 @@ from typing import Any, Callable, TypeVar
 from ...errors import FacadeError, ImageNotFound
 from ...image import SOURCE_ID, Image
 from ...region import Region
-from ..glance_records import PATCH_CONTENT_TYPE, Skipped, patch_document
+from ..glance_records import PATCH_CONTENT_TYPE, Skipped, create_body, finishing_patch, patch_document
 from . import errors
 from .library_errors import glance_exc
 from .retry import retrying
@@ -25,12 +25,15 @@ class RegionGlance:
     ``region``, retrying at most ``retries`` times; ``clean_cause`` makes an exception's
     secret-free one-line cause (:func:`.errors.clean` bound to the facade's target);
     ``keep_ids``: new copies are created with the id of the master image their lineage names
-    (the target's ``preserve_ids``)."""
+    (the target's ``preserve_ids``); ``publish_at_creation``: copies are created with their final
+    visibility and finished by removing their marker alone (a region whose image schema requires
+    properties: see :func:`..glance_records.finishing_patch`)."""
 
     def __init__(self, client: Any, region: Region, retries: int, clean_cause: Callable[[BaseException], str],
-                 keep_ids: bool = False):
+                 keep_ids: bool = False, publish_at_creation: bool = False):
         self.client = client
         self.keep_ids = keep_ids
+        self.publish_at_creation = publish_at_creation
         self.region = region
         self.fullname = region.fullname
         self.retries = retries
@@ -94,6 +97,18 @@ class RegionGlance:
         except Exception as exc:
             LOG.error(f"{self.fullname}: the failed upload of {name} left image {image_id}, which "
                       f"could not be deleted. Cause: {self.clean_cause(exc)}")
+
+    def new_copy(self, image: Image, marker: str) -> tuple[dict, list[Skipped]]:
+        """The creation body of a copy of ``image`` in this region (:func:`create_body`)."""
+        if self.publish_at_creation and image.protected:
+            LOG.warning(f"{self.fullname}: image {image.name} is left unprotected: this region's Glance refuses "
+                        f"to set fields by PATCH (its image schema requires properties)")
+        return create_body(image, marker, publish=self.publish_at_creation)
+
+    def finish(self, image_id: str, image: Image) -> None:
+        """Publish a verified copy: the PATCH of :func:`finishing_patch`."""
+        self.patch(image_id, finishing_patch(image, published=self.publish_at_creation),
+                   f"finishing image {image.name}")
 
     def warn_skipped(self, image: Image, skipped: list[Skipped]) -> None:
         """One WARNING per property of ``image`` that is not sent to Glance."""

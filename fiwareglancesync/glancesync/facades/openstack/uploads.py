@@ -8,7 +8,6 @@ from ...errors import GlanceSyncError, TransferError
 from ...identity import ProcessIdentity
 from ...image import Image
 from ..base import CHUNK_SIZE, ImageSource, Uploaded
-from ..glance_records import create_body, finishing_patch
 from ..verifying import Expected, Mismatch, VerifyingReader, check_copy
 from .library_errors import client_errors
 from .region_glance import RegionGlance
@@ -68,7 +67,7 @@ class ImageUpload:
         reader = VerifyingReader(chunks, expected, CHUNK_SIZE, description=self.source.description,
                                  hashing=client_hashing(expected))
         with reader:
-            body, skipped = create_body(image, str(ProcessIdentity.current()))
+            body, skipped = glance.new_copy(image, str(ProcessIdentity.current()))
             if first:  # the properties left out are told once, not per attempt
                 glance.warn_skipped(image, skipped)
             with glance.translated(prefix, error=TransferError):
@@ -82,7 +81,7 @@ class ImageUpload:
                         raise RetryableUpload(cause, exc, reader.bytes_read) from None
                     raise
                 self._check_stored(image_id, reader, expected)
-                glance.patch(image_id, finishing_patch(image), f"finishing image {image.name}")
+                glance.finish(image_id, image)
             except BaseException as exc:  # also KeyboardInterrupt and bugs: never leave a half image behind
                 glance.discard(image_id, image.name)
                 if not isinstance(exc, Exception) or isinstance(exc, RetryableUpload):
