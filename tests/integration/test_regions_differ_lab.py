@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from tests.integration.lab import start_lab
 from tests.integration.lab.images import LabImages, same_data
 from tests.integration.lab.model import CONVERTING, GLANCES, STRICT
 from tests.integration.test_api_lab import Deployment
+from tests.integration.test_status_page_lab import browser, log_in, wait_for_table
 
 LINEAGE_KEYS = ("glancesync_source_id", "glancesync_source_checksum", "glancesync_source_hash")
 
@@ -229,15 +229,17 @@ def test_the_rest_service_metrics_and_status_page_show_a_converted_copy_ok(conve
         metrics = requests.get(deployment.service.url + "/metrics", timeout=30).text
         assert 'glancesync_images{region="RegionC",status="ok"} 1.0' in metrics
 
-        page = requests.Session()
-        admin = converting_lab.credential("ks1", "admin")
-        login = page.post(deployment.service.url + "/status/login", timeout=60,
-                          data={"username": admin.username, "password": admin.password,
-                                "project": admin.project_name, "domain": "Default"})
-        assert login.status_code == 200, login.text[-500:]
-        row = re.search(r'<tr data-region="RegionC">(.*?)</tr>', login.text, re.S)
-        assert row, login.text[-2000:]
-        assert re.search(rf'<td class="status ok" data-image="{re.escape(name)}"[^>]*>ok</td>', row.group(1))
+        # the status page, in the real browser
+        from selenium.webdriver.common.by import By
+
+        driver = browser()
+        try:
+            log_in(driver, deployment.service.url, converting_lab.credential("ks1", "admin"))
+            wait_for_table(driver)
+            cell = driver.find_element(By.CSS_SELECTOR, f'tr[data-region="RegionC"] td[data-image="{name}"]')
+            assert (cell.text, cell.get_attribute("class")) == ("ok", "status ok")
+        finally:
+            driver.quit()
     finally:
         deployment.stop()
 
