@@ -67,12 +67,7 @@ enabled_import_methods = [glance-direct,web-download,copy-image,glance-download]
 [database]
 connection = sqlite:///{dir}/glance.db
 
-# Single-store configuration: deprecated in favour of enabled_backends but still honoured.
-[glance_store]
-stores = file,http
-default_store = file
-filesystem_store_datadir = {dir}/images
-
+{store_conf}
 [import_filtering_opts]
 # glance-download fetches http://127.0.0.1:<lab Glance port>/v2/images/<id>/file: the lab's
 # Glance ports (the default is [80, 443]) and loopback (refused unless listed: SSRF guard)
@@ -131,6 +126,41 @@ def write_fernet_repository(path: Path) -> None:
         key.chmod(0o600)
 
 
+# Single-store configuration: deprecated in favour of enabled_backends but still honoured.
+SINGLE_STORE_CONF = """\
+[glance_store]
+stores = file,http
+default_store = file
+filesystem_store_datadir = {dir}/images
+"""
+
+# A multi-store Glance (GlanceSpec.stores): one file store per name, the first the default; the
+# staging and tasks areas are reserved stores of their own.
+MULTI_STORE_CONF = """\
+[DEFAULT]
+enabled_backends = {backends}
+
+[glance_store]
+default_backend = {default}
+
+[os_glance_staging_store]
+filesystem_store_datadir = {dir}/staging
+
+[os_glance_tasks_store]
+filesystem_store_datadir = {dir}/tasks
+"""
+
+# Appended for a Glance with an image cache (GlanceSpec.cache): the cache API (/v2/cache) and
+# the driver that can say which node holds an image.
+CACHE_CONF = """
+[DEFAULT]
+image_cache_dir = {dir}/cache
+image_cache_driver = centralized_db
+cache_prefetcher_interval = 1
+# the centralized_db driver records which node caches an image under this URL
+worker_self_reference_url = http://127.0.0.1:{port}
+"""
+
 # Appended for a Glance whose imports are converted (GlanceSpec.convert_to): Glance's
 # image_conversion plugin runs qemu-img (Debian's qemu-utils) on every import.
 CONVERSION_CONF = """
@@ -154,13 +184,22 @@ def write_glance(directory: Path, glance, auth_url: str, venv: Path,
     :class:`~.model.Glance`: name, port and how its region differs); return the directory.
     ``import_ports``: the other Glances' ports, which glance-download may fetch from."""
     directory.mkdir(parents=True)
-    for sub in ("images", "staging", "tasks", "locks"):
+    for sub in ("images", "staging", "tasks", "locks", *(f"store-{store}" for store in glance.stores)):
         (directory / sub).mkdir()
-    conf = GLANCE_CONF.format(
+    if glance.stores:
+        store_conf = MULTI_STORE_CONF.format(dir=directory, default=glance.stores[0],
+                                             backends=", ".join(f"{store}:file" for store in glance.stores))
+        store_conf += "".join(f"\n[{store}]\nfilesystem_store_datadir = {directory}/store-{store}\n"
+                              for store in glance.stores)
+    else:
+        store_conf = SINGLE_STORE_CONF.format(dir=directory)
+    conf = GLANCE_CONF.format(store_conf=store_conf,
         name=glance.name, dir=directory, port=glance.port, auth_url=auth_url,
         allowed_ports=",".join(str(p) for p in (80, 443, *sorted(set(import_ports) | {glance.port}))),
         service_user=SERVICE.username,
         service_password=SERVICE.password, service_project=SERVICE.project_name)
+    if glance.cache:
+        conf += CACHE_CONF.format(dir=directory, port=glance.port)
     if glance.convert_to:
         conf += CONVERSION_CONF.format(output_format=glance.convert_to, python=venv / "bin" / "python")
     (directory / "glance-api.conf").write_text(conf)

@@ -88,7 +88,7 @@ def _start_once(venv: Path, tie_to_parent: bool, remove_state_on_stop: bool, log
         for spec in KEYSTONES}
     glances = [Glance(name=g.name, port=ports[g.name], region=g.region, keystone=g.keystone,
                       convert_to=g.convert_to, required_properties=g.required_properties,
-                      imports_from_lab=g.imports_from_lab)
+                      imports_from_lab=g.imports_from_lab, stores=g.stores, cache=g.cache)
                for g in specs]
     servers = []
     lab = Lab(state_dir=state, venv=venv, keystones=keystones, glances=glances, servers=servers,

@@ -58,7 +58,9 @@ class GlanceSpec:
     way real regions do: ``convert_to`` runs Glance's ``image_conversion`` import plugin (every
     import, glance-download included, ends in that disk format); ``required_properties`` are
     required by its image schema; ``imports_from_lab`` False keeps the lab's Glance ports out of
-    its ``import_filtering_opts`` (a glance-download from another lab region is refused)."""
+    its ``import_filtering_opts`` (a glance-download from another lab region is refused);
+    ``stores`` makes it a multi-store Glance (``enabled_backends``, file stores, the first the
+    default); ``cache`` enables its image cache (``centralized_db`` driver, cache API)."""
 
     name: str
     region: str
@@ -66,6 +68,8 @@ class GlanceSpec:
     convert_to: str | None = None
     required_properties: tuple[str, ...] = ()
     imports_from_lab: bool = True
+    stores: tuple[str, ...] = ()
+    cache: bool = False
 
 
 KEYSTONES = (KeystoneSpec("ks1", "ks1-admin-pass", "Master"),
@@ -79,6 +83,9 @@ CONVERTING = GlanceSpec("gl4", "RegionC", "ks1", convert_to="raw")
 # A region of the master's Keystone whose image schema requires os_distro and whose
 # import_filtering_opts do not allow the other lab Glances' ports (its glance-downloads fail).
 STRICT = GlanceSpec("gl5", "RegionD", "ks1", required_properties=("os_distro",), imports_from_lab=False)
+# An edge region of the master's Keystone: one Glance with two file stores (a site each) and the
+# image cache enabled.
+EDGE = GlanceSpec("gl6", "RegionE", "ks1", stores=("central", "edge1"), cache=True)
 ADMIN_USER, ADMIN_PROJECT, ADMIN_ROLE = "admin", "admin", "admin"
 QA = Credential("qa", "qa-pass", "tenant-qa")
 QA_ROLES = ("member", "reader")
@@ -113,6 +120,8 @@ class Glance:
     convert_to: str | None = None
     required_properties: tuple[str, ...] = ()
     imports_from_lab: bool = True
+    stores: tuple[str, ...] = ()
+    cache: bool = False
 
     @property
     def url(self) -> str:
@@ -312,6 +321,7 @@ class Lab:
                    for s in data["servers"]]
         return cls(state_dir=Path(data["state_dir"]), venv=Path(data["venv"]),
                    keystones=keystones,
-                   glances=[Glance(**{**g, "required_properties": tuple(g.get("required_properties", ()))})
+                   glances=[Glance(**{**g, "required_properties": tuple(g.get("required_properties", ())),
+                                         "stores": tuple(g.get("stores", ()))})
                             for g in data["glances"]],
                    servers=servers, timings=data.get("timings"))
