@@ -199,7 +199,7 @@ def sync_region(region: str):
 
 
 # ------------------------------------------------------------------ the page's data
-STATUS_CLASSES = {"ok": "ok", "pending_upload": "pending", "pending_metadata": "pending",
+STATUS_CLASSES = {"ok": "ok", "pending_upload": "pending", "pending_metadata": "pending", "pending_stores": "pending",
                   "pending_replace": "pending", "pending_rename": "pending"}
 
 

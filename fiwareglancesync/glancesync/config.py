@@ -37,6 +37,7 @@ DEFAULT_IMAGES_DIR = "/var/lib/glance/images"
 DEFAULT_DOMAIN = keystone.DEFAULT_DOMAIN
 TRANSFER_METHODS = ("auto", "stream", "glance-download")
 # Glance's disk formats (its [image_format] disk_formats default)
+ALL_STORES = "all"
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 MISSING_MASTER_REGION = "A master region must be set in the configuration or OS_REGION_NAME must be defined"
 
@@ -91,6 +92,19 @@ def _disk_format(text: str, where: str, section: str) -> str | None:
     if disk_format not in DISK_FORMATS:
         raise ConfigError(f"{where}: {text!r} is not a Glance disk format (one of {', '.join(DISK_FORMATS)})")
     return disk_format
+
+
+def _stores(text: str, where: str, section: str) -> tuple[str, ...]:
+    """``all`` (every store of the region) or store names; checked against each region's stores
+    when it is synchronised."""
+    names = _list(text, where, section)
+    if ALL_STORES in (name.lower() for name in names):
+        if len(names) > 1:
+            raise ConfigError(f"{where}: {ALL_STORES} stands alone, not in a list of stores")
+        return (ALL_STORES,)
+    if any(not name for name in names):
+        raise ConfigError(f"{where}: an empty store name in {text!r}")
+    return names
 
 
 def _condition(text: str, where: str, section: str) -> Condition | None:
@@ -185,6 +199,9 @@ TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
            "it, because the id exists or existed there, gets a fresh id with a warning)"),
     Option("accept_conversion", "", _disk_format, "disk format a region's Glance may convert imported copies to "
            "(e.g. raw for Ceph-backed regions); empty: a copy whose data the region changed is refused"),
+    Option("stores", "", _stores, "stores of a multi-store region's Glance every copy must be in (comma "
+           "separated) or all; empty: the region's default store"),
+    Option("precache", "false", _flag, "queue every ok image for the region's Glance image cache (edge sites)"),
     Option("leftover_max_age", "86400", integer(minimum=0),
            "seconds after which an unfinished copy made from another host is deleted as a leftover"),
     Option("tenant_id", "", _optional_text, "the project id (used by the mock; a real cloud reports its own)"),
@@ -228,6 +245,8 @@ class Target:
     import_timeout: int = TYPED_DEFAULTS["import_timeout"]
     preserve_ids: bool = TYPED_DEFAULTS["preserve_ids"]
     accept_conversion: str | None = None
+    stores: tuple[str, ...] = ()
+    precache: bool = TYPED_DEFAULTS["precache"]
     cloud: CloudCredential | None = field(default=None, repr=False)  # credential from clouds.yaml / OS_AUTH_TYPE
 
     @property

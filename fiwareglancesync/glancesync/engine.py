@@ -22,8 +22,8 @@ from contextlib import nullcontext
 from typing import Callable, Iterable, Mapping
 
 from . import config as config_module
-from .config import Config, Target
-from .errors import UsageError
+from .config import ALL_STORES, Config, Target
+from .errors import ConfigError, UsageError
 from .executor import SyncReport, TransferMethod, apply
 from .facades import make_facade
 from .facades.base import STREAM, ServersFacade
@@ -164,7 +164,7 @@ class GlanceSync:
         master = self.master_images()
         target = self.config.targets[region.target]
         return classify_region(master, self._list(region), target, self.tenant_id(region.target), region,
-                               Mode.STATUS)
+                               Mode.STATUS, self.wanted_stores(region))
 
     def plan_region(self, name: str) -> RegionPlan:
         """The plan a sync of the region would carry out (its notes not yet logged)."""
@@ -174,7 +174,25 @@ class GlanceSync:
         tenant_id = self.tenant_id(region.target)
         listing = self._list(region)
         leftovers = find_leftovers(listing, tenant_id, target.leftover_max_age)
-        return compute(master, listing, target, tenant_id, region, leftovers)
+        return compute(master, listing, target, tenant_id, region, leftovers, self.wanted_stores(region))
+
+    def wanted_stores(self, region: Region) -> frozenset[str]:
+        """The stores of ``region`` its target's ``stores`` option asks for: every store of the
+        region's Glance for ``all``, else the named ones, each of which the region must have
+        (ConfigError naming target, region and store)."""
+        target = self.config.targets[region.target]
+        wanted = getattr(target, "stores", ())
+        if not wanted:
+            return frozenset()
+        available = self.facade(region.target).stores(region)
+        if wanted == (ALL_STORES,):
+            return frozenset(available)
+        known = ", ".join(available) or "none, its Glance is not multi-store"
+        for store in wanted:
+            if store not in available:
+                raise ConfigError(f"{region.fullname}: store {store} of target {target.name} is not a store of region "
+                                  f"{region.fullname} (its stores: {known})")
+        return frozenset(wanted)
 
     def sync_region(self, name: str, dry_run: bool = False, observer=None, fanout=None) -> SyncReport:
         """Synchronise a region (or log what would be done when ``dry_run``).

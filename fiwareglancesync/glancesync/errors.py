@@ -89,6 +89,11 @@ class RegionError(GlanceSyncError):
         self.region = region
 
 
+class StoresFailed(RegionError):
+    """Copies of images to some of the region's stores failed; the images stay usable in the
+    stores they are in, and the region's other work was done."""
+
+
 class ImagesRefused(RegionError):
     """Images the region's Glance would refuse were not copied (its image schema requires a
     property they lack); the region's other work was done."""

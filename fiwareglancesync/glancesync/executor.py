@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .ami import resolve_references
-from .errors import ImagesRefused, ImportFailed
+from .errors import ImagesRefused, ImportFailed, StoresFailed
 from .facades.base import CREATED_FIELDS, GLANCE_DOWNLOAD, RECORD, STREAM, ImageSource, ServersFacade, Uploaded
 from .image import AMI_PROPERTIES, IN_PROGRESS, Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
@@ -59,6 +59,7 @@ class SyncReport:
     bytes: int = 0
     metadata_updates: int = 0
     obsolete_updates: int = 0
+    store_copies: int = 0  # images copied (or tried) to the stores they lacked
     errors: int = 0
     bytes_transferred: int = 0
     seconds: float = 0.0
@@ -69,8 +70,9 @@ class SyncReport:
 
     @property
     def changed(self) -> bool:
-        """Whether the region was (or would be) out of sync: uploads or metadata updates."""
-        return bool(self.uploads or self.metadata_updates)
+        """Whether the region was (or would be) out of sync: uploads, metadata updates, copies to
+        stores."""
+        return bool(self.uploads or self.metadata_updates or self.store_copies)
 
     def summary(self) -> str:
         """One line: uploads, bytes, time, average rate, metadata updates, errors.  A dry run
@@ -85,7 +87,8 @@ class SyncReport:
             methods = "".join(f", {count} by {method}" for method, count in sorted(self.uploads_by_method.items()))
             moved = (f"{self.uploads} images uploaded ({mb:.1f} MB{methods}), {self.bytes_transferred} bytes sent in "
                      f"{self.seconds:.1f} s (average rate {_rate(self.bytes_transferred, self.transfer_seconds)})")
-        return (f"{self.region}: Summary: {moved}, {self.metadata_updates} metadata updates, {self.errors} errors"
+        stores = f", {self.store_copies} images copied to more stores" if self.store_copies else ""
+        return (f"{self.region}: Summary: {moved}, {self.metadata_updates} metadata updates{stores}, {self.errors} errors"
                 + (" (the region failed)" if self.failed else ""))
 
 
@@ -107,6 +110,7 @@ class Executor:
         self.name = plan.region.fullname
         self.ids_by_name = dict(plan.ids_by_name)
         self.refused_imports: ImportFailed | None = None  # the region's Glance failed an import itself
+        self.failed_stores: list[str] = []  # "<image> in <store>" of the copies to stores that failed
         self.report = SyncReport(region=self.name, dry_run=dry_run,
                                  errors=sum(1 for entry in plan.statuses if entry.status.is_error))
 
@@ -136,6 +140,11 @@ class Executor:
                         self._transfer(action, method)
             for update in self.plan.ami_fixes:
                 self._ami(update)
+            for entry in self.plan.store_copies:
+                self._fill_stores(entry.regional.id, entry.master.name)
+            if self.failed_stores:
+                raise StoresFailed(f"{self.name}: {len(self.failed_stores)} store copies failed "
+                                   f"({', '.join(self.failed_stores)})", self.name)
             if refused:
                 raise ImagesRefused(f"{self.name}: {len(refused)} image(s) not copied: the region's image schema "
                                     f"refuses them ({', '.join(refused)})", self.name)
@@ -264,13 +273,31 @@ class Executor:
                      f"in {elapsed:.2f} s ({_rate(sent, elapsed)}), method {uploaded.method}")
         self._done(upload, uploaded)
 
+    def _fill_stores(self, image_id: str, name: str) -> None:
+        """Put the region's image in the wanted stores it lacks (server-side); one ERROR per store
+        that fails (the image stays usable in the others), the region fails at its end."""
+        wanted = self.plan.wanted_stores
+        if not wanted:
+            return
+        self.report.store_copies += 1
+        if self.dry_run:
+            LOG.info(f"{self.name}: Pending: copy of {name} to the stores it lacks ({', '.join(sorted(wanted))})")
+            return
+        failed = self.facade.copy_to_stores(self.plan.region, image_id, name, wanted)
+        for store in failed:
+            LOG.error(f"{self.name}: image {name} could not be copied to store {store}; it stays usable in its "
+                      f"other stores and the next sync tries again")
+            self.failed_stores.append(f"{name} in {store}")
+
     def _done(self, upload: Upload, uploaded: Uploaded) -> None:
-        """A verified copy: count it, remember its id, replace or rename the old image."""
+        """A verified copy: count it, remember its id, put it in the wanted stores, replace or
+        rename the old image."""
         master = upload.master
         self.report.bytes_transferred += uploaded.bytes_sent
         self.report.bytes_by_method[uploaded.method] += uploaded.bytes_sent
         self.report.uploads_by_method[uploaded.method] += 1
         self.ids_by_name[master.name] = uploaded.image_id
+        self._fill_stores(uploaded.image_id, master.name)
         if upload.kind is UploadKind.REPLACE:
             self.facade.delete_image(self.plan.region, upload.old.id)
         elif upload.kind is UploadKind.RENAME:

@@ -75,6 +75,7 @@ class Image:
     os_hash_value: str | None = None
     created_at: str | None = None  # ISO 8601, as Glance reports it (not in the backup CSV)
     virtual_size: int | None = None  # the disk's size as Glance's format inspection found it (not in the CSV)
+    stores: tuple[str, ...] = ()  # the stores of a multi-store Glance holding its data (not in the CSV)
 
     @property
     def size_mb(self) -> float:

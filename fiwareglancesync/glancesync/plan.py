@@ -20,7 +20,9 @@ original"):
 3. the upload pass: uploads, replacements and renames (and the ``error_checksum`` warnings) in
    ascending (size, name) order, except that a kernel or ramdisk to be uploaded goes before the
    images that reference it;
-4. kernel_id/ramdisk_id fixes of ``pending_ami`` images, once their kernels are uploaded.
+4. kernel_id/ramdisk_id fixes of ``pending_ami`` images, once their kernels are uploaded;
+5. copies of ``pending_stores`` images to the stores they miss (server-side, copy-image).
+New copies are put in the wanted stores as they are made (step 3).
 """
 
 from __future__ import annotations
@@ -82,11 +84,14 @@ class Classification:
 
 
 def classify_region(master: Mapping[str, Image], region_images: Iterable[Image], target: Target,
-                    tenant_id: str, region: Region, mode: Mode) -> Classification:
+                    tenant_id: str, region: Region, mode: Mode,
+                    wanted_stores: frozenset[str] = frozenset()) -> Classification:
     """Select the master images ``target`` copies, match them with the region's images, and
     give each a status (see :class:`Mode` for what ``mode`` changes).
 
-    ``master`` is :attr:`MasterCatalogue.images`; ``region_images`` the region's whole listing.
+    ``master`` is :attr:`MasterCatalogue.images`; ``region_images`` the region's whole listing;
+    ``wanted_stores`` the stores of the region every copy must be in (the target's ``stores``,
+    resolved against the region's).
     """
     images = list(region_images)
     notes: list[str] = []
@@ -104,7 +109,8 @@ def classify_region(master: Mapping[str, Image], region_images: Iterable[Image],
                                                only_tenant_images=target.only_tenant_images,
                                                region=region.fullname)
     statuses = classify(selected, regional, metadata_set=target.metadata_set, dontupdate=target.dontupdate,
-                        replace=target.replace, rename=target.rename, region=region.fullname)
+                        replace=target.replace, rename=target.rename, region=region.fullname,
+                        wanted_stores=wanted_stores)
     return Classification(region, statuses, regional, obsolete, tuple(notes + selection_notes + regional_notes))
 
 
@@ -161,6 +167,8 @@ class RegionPlan:
     ids_by_name: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     leftovers: list[Image] = field(default_factory=list)
+    wanted_stores: frozenset[str] = frozenset()
+    store_copies: list[StatusEntry] = field(default_factory=list)  # pending_stores: copy-image
 
 
 _UPLOAD_KINDS = {
@@ -171,7 +179,7 @@ _UPLOAD_KINDS = {
 
 
 def compute(master: Mapping[str, Image], region_images: Iterable[Image], target: Target, tenant_id: str,
-            region: Region, leftovers: Iterable[Image] = ()) -> RegionPlan:
+            region: Region, leftovers: Iterable[Image] = (), wanted_stores: frozenset[str] = frozenset()) -> RegionPlan:
     """The plan to synchronise ``region``: delete ``leftovers`` (they are left out of the
     classification), then :func:`classify_region` in :attr:`Mode.SYNC` and the action each status
     calls for.
@@ -181,8 +189,8 @@ def compute(master: Mapping[str, Image], region_images: Iterable[Image], target:
     leftovers = list(leftovers)
     gone = {image.id for image in leftovers}
     region_images = [image for image in region_images if image.id not in gone]
-    seen = classify_region(master, region_images, target, tenant_id, region, Mode.SYNC)
-    metadata, transfers, ami_fixes = [], [], []
+    seen = classify_region(master, region_images, target, tenant_id, region, Mode.SYNC, wanted_stores)
+    metadata, transfers, ami_fixes, store_copies = [], [], [], []
     for entry in seen.statuses:
         status, master_image, current = entry.status, entry.master, entry.regional
         if status is SyncStatus.PENDING_METADATA:
@@ -194,6 +202,8 @@ def compute(master: Mapping[str, Image], region_images: Iterable[Image], target:
             transfers.append(Upload(_UPLOAD_KINDS[status], master_image, upload_properties(master_image, target), old))
         elif status is SyncStatus.ERROR_CHECKSUM:
             transfers.append(ChecksumConflict(entry))
+        elif status is SyncStatus.PENDING_STORES:
+            store_copies.append(entry)
     return RegionPlan(
         region=region,
         statuses=seen.statuses,
@@ -204,6 +214,8 @@ def compute(master: Mapping[str, Image], region_images: Iterable[Image], target:
         ids_by_name={name: image.id for name, image in seen.regional.items()},
         notes=seen.notes,
         leftovers=leftovers,
+        wanted_stores=wanted_stores,
+        store_copies=store_copies,
     )
 
 

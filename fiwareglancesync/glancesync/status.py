@@ -1,4 +1,4 @@
-"""The nine sync statuses and the per-image classification of a region.
+"""The sync statuses and the per-image classification of a region.
 
 Given the selected master images and the region's (filtered) images, :func:`classify` decides,
 image by image in ascending (size, name) order, one of:
@@ -9,6 +9,7 @@ image by image in ascending (size, name) order, one of:
 ``error_checksum``   different data and no rule says what to do
 ``error_ami``        kernel_id/ramdisk_id point to an image that is not synchronised
 ``pending_metadata`` same data, different visibility or properties
+``pending_stores``   in sync, but missing from a store the target wants (multi-store regions)
 ``pending_upload``   missing in the region
 ``pending_replace``  different data; the region image will be replaced (``replace``)
 ``pending_rename``   different data; the region image will be renamed ``.old`` (``rename``)
@@ -38,6 +39,7 @@ class SyncStatus(str, Enum):
     ERROR_CHECKSUM = "error_checksum"
     ERROR_AMI = "error_ami"
     PENDING_METADATA = "pending_metadata"
+    PENDING_STORES = "pending_stores"
     PENDING_UPLOAD = "pending_upload"
     PENDING_REPLACE = "pending_replace"
     PENDING_RENAME = "pending_rename"
@@ -161,11 +163,12 @@ def checksum_message(name: str, checksum: str | None, region: str) -> str:
 def classify(selected: Mapping[str, Image], regional: Mapping[str, Image], *,
              metadata_set: AbstractSet[str], dontupdate: AbstractSet[str] = frozenset(),
              replace: AbstractSet[str] = frozenset(), rename: AbstractSet[str] = frozenset(),
-             region: str = "") -> list[StatusEntry]:
+             region: str = "", wanted_stores: AbstractSet[str] = frozenset()) -> list[StatusEntry]:
     """Status of every selected master image, in ascending (size, name) order.
 
     ``regional`` maps names to the region's filtered images.  Images to be replaced or renamed
-    count as absent for the kernel/ramdisk checks of the images that follow, as do uploads.
+    count as absent for the kernel/ramdisk checks of the images that follow, as do uploads.  An
+    image that would be ``ok`` but is missing from one of ``wanted_stores`` is ``pending_stores``.
     """
     present = dict(regional)
     pending: set[str] = set()
@@ -189,6 +192,9 @@ def classify(selected: Mapping[str, Image], regional: Mapping[str, Image], *,
                 state, missing = check_ami(current, master, present, pending)
                 table = _AMI_WHEN_IN_SYNC if code == IN_SYNC else _AMI_WHEN_METADATA_DIFFERS
                 status = table[state]
+                if status is SyncStatus.OK and not wanted_stores <= set(current.stores):
+                    status = SyncStatus.PENDING_STORES
+                    message = f"not in store(s) {', '.join(sorted(set(wanted_stores) - set(current.stores)))}"
                 if status is SyncStatus.ERROR_AMI:
                     message = (f"kernel_id/ramdisk_id of image {master.name} refer to "
                                f"{', '.join(missing)}, which is not synchronised to region {region}")

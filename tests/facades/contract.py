@@ -41,6 +41,7 @@ class World:
     expected_regions: set[str]  # names (without target prefix) get_regions() must include
     tenant_id: str  # what get_tenant_id() must return (and the owner of uploaded images)
     other_region: Region | None = None  # another region of the same target, if there is one
+    stores: tuple[str, ...] = ()  # the stores of ``region`` (multi-store worlds), default first
     prefix: str = field(default_factory=lambda: f"contract-{uuid.uuid4().hex[:8]}-")
 
     def name(self, suffix: str) -> str:
@@ -290,3 +291,24 @@ class DataContract:
         assert message.startswith(f"{world.region.fullname}: Upload of {image.name} Failed. Cause: ")
         assert_no_image_named(world, image.name)
 
+
+
+class StoresContract:
+    """Checks of the multi-store operations, for a facade whose world's region has the stores
+    ``world.stores`` (the default first) and whose ``world.other_region`` is not multi-store."""
+
+    def test_the_region_lists_its_stores_default_first(self, world):
+        assert world.facade.stores(world.region) == world.stores
+
+    def test_a_region_that_is_not_multi_store_has_none(self, world):
+        assert world.facade.stores(world.other_region) == ()
+
+    def test_a_new_copy_is_in_the_default_store_and_copy_to_stores_fills_the_others(self, world):
+        listed = upload(world, master_image(world, "stores"))
+        assert listed.stores == world.stores[:1]
+        wanted = frozenset(world.stores)
+        assert world.facade.copy_to_stores(world.region, listed.id, listed.name, wanted) == []
+        [again] = [image for image in world.images() if image.id == listed.id]
+        assert set(again.stores) == wanted and again.status == "active"
+        assert (again.checksum, again.size) == (listed.checksum, listed.size)
+        assert world.facade.copy_to_stores(world.region, listed.id, listed.name, wanted) == []  # nothing to do

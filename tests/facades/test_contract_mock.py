@@ -7,7 +7,7 @@ from fiwareglancesync.glancesync.config import Target
 from fiwareglancesync.glancesync.errors import ImageNotFound, RegionNotFound
 from fiwareglancesync.glancesync.facades.mock import DirectoryStore, MemoryStore, MockFacade
 from fiwareglancesync.glancesync.region import Region
-from tests.facades.contract import FacadeContract, World, master_image
+from tests.facades.contract import FacadeContract, StoresContract, World, master_image
 
 
 def mock_target(name: str) -> Target:
@@ -47,3 +47,23 @@ class TestMockFacadeContract(FacadeContract):
                 call()
             assert not isinstance(caught.value, ImageNotFound) and caught.value.region == missing.fullname
         assert world.facade.delete_image(missing, "1$x") is False  # as before: no region, no such image
+
+
+@pytest.fixture
+def stores_world():
+    store = MemoryStore()
+    region, other = Region("master", "Edge"), Region("master", "Plain")
+    for fullname in (region.fullname, other.fullname):
+        store.change(fullname, lambda images: images, create=True)
+    store.stores_[region.fullname] = ("central", "edge1", "edge2")
+    world = World(facade=MockFacade(mock_target("master"), store), region=region,
+                  expected_regions={"Edge", "Plain"}, tenant_id="tenant1id", other_region=other,
+                  stores=("central", "edge1", "edge2"))
+    yield world
+    world.clean()
+
+
+class TestMockStoresContract(StoresContract):
+    @pytest.fixture
+    def world(self, stores_world):
+        return stores_world

@@ -50,7 +50,7 @@ class TestRecordToImage:
             checksum="c" * 32, size=2048, status="active",
             user_properties={"nid": "463", "type": "baseimages", "kernel_id": "9d3e"},
             disk_format="qcow2", container_format="bare", min_disk=2, min_ram=512, protected=True,
-            os_hash_algo="sha512", os_hash_value="f" * 128, created_at="2024-01-01T00:00:00Z")
+            os_hash_algo="sha512", os_hash_value="f" * 128, created_at="2024-01-01T00:00:00Z", stores=("file",))
 
     def test_created_at_is_none_when_glance_gives_none(self):
         record = {k: v for k, v in RECORD.items() if k != "created_at"}

@@ -107,6 +107,18 @@ class ServersFacade(Protocol):
         """
         ...
 
+    def stores(self, region: Region) -> tuple[str, ...]:
+        """The stores of the region's Glance (``GET /v2/info/stores``), its default store first,
+        asked once per facade and region; empty when it is not a multi-store Glance."""
+        ...
+
+    def copy_to_stores(self, region: Region, image_id: str, name: str, stores: frozenset[str]) -> list[str]:
+        """Make the region's image ``image_id`` (named ``name``) be in every store of ``stores``:
+        its Glance copies the data to those it lacks (copy-image import, no byte through this
+        client).  Returns the stores it could not copy to (the image stays usable in the others);
+        raises FacadeError when the copy could not be asked for."""
+        ...
+
     def required_properties(self, region: Region) -> frozenset[str]:
         """The properties the region's image schema requires of every image
         (``GET /v2/schemas/image``, its ``required`` list), asked once per facade and region;

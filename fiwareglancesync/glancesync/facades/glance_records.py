@@ -82,6 +82,7 @@ def image_from_record(record: Mapping[str, Any], region_fullname: str) -> Image:
         os_hash_value=record.get("os_hash_value"),
         created_at=record.get("created_at"),
         virtual_size=record.get("virtual_size"),
+        stores=tuple(store for store in (record.get("stores") or "").split(",") if store),
     )
 
 

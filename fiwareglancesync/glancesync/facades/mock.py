@@ -53,6 +53,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self.regions_: dict[str, list[Image]] = {}
         self.schemas_: dict[str, frozenset[str]] = {}  # region -> properties its image schema requires
+        self.stores_: dict[str, tuple[str, ...]] = {}  # region -> its stores, default first
+        self.failing_stores_: set[str] = set()  # stores a copy to fails (any region)
 
     def regions(self) -> list[str]:
         return list(self.regions_)
@@ -200,7 +202,7 @@ class MockFacade:
             created.append(new_id)
             return images + [replace(image, id=new_id, region=region.fullname,
                                      owner=self.target.tenant + "id",
-                                     user_properties=dict(image.user_properties))]
+                                     user_properties=dict(image.user_properties), stores=self.stores(region)[:1])]
 
         self.store.change(region.fullname, add, create=True)
         return Uploaded(created[0], bytes_read, RECORD)
@@ -215,6 +217,27 @@ class MockFacade:
                         f"image with that id exists or existed in this region); it gets a fresh id")
             return None
         return kept or None
+
+    def stores(self, region: Region) -> tuple[str, ...]:
+        """The store's ``stores_`` (a :class:`MemoryStore`'s; none in a directory store)."""
+        return tuple(getattr(self.store, "stores_", {}).get(region.fullname, ()))
+
+    def copy_to_stores(self, region: Region, image_id: str, name: str, stores: frozenset[str]) -> list[str]:
+        failing = getattr(self.store, "failing_stores_", set())
+        failed: list[str] = []
+
+        def copy(images: list[Image]) -> list[Image]:
+            for index, stored in enumerate(images):
+                if stored.id == image_id:
+                    missing = sorted(set(stores) - set(stored.stores))
+                    failed.extend(store for store in missing if store in failing)
+                    added = tuple(store for store in missing if store not in failing)
+                    images[index] = replace(stored, stores=stored.stores + added)
+                    return images
+            raise ImageNotFound(f"{region.fullname}: no image with id {image_id}", region.fullname)
+
+        self.store.change(region.fullname, copy)
+        return failed
 
     def required_properties(self, region: Region) -> frozenset[str]:
         """What the store's ``schemas_`` says (a :class:`MemoryStore`'s; a directory store's

@@ -17,7 +17,7 @@ from ...image import Image
 from ...region import Region
 from ..base import ImageSource, Uploaded
 from ..glance_records import image_from_record, metadata_patch
-from . import downloads, errors, imports
+from . import downloads, errors, imports, multistore
 from .http import IMAGE_INTERFACE, GlanceHTTP
 from .library_errors import glance_exc
 from .region_glance import RegionGlance
@@ -38,6 +38,7 @@ class OpenStackFacade:
         self._clients: dict[str, Any] = {}
         self._import_methods: dict[str, frozenset[str]] = {}  # region name -> advertised methods
         self._required_properties: dict[str, frozenset[str]] = {}  # region name -> schema's required
+        self._stores: dict[str, tuple[str, ...]] = {}  # region name -> its Glance's stores, default first
 
     # ------------------------------------------------------------------ session and clients
     @property
@@ -208,6 +209,15 @@ class OpenStackFacade:
 
         return self._once(self._import_methods, region, "the import methods", read)
 
+    def stores(self, region: Region) -> tuple[str, ...]:
+        return self._once(self._stores, region, "the stores", multistore.region_stores)
+
+    def copy_to_stores(self, region: Region, image_id: str, name: str, wanted: frozenset[str]) -> list[str]:
+        prefix = f"{region.fullname}: Copy of {name} to stores failed. Cause: "
+        with self._translated(prefix, region.fullname):
+            return multistore.copy_to_stores(self._glance(region), image_id, name, wanted,
+                                         float(self.target.import_timeout))
+
     def required_properties(self, region: Region) -> frozenset[str]:
         """``GET /v2/schemas/image``'s ``required`` list, read once per region (an HTTP error
         answer: a Glance that requires nothing)."""
@@ -220,7 +230,7 @@ class OpenStackFacade:
 
         return self._once(self._required_properties, region, "the image schema", read)
 
-    def _once(self, cache: dict, region: Region, what: str, read: Callable[[RegionGlance], frozenset[str]]):
+    def _once(self, cache: dict, region: Region, what: str, read: Callable[[RegionGlance], Any]):
         """What ``read`` finds of ``region``'s Glance, read once per facade and region (a
         region's capabilities do not change during a run)."""
         with self._lock:
@@ -237,7 +247,7 @@ class OpenStackFacade:
         prefix = f"{region.fullname}: Import of {image.name} Failed. Cause: "
         with self._translated(prefix, region.fullname, error=TransferError):
             glance = self._glance(region, making_copies=True)
-        return imports.start_import(glance, image, source_region, source_image_id, prefix)
+        return imports.start_import(glance, image, source_region, source_image_id, prefix, self.target.stores)
 
     def finish_import(self, region: Region, image_id: str, image: Image) -> Uploaded:
         return imports.finish_import(self._glance(region, making_copies=True), image_id, image, self.target)

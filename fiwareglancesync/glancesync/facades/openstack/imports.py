@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from ...config import Target
+from ...config import ALL_STORES, Target
 from ...errors import ImportAltered, ImportFailed, TransferError
 from ...identity import ProcessIdentity
 from ...image import Image
@@ -29,9 +29,10 @@ GLANCE_GIVES_NO_REASON = "Task failed due to Internal Error"
 
 
 def start_import(glance: RegionGlance, image: Image, source_region: Region, source_image_id: str,
-                 prefix: str) -> str:
+                 prefix: str, stores: tuple[str, ...] = ()) -> str:
     """The id of the copy whose import from ``source_region``'s image was posted; ``prefix``
-    starts the error messages."""
+    starts the error messages; ``stores`` (the target's option: ``all`` or names) the stores of a
+    multi-store region to import to, a store that fails not failing the others."""
     with glance.translated(prefix, error=TransferError):
         body, skipped = glance.new_copy(image, str(ProcessIdentity.current()))
         glance.warn_skipped(image, skipped)
@@ -39,6 +40,9 @@ def start_import(glance: RegionGlance, image: Image, source_region: Region, sour
     request = {"method": {"name": GLANCE_DOWNLOAD, "glance_region": source_region.name,
                           "glance_image_id": source_image_id,
                           "glance_service_interface": IMAGE_INTERFACE}}
+    if stores:
+        request.update({"all_stores": True} if stores == (ALL_STORES,) else {"stores": list(stores)},
+                       all_stores_must_succeed=False)
     try:
         glance.retrying(f"starting the import of {image.name}",
                         lambda: glance.client.post(f"/v2/images/{image_id}/import", data=request), create=True)
