@@ -32,9 +32,10 @@ class Deployment:
     """The service under gunicorn (2 workers) on the lab, plus the test's image helpers."""
 
     def __init__(self, lab, tmp_path: Path, *, workers: int = 2, service_settings: str = "",
-                 master: dict | None = None):
+                 master: dict | None = None, prefix: str | None = None):
         self.lab = lab
-        self.prefix = f"api{uuid.uuid4().hex[:8]}-"
+        self.prefix = prefix or f"api{uuid.uuid4().hex[:8]}-"
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.clients = {"Master": lab.glance_client("ks1", "Master"),
                         "RegionA": lab.glance_client("ks1", "RegionA"),
                         "RegionB": lab.glance_client("ks2", "RegionB")}

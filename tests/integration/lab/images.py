@@ -92,9 +92,13 @@ class LabImages:
         return statuses
 
     def cleanup(self) -> None:
-        for region, client in self.clients.items():
-            for image in self.images(region):
-                client.images.delete(image["id"])
+        for region in self.clients:
+            self.cleanup_region(region)
+
+    def cleanup_region(self, region: str) -> None:
+        """Delete this test's images in ``region``."""
+        for image in self.images(region):
+            self.clients[region].images.delete(image["id"])
 
 
 class ProxiedLab(LabImages):
