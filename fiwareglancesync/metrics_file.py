@@ -69,11 +69,17 @@ class _RunCollector:
 
         images = GaugeMetricFamily("glancesync_images", "Images per sync status and region, as --show-status "
                                    "computes them", labels=["region", "status"])
+        cache = GaugeMetricFamily("glancesync_images_cache", "Images of a region held (cached) or queued (queued) "
+                                  "by its image cache (targets with precache)", labels=["region", "state"])
         for region, entries in self.metrics.statuses.items():
             counts = Counter(entry.status for entry in entries)
             for status in SyncStatus:
                 images.add_metric([region, status.value], counts.get(status, 0))
+            states = Counter(entry.cache for entry in entries if entry.cache)
+            for state in ("cached", "queued"):
+                cache.add_metric([region, state], states.get(state, 0))
         yield images
+        yield cache
         yield GaugeMetricFamily("glancesync_run_success", "1 when the last run did all its work, else 0",
                                 value=1 if self.success else 0)
         yield GaugeMetricFamily("glancesync_run_duration_seconds", "Wall time of the last run",

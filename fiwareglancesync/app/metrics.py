@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..glancesync.status import StatusEntry
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CACHE_STATES = ("cached", "queued")
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf"))
 
 _lock = threading.Lock()
@@ -47,6 +48,9 @@ class _Metrics:
         self.registry = CollectorRegistry()
         self.images = Gauge("glancesync_images", "Images per sync status and region, as last computed",
                             ["region", "status"], registry=self.registry, multiprocess_mode="mostrecent")
+        self.cache = Gauge("glancesync_images_cache", "Images of a region held (cached) or queued (queued) by "
+                           "its image cache, as last computed (targets with precache)", ["region", "state"],
+                           registry=self.registry, multiprocess_mode="mostrecent")
         self.timestamp = Gauge("glancesync_region_status_timestamp_seconds",
                                "When the sync statuses of a region were last computed (Unix time)",
                                ["region"], registry=self.registry, multiprocess_mode="mostrecent")
@@ -74,6 +78,9 @@ def record_statuses(region: str, entries: Iterable[StatusEntry], at: float | Non
     m = metrics()
     for status in SyncStatus:
         m.images.labels(region=region, status=status.value).set(counts.get(status, 0))
+    cache = Counter(entry.cache for entry in entries if entry.cache)
+    for state in CACHE_STATES:
+        m.cache.labels(region=region, state=state).set(cache.get(state, 0))
     m.timestamp.labels(region=region).set(time.time() if at is None else at)
 
 

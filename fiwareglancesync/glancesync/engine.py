@@ -19,12 +19,13 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import Callable, Iterable, Mapping
 
 from . import config as config_module
 from .config import ALL_STORES, Config, Target
 from .errors import ConfigError, UsageError
-from .executor import SyncReport, TransferMethod, apply
+from .executor import SyncReport, TransferMethod, apply, no_cache_api
 from .facades import make_facade
 from .facades.base import STREAM, ServersFacade
 from .image import Image, write_backup
@@ -156,7 +157,14 @@ class GlanceSync:
         classification's notes are logged)."""
         seen = self.classify(name)
         _log_notes(seen.notes)
-        return seen.statuses
+        region = self.region(name)
+        if not getattr(self.config.targets[region.target], "precache", False):
+            return seen.statuses
+        state = self.facade(region.target).cache_state(region)
+        if state is None:
+            LOG.warning(no_cache_api(region.fullname))
+            return seen.statuses
+        return [replace(entry, cache=state.of(entry.region_image_id)) for entry in seen.statuses]
 
     def classify(self, name: str) -> Classification:
         """The region's :attr:`Mode.STATUS` classification, listed now; its notes are not logged."""

@@ -22,6 +22,7 @@ from .image import AMI_PROPERTIES, IN_PROGRESS, Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
 from .progress import ObservedSource, TransferObserver
 from .region import Region
+from .status import SyncStatus
 
 LOG = logging.getLogger("glancesync.executor")
 
@@ -111,6 +112,7 @@ class Executor:
         self.ids_by_name = dict(plan.ids_by_name)
         self.refused_imports: ImportFailed | None = None  # the region's Glance failed an import itself
         self.failed_stores: list[str] = []  # "<image> in <store>" of the copies to stores that failed
+        self.new_copies: list[str] = []  # ids of the copies this run made
         self.report = SyncReport(region=self.name, dry_run=dry_run,
                                  errors=sum(1 for entry in plan.statuses if entry.status.is_error))
 
@@ -142,6 +144,7 @@ class Executor:
                 self._ami(update)
             for entry in self.plan.store_copies:
                 self._fill_stores(entry.regional.id, entry.master.name)
+            self._precache()
             if self.failed_stores:
                 raise StoresFailed(f"{self.name}: {len(self.failed_stores)} store copies failed "
                                    f"({', '.join(self.failed_stores)})", self.name)
@@ -273,6 +276,27 @@ class Executor:
                      f"in {elapsed:.2f} s ({_rate(sent, elapsed)}), method {uploaded.method}")
         self._done(upload, uploaded)
 
+    def _precache(self) -> None:
+        """With the target's ``precache``: queue every copy of the plan's images that the
+        region's image cache neither holds nor has queued (one WARNING when the region has no
+        cache API or the credential may not use it)."""
+        if not self.plan.precache:
+            return
+        live = {SyncStatus.OK, SyncStatus.PENDING_METADATA, SyncStatus.PENDING_AMI, SyncStatus.PENDING_STORES}
+        ids = [entry.regional.id for entry in self.plan.statuses if entry.status in live] + self.new_copies
+        state = self.facade.cache_state(self.plan.region)
+        if state is None:
+            LOG.warning(no_cache_api(self.name))
+            return
+        wanted = [image_id for image_id in ids if state.of(image_id) is None]
+        if self.dry_run:
+            LOG.info(f"{self.name}: Pending: {len(wanted)} images to queue for the region's image cache")
+            return
+        for image_id in wanted:
+            self.facade.queue_for_cache(self.plan.region, image_id)
+        LOG.info(f"{self.name}: {len(wanted)} images queued for the region's image cache "
+                 f"({len(ids) - len(wanted)} already cached or queued)")
+
     def _fill_stores(self, image_id: str, name: str) -> None:
         """Put the region's image in the wanted stores it lacks (server-side); one ERROR per store
         that fails (the image stays usable in the others), the region fails at its end."""
@@ -297,6 +321,7 @@ class Executor:
         self.report.bytes_by_method[uploaded.method] += uploaded.bytes_sent
         self.report.uploads_by_method[uploaded.method] += 1
         self.ids_by_name[master.name] = uploaded.image_id
+        self.new_copies.append(uploaded.image_id)
         self._fill_stores(uploaded.image_id, master.name)
         if upload.kind is UploadKind.REPLACE:
             self.facade.delete_image(self.plan.region, upload.old.id)
@@ -400,6 +425,12 @@ class Executor:
             LOG.info(f"{self.name}: MBs pending : {total_mb}")
         else:
             LOG.info(f"{self.name}:   Total uploaded to region: {total_mb} (MB) ")
+
+
+def no_cache_api(region: str) -> str:
+    """The WARNING of a region whose image cache cannot be used (precache is skipped)."""
+    return (f"{region}: precache is skipped: the region's Glance has no image cache API (image API 2.14 and "
+            f"later, with an image cache), or this credential may not use it")
 
 
 def apply(plan: RegionPlan, facade: ServersFacade, *, dry_run: bool, source_for: SourceFor,

@@ -169,6 +169,7 @@ class RegionPlan:
     leftovers: list[Image] = field(default_factory=list)
     wanted_stores: frozenset[str] = frozenset()
     store_copies: list[StatusEntry] = field(default_factory=list)  # pending_stores: copy-image
+    precache: bool = False  # queue the region's copies for its image cache (the target's precache)
 
 
 _UPLOAD_KINDS = {
@@ -216,6 +217,7 @@ def compute(master: Mapping[str, Image], region_images: Iterable[Image], target:
         leftovers=leftovers,
         wanted_stores=wanted_stores,
         store_copies=store_copies,
+        precache=bool(getattr(target, "precache", False)),
     )
 
 

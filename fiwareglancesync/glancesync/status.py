@@ -65,6 +65,7 @@ class StatusEntry:
     master: Image
     regional: Image | None
     message: str | None = None
+    cache: str | None = None  # the region's image cache: "cached", "queued" or None (unknown, or neither)
 
     @property
     def name(self) -> str:
@@ -75,13 +76,14 @@ class StatusEntry:
         return self.regional.id if self.regional is not None else None
 
     def to_dict(self) -> dict[str, object]:
-        """``{"name", "status", "id", "message", "lineage"}`` (``id``: the region's image, or
-        None; ``lineage``: the lineage properties the region's image carries, or None): an image
+        """``{"name", "status", "id", "message", "lineage", "cache"}`` (``id``: the region's image,
+        or None; ``lineage``: the lineage properties the region's image carries, or None;
+        ``cache``: ``cached``/``queued`` in the region's image cache, or None): an image
         of the JSON status (README "Machine-readable output"), of the status snapshots and of the
         REST API (which picks and orders the keys its own way)."""
         lineage = self.regional.lineage if self.regional is not None else {}
         return {"name": self.name, "status": self.status.value, "id": self.region_image_id, "message": self.message,
-                "lineage": lineage or None}
+                "lineage": lineage or None, "cache": self.cache}
 
 
 # Codes returned by compare(), as the original named them.

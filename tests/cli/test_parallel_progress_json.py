@@ -246,9 +246,9 @@ def test_show_status_json_schema(tmp_path, small_store):
     first, failed = document["regions"]
     assert first["region"] == "R1" and first["error"] is None
     assert first["images"][0] == {"name": "img00000", "status": "pending_upload", "id": None, "message": None,
-                                  "lineage": None}
+                                  "lineage": None, "cache": None}
     assert first["images"][1] == {"name": "img00001", "status": "ok", "id": "R1-1", "message": None,
-                                  "lineage": None}
+                                  "lineage": None, "cache": None}
     assert failed == {"region": "Nowhere", "error": "Nowhere: region not found in the mock store", "images": []}
 
 

@@ -294,8 +294,9 @@ class DataContract:
 
 
 class StoresContract:
-    """Checks of the multi-store operations, for a facade whose world's region has the stores
-    ``world.stores`` (the default first) and whose ``world.other_region`` is not multi-store."""
+    """Checks of the multi-store and image-cache operations, for a facade whose world's region
+    has the stores ``world.stores`` (the default first) and an image cache, and whose
+    ``world.other_region`` has neither."""
 
     def test_the_region_lists_its_stores_default_first(self, world):
         assert world.facade.stores(world.region) == world.stores
@@ -312,3 +313,12 @@ class StoresContract:
         assert set(again.stores) == wanted and again.status == "active"
         assert (again.checksum, again.size) == (listed.checksum, listed.size)
         assert world.facade.copy_to_stores(world.region, listed.id, listed.name, wanted) == []  # nothing to do
+
+    def test_a_region_without_an_image_cache_answers_none(self, world):
+        assert world.facade.cache_state(world.other_region) is None
+
+    def test_a_queued_image_is_queued_or_already_cached(self, world):
+        listed = upload(world, master_image(world, "cache"))
+        assert world.facade.cache_state(world.region).of(listed.id) is None
+        world.facade.queue_for_cache(world.region, listed.id)
+        assert world.facade.cache_state(world.region).of(listed.id) in ("queued", "cached")

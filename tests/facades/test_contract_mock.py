@@ -56,6 +56,7 @@ def stores_world():
     for fullname in (region.fullname, other.fullname):
         store.change(fullname, lambda images: images, create=True)
     store.stores_[region.fullname] = ("central", "edge1", "edge2")
+    store.caches_[region.fullname] = {}
     world = World(facade=MockFacade(mock_target("master"), store), region=region,
                   expected_regions={"Edge", "Plain"}, tenant_id="tenant1id", other_region=other,
                   stores=("central", "edge1", "edge2"))

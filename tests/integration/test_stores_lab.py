@@ -176,3 +176,28 @@ def test_an_unknown_store_is_a_configuration_error_naming_target_region_and_stor
     assert ("ERROR:RegionE: store edge7 of target master is not a store of region RegionE (its stores: "
             "central, edge1)") in result.stderr
     assert edge.images("RegionE") == []
+
+
+def test_precache_queues_the_copies_the_edge_cache_lacks_and_a_region_without_one_warns(edge):
+    master = edge.create("img", os.urandom(96 * 1024), type="base")
+    edge.write_config(precache="true")
+    result = edge.sync_py("RegionE", "RegionA")
+    assert result.returncode == 0, result.stderr
+    assert "INFO:RegionE: 1 images queued for the region's image cache (0 already cached or queued)" in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING:")]
+    assert warnings == ["WARNING:RegionA: precache is skipped: the region's Glance has no image cache API (image "
+                        "API 2.14 and later, with an image cache), or this credential may not use it"]
+    copy = edge.only("RegionE", "img")
+    deadline = time.monotonic() + 60  # Glance's prefetcher caches queued images every second here
+    while True:
+        document = json.loads(edge.sync_py("--show-status", "--format", "json", "RegionE").stdout)
+        [entry] = [i for i in document["regions"][0]["images"] if i["name"] == edge.name("img")]
+        if entry["cache"] == "cached" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert (entry["id"], entry["status"], entry["cache"]) == (copy["id"], "ok", "cached")
+    nodes = edge.clients["RegionE"].http_client.get(f"/v2/cache/nodes/{copy['id']}")[1]
+    assert nodes == [edge.lab.glance_url("RegionE")]
+    again = edge.sync_py("RegionE")
+    assert "INFO:RegionE: 0 images queued for the region's image cache (1 already cached or queued)" in again.stderr
+    same_data(copy, master)

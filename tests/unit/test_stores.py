@@ -116,3 +116,56 @@ def test_a_store_list_for_a_region_that_is_not_multi_store_is_an_error(store):
 def test_bad_stores_values(value, message):
     with pytest.raises(ConfigError, match=message):
         load_string(glancesync_conf(stores=value), environ={})
+
+
+# ---------------------------------------------------------------- precache
+def test_precache_queues_every_copy_the_cache_does_not_hold_and_the_status_says_so(store, caplog):
+    store.caches_["Edge"] = {"r3": "cached"}
+    with caplog.at_level(logging.INFO, "glancesync"):
+        engine(store, precache="true").sync_region("Edge")
+    new_id = next(image.id for image in store.regions_["Edge"] if image.name == "new")
+    assert store.caches_["Edge"] == {"r3": "cached", "r2": "queued", new_id: "queued"}
+    assert "Edge: 2 images queued for the region's image cache (1 already cached or queued)" in caplog.messages
+    assert {entry.name: entry.cache for entry in engine(store, precache="true").region_status("Edge")} == {
+        "new": "queued", "partial": "queued", "full": "cached"}
+    assert engine(store, precache="true").region_status("Edge")[0].to_dict()["cache"] in ("queued", "cached")
+    again = engine(store, precache="true")
+    with caplog.at_level(logging.INFO, "glancesync"):
+        again.sync_region("Edge")
+    assert "Edge: 0 images queued for the region's image cache (3 already cached or queued)" in caplog.messages
+
+
+def test_without_precache_the_cache_is_not_asked(store):
+    assert all(entry.cache is None for entry in engine(store).region_status("Edge"))
+    engine(store).sync_region("Edge")
+    assert store.caches_ == {}
+
+
+def test_a_region_without_a_cache_api_is_one_warning_per_run_and_no_failure(store, caplog):
+    with caplog.at_level(logging.INFO, "glancesync"):
+        report = engine(store, precache="true").sync_region("Edge")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["Edge: precache is skipped: the region's Glance has no image cache API (image API 2.14 and "
+                        "later, with an image cache), or this credential may not use it"]
+    assert not report.failed and report.uploads == 1
+
+
+def test_the_cli_json_status_and_metrics_file_show_the_cache(store, monkeypatch, tmp_path):
+    import json
+
+    from fiwareglancesync.glancesync.facades import mock
+    from tests.cli.inprocess import clean_environ, run_sync
+
+    store.caches_["Edge"] = {"r3": "cached", "r2": "queued"}
+    monkeypatch.setattr(mock, "memory_store", lambda: store)
+    config = tmp_path / "glancesync.conf"
+    config.write_text(glancesync_conf(precache="true"))
+    metrics = tmp_path / "metrics.prom"
+    result = run_sync(["--show-status", "--format", "json", "--metrics-file", str(metrics), "Edge"],
+                      clean_environ(GLANCESYNC_USE_MOCK="1", GLANCESYNC_CONFIG=str(config)))
+    assert result.returncode == 0, result.stderr
+    images = json.loads(result.stdout)["regions"][0]["images"]
+    assert {image["name"]: image["cache"] for image in images} == {"new": None, "partial": "queued", "full": "cached"}
+    text = metrics.read_text()
+    assert 'glancesync_images_cache{region="Edge",state="cached"} 1.0' in text
+    assert 'glancesync_images_cache{region="Edge",state="queued"} 1.0' in text

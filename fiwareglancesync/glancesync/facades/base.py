@@ -54,6 +54,18 @@ class WrappedSource:
 
 
 @dataclass(frozen=True)
+class CacheState:
+    """What a region's image cache holds (ids) and what is queued for it."""
+
+    cached: frozenset[str] = frozenset()
+    queued: frozenset[str] = frozenset()
+
+    def of(self, image_id: str | None) -> str | None:
+        """``cached``, ``queued`` or None for the image."""
+        return "cached" if image_id in self.cached else "queued" if image_id in self.queued else None
+
+
+@dataclass(frozen=True)
 class Uploaded:
     """The outcome of a successful upload: the new image's id, the bytes the facade read from
     the source (counted there, once: the executor reports them) and how the data got there:
@@ -117,6 +129,16 @@ class ServersFacade(Protocol):
         its Glance copies the data to those it lacks (copy-image import, no byte through this
         client).  Returns the stores it could not copy to (the image stays usable in the others);
         raises FacadeError when the copy could not be asked for."""
+        ...
+
+    def cache_state(self, region: Region) -> "CacheState | None":
+        """The images the region's Glance holds in its image cache and those queued for it
+        (``GET /v2/cache``, image API 2.14+); None when the region has no cache API or the
+        credential may not use it."""
+        ...
+
+    def queue_for_cache(self, region: Region, image_id: str) -> None:
+        """Ask the region's Glance to cache the image (``PUT /v2/cache/<id>``)."""
         ...
 
     def required_properties(self, region: Region) -> frozenset[str]:

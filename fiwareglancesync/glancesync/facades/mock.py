@@ -36,7 +36,7 @@ from ..errors import (BackupFormatError, FacadeError, GlanceSyncError, ImageNotF
                       TransferError)
 from ..image import SOURCE_ID, Image, read_backup_file, write_backup
 from ..region import Region
-from .base import RECORD, ImageSource, Uploaded
+from .base import RECORD, CacheState, ImageSource, Uploaded
 
 LOG = logging.getLogger("glancesync.facades.mock")
 
@@ -55,6 +55,7 @@ class MemoryStore:
         self.schemas_: dict[str, frozenset[str]] = {}  # region -> properties its image schema requires
         self.stores_: dict[str, tuple[str, ...]] = {}  # region -> its stores, default first
         self.failing_stores_: set[str] = set()  # stores a copy to fails (any region)
+        self.caches_: dict[str, dict[str, str]] = {}  # region -> image id -> "cached"/"queued"
 
     def regions(self) -> list[str]:
         return list(self.regions_)
@@ -238,6 +239,20 @@ class MockFacade:
 
         self.store.change(region.fullname, copy)
         return failed
+
+    def cache_state(self, region: Region) -> CacheState | None:
+        """The store's ``caches_`` of the region (None: a region without a cache API)."""
+        cache = getattr(self.store, "caches_", {}).get(region.fullname)
+        if cache is None:
+            return None
+        return CacheState(frozenset(i for i, state in cache.items() if state == "cached"),
+                          frozenset(i for i, state in cache.items() if state == "queued"))
+
+    def queue_for_cache(self, region: Region, image_id: str) -> None:
+        cache = getattr(self.store, "caches_", {}).get(region.fullname)
+        if cache is None:
+            raise FacadeError(f"{region.fullname}: the region has no image cache", region.fullname)
+        cache.setdefault(image_id, "queued")
 
     def required_properties(self, region: Region) -> frozenset[str]:
         """What the store's ``schemas_`` says (a :class:`MemoryStore`'s; a directory store's

@@ -15,9 +15,9 @@ from ...config import Target
 from ...errors import FacadeError, ListingTimeout, RegionNotFound, TransferError
 from ...image import Image
 from ...region import Region
-from ..base import ImageSource, Uploaded
+from ..base import CacheState, ImageSource, Uploaded
 from ..glance_records import image_from_record, metadata_patch
-from . import downloads, errors, imports, multistore
+from . import downloads, edge_cache, errors, imports, multistore
 from .http import IMAGE_INTERFACE, GlanceHTTP
 from .library_errors import glance_exc
 from .region_glance import RegionGlance
@@ -217,6 +217,15 @@ class OpenStackFacade:
         with self._translated(prefix, region.fullname):
             return multistore.copy_to_stores(self._glance(region), image_id, name, wanted,
                                          float(self.target.import_timeout))
+
+    def cache_state(self, region: Region) -> CacheState | None:
+        with self._translated(f"{region.fullname}: Error reading the image cache. Cause: ", region.fullname):
+            return edge_cache.cache_state(self._glance(region))
+
+    def queue_for_cache(self, region: Region, image_id: str) -> None:
+        with self._translated(f"{region.fullname}: Error queueing image {image_id} for the cache. Cause: ",
+                              region.fullname):
+            edge_cache.queue_for_cache(self._glance(region), image_id)
 
     def required_properties(self, region: Region) -> frozenset[str]:
         """``GET /v2/schemas/image``'s ``required`` list, read once per region (an HTTP error
