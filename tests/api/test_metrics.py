@@ -80,3 +80,21 @@ def test_the_metric_names_are_those_of_the_contract(client):
 
     assert {"glancesync_images", "glancesync_region_status_age_seconds", "glancesync_tasks",
             "glancesync_task_duration_seconds", "glancesync_transferred_bytes"} <= names
+
+
+class CachingEngine(SendingEngine):
+    """The real engine on the mock, whose region's image cache holds RegionB's copy."""
+
+    def region_status(self, region):
+        from dataclasses import replace
+
+        return [replace(entry, cache="cached" if entry.region_image_id else None)
+                for entry in self.real.region_status(region)]
+
+
+def test_the_image_cache_states_are_counted(make_app, real_engine, admin_headers):
+    client = make_app(engine_factory=lambda: CachingEngine(real_engine())).test_client()
+    assert client.get("/regions/RegionB", headers=admin_headers).status_code == 200
+    samples = scrape(client)
+    assert value(samples, "glancesync_images_cache", region="RegionB", state="cached") == 1.0
+    assert value(samples, "glancesync_images_cache", region="RegionB", state="queued") == 0.0
