@@ -10,7 +10,7 @@ import time
 
 from ...config import Target
 from ...errors import ImportAltered, ImportFailed, TransferError
-from ...identity import ProcessIdentity
+from ...identity import current_marker
 from ...image import Image
 from ...region import Region
 from ..base import GLANCE_DOWNLOAD, Uploaded
@@ -33,7 +33,7 @@ def start_import(glance: RegionGlance, image: Image, source_region: Region, sour
     """The id of the copy whose import from ``source_region``'s image was posted; ``prefix``
     starts the error messages."""
     with glance.translated(prefix, error=TransferError):
-        body, skipped = glance.new_copy(image, str(ProcessIdentity.current()))
+        body, skipped = glance.new_copy(image, str(current_marker()))
         glance.warn_skipped(image, skipped)
         image_id = glance.create(body, image.name)
     request = {"method": {"name": GLANCE_DOWNLOAD, "glance_region": source_region.name,
