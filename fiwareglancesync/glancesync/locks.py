@@ -138,8 +138,10 @@ _GUARD = threading.Lock()
 
 
 def _check_file_lock(url: str, region: str) -> str:
-    """The lock's name; for ``file://``, first make sure its directory and file can be used, to
-    say so in one line naming the file (tooz would fail less clearly)."""
+    """The lock's name; for ``file://``, first make sure its directory can be used, to say so in
+    one line naming the file (tooz would fail less clearly).  The lock file itself is not opened
+    here: tooz's file locks are POSIX record locks, which a process loses when it closes *any*
+    descriptor of the file."""
     if not url.startswith("file:"):
         return f"glancesync-region-{region}"
     name = safe_file_name(region) + ".lock"
@@ -147,7 +149,6 @@ def _check_file_lock(url: str, region: str) -> str:
     path = os.path.join(directory, name)
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     except OSError as exc:
         raise RegionLocked(f"{region}: cannot use the lock file {path}: {exc.strerror}", region) from None
     return name

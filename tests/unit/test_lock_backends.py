@@ -61,3 +61,21 @@ def test_a_refused_run_names_the_holder_s_pid_host_and_run(tmp_path):
     me = ProcessIdentity.current()
     assert refused == [f"Burgos: another sync of this region is running (pid {os.getpid()}, host {me.host}, "
                        f"run run-1, lock {tmp_path}/Burgos.lock)"]
+
+
+def test_a_refused_attempt_of_the_holder_s_own_process_does_not_free_the_lock_for_others(tmp_path):
+    """tooz's file locks are POSIX record locks, lost when the process closes any descriptor of
+    the file: a second attempt in the holder's process must not open (and close) it."""
+    import subprocess
+    import sys
+
+    other = ("import sys\nfrom fiwareglancesync.glancesync import locks\n"
+             "try:\n    with locks.region_lock(sys.argv[1], 'Burgos'):\n        print('got it')\n"
+             "except locks.RegionLocked:\n    print('refused')\n")
+    with locks.region_lock(str(tmp_path), "Burgos"):
+        with pytest.raises(RegionLocked):
+            with locks.region_lock(str(tmp_path), "Burgos"):
+                pass
+        child = subprocess.run([sys.executable, "-c", other, str(tmp_path)], capture_output=True, text=True,
+                               timeout=60)
+    assert child.stdout.strip() == "refused", child.stderr
