@@ -2,7 +2,7 @@
 # All tests: installs glancesync and the test tools into ./.venv, then runs pytest.  The
 # integration tests install Keystone and Glance from PyPI into a cached virtualenv
 # (~/.cache/glancesync-lab) and run them on 127.0.0.1; as root on Debian it also installs the
-# postgresql server package, chromium with its chromedriver, and qemu-utils, if missing.  Extra arguments go
+# postgresql server package, chromium with its chromedriver, qemu-utils and etcd-server, if missing.  Extra arguments go
 # to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -27,6 +27,11 @@ fi
 if ! command -v qemu-img >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "run-tests.sh: installing Debian's qemu-utils (qemu-img, for the image conversion tests)" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null
+fi
+# The several-hosts tests lock regions in a real etcd (Debian's etcd-server package).
+if ! command -v etcd >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "run-tests.sh: installing Debian's etcd-server (for the coordination tests)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >/dev/null
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e . -r test-requirements.txt 2>&1 \

@@ -280,6 +280,8 @@ def _run(args, out: TextIO, err: TextIO, log: logging.Logger, environ, overrides
             cli.make_backup(regions)
             return EXIT_FAILED if cli.failed else EXIT_OK
         engine.master_images()  # the master catalogue is needed by every other mode: fail once, early
+        if not (args.show_status or args.dry_run):
+            engine.connect_coordination()  # an unreachable lock backend fails the run once, before any copy
         if args.show_status or (args.dry_run and not args.parallel):
             # Read-only modes list ahead, concurrently.  A sync does not: it must list a region
             # only once it holds the region's lock, or another run's copies would go unseen.

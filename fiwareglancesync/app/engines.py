@@ -5,7 +5,8 @@ and a load on Keystone.  An :class:`EnginePool` (one per process: gunicorn worke
 app after the fork) keeps
 
 * the engine's :class:`~fiwareglancesync.glancesync.config.Config`, read from glancesync.conf
-  exactly as the CLI reads it, and read again when the file changes (its path, inode, size or
+  exactly as the CLI reads it (its ``coordination_url`` replaced by the service's
+  ``COORDINATION_URL`` when that is set), and read again when the file changes (its path, inode, size or
   modification time; the ``OS_*`` environment of a process does not change);
 * for requests, one facade per target, reused by every request of the process: its keystoneauth
   session keeps the target's token and catalog, and keystoneauth authenticates again by itself
@@ -51,11 +52,13 @@ class EnginePool:
 
     def __init__(self, request_timeout: float, environ: Mapping[str, str] | None = None,
                  loader: Callable[[Mapping[str, str]], Config] | None = None,
-                 facade_factory: Callable[[Target, Mapping[str, str]], ServersFacade] = make_facade):
+                 facade_factory: Callable[[Target, Mapping[str, str]], ServersFacade] = make_facade,
+                 coordination_url: str = ""):
         self.request_timeout = max(1, int(request_timeout))
         self.environ = os.environ if environ is None else environ
         self._loader = loader or (lambda environ: config_module.load(None, None, environ))
         self._facade_factory = facade_factory
+        self.coordination_url = coordination_url  # the service's COORDINATION_URL; empty: glancesync.conf's
         self._lock = threading.Lock()
         self._config: Config | None = None
         self._stamp: tuple | None = None
@@ -69,6 +72,8 @@ class EnginePool:
         with self._lock:
             if self._config is None or stamp != self._stamp:
                 config = self._loader(self.environ)
+                if self.coordination_url:
+                    config = dataclasses.replace(config, coordination_url=self.coordination_url)
                 self.loads += 1
                 for note in config.notes:
                     LOG.warning(note)

@@ -36,7 +36,7 @@ from flask import Flask, current_app
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..glancesync.errors import GlanceSyncError, one_line
-from ..glancesync.identity import ProcessIdentity
+from ..glancesync.identity import ProcessIdentity, run
 from . import metrics
 from .engine_protocol import Engine
 from .errors import ShuttingDown, TaskContention, TaskNotFound, TaskStillSyncing
@@ -121,7 +121,8 @@ def run_sync_task(app: Flask, engine: Engine, task_id: str, region: str) -> None
         started = time.monotonic()
         report = None
         try:
-            report = engine.sync_region(region)
+            with run(task_id):  # the task is the run whose id marks its copies (README "Leftovers of interrupted runs")
+                report = engine.sync_region(region)
         except GlanceSyncError as exc:
             LOG.error("task %s: sync of region %s failed: %s", task_id, region, exc)
             status, message = TaskStatus.FAILED, one_line(exc)

@@ -134,6 +134,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("glancesync", "REQUEST_TIMEOUT", "request_timeout", "REQUEST_TIMEOUT", 30, int, minimum=1),
     # seconds between background refreshes of the status snapshots; 0: none
     Setting("glancesync", "STATUS_REFRESH", "status_refresh", "STATUS_REFRESH", 300, int, minimum=0),
+    # tooz URL of the per-region locks; empty: glancesync.conf's coordination_url (README "Running on several hosts")
+    Setting("glancesync", "COORDINATION_URL", "coordination_url", "COORDINATION_URL", ""),
     Setting("gunicorn", "WORKERS", "gunicorn_workers", "", 4, int, minimum=1),
     Setting("gunicorn", "THREADS", "gunicorn_threads", "", 8, int, minimum=1),
     Setting("gunicorn", "PIDFILE", "gunicorn_pidfile", "", ""),
@@ -158,7 +160,7 @@ DEFAULT_CONFIG: Mapping[str, Any] = {s.flask_key: s.default for s in SETTINGS if
 CFG_FLASK_KEYS: Mapping[tuple[str, str], str] = {(s.section, s.key): s.flask_key
                                                  for s in SETTINGS if s.key and s.flask_key}
 # The attributes never shown by repr().
-SECRET_NAMES = ("admin_password", "secret_key")
+SECRET_NAMES = ("admin_password", "secret_key", "coordination_url")  # a tooz URL may carry a password
 
 # A request answers within REQUEST_TIMEOUT plus what the service itself takes; gunicorn's worker
 # timeout must leave at least this much room above it.

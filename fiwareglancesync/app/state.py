@@ -152,7 +152,7 @@ def build_state(app: Flask, engine_factory: EngineFactory | None, runner: TaskRu
     if engine_factory is None:
         from .engines import EnginePool
 
-        pool = EnginePool(app.config["REQUEST_TIMEOUT"])
+        pool = EnginePool(app.config["REQUEST_TIMEOUT"], coordination_url=app.config.get("COORDINATION_URL") or "")
         request_factory, task_factory = pool.request_engine, pool.task_engine
     else:
         request_factory = task_factory = engine_factory

@@ -159,7 +159,15 @@ MAIN_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
            "directory searched for <master image id> files before the data is streamed from the master region"),
     Option("lock_dir", "", _text, "directory of the per-region locks that keep two syncs of a region apart "
                                   "(empty: $XDG_RUNTIME_DIR/glancesync, else /tmp/glancesync-<uid>)"),
+    Option("coordination_url", "", _text, "tooz URL of the backend holding the per-region locks, shared by every "
+           "host that synchronises these regions (empty: file://<lock_dir>, this host only)"),
 )}
+
+# Options that no longer do anything: accepted, with one note each (README "Leftovers of interrupted runs").
+RETIRED_OPTIONS: Mapping[str, str] = {
+    "leftover_max_age": "retired: the holder of a region's lock deletes every unfinished copy of a run that "
+                        "ended, whatever its age",
+}
 
 TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
     Option("cloud", "", None, "a cloud of clouds.yaml whose credential (any auth type) this target uses, "
@@ -202,8 +210,6 @@ TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
     Option("stores", "", _stores, "stores of a multi-store region's Glance every copy must be in (comma "
            "separated) or all; empty: the region's default store"),
     Option("precache", "false", _flag, "queue every ok image for the region's Glance image cache (edge sites)"),
-    Option("leftover_max_age", "86400", integer(minimum=0),
-           "seconds after which an unfinished copy made from another host is deleted as a leftover"),
     Option("tenant_id", "", _optional_text, "the project id (used by the mock; a real cloud reports its own)"),
 )}
 
@@ -240,7 +246,6 @@ class Target:
     list_images_timeout: int = TYPED_DEFAULTS["list_images_timeout"]
     http_timeout: int = TYPED_DEFAULTS["http_timeout"]
     retries: int = TYPED_DEFAULTS["retries"]
-    leftover_max_age: int = TYPED_DEFAULTS["leftover_max_age"]
     transfer_method: str = TYPED_DEFAULTS["transfer_method"]
     import_timeout: int = TYPED_DEFAULTS["import_timeout"]
     preserve_ids: bool = TYPED_DEFAULTS["preserve_ids"]
@@ -265,12 +270,18 @@ class Config:
     max_children: int = 1
     images_dir: str = DEFAULT_IMAGES_DIR
     lock_dir: str = ""
+    coordination_url: str = ""  # as written; see locks_url
     source: str = "<environment>"
     notes: tuple[str, ...] = ()  # warnings about the file (unknown options), for the shells to log
 
     @property
     def master(self) -> Target:
         return self.targets[MASTER_TARGET]
+
+    @property
+    def locks_url(self) -> str:
+        """The tooz URL of the region locks: ``coordination_url``, else ``file://<lock_dir>``."""
+        return self.coordination_url or "file://" + os.path.abspath(self.lock_dir or default_lock_dir(os.environ))
 
 
 def load(path: str | None = None, overrides: Mapping[str, str] | None = None,
@@ -303,13 +314,15 @@ def _build(reader: Reader, environ: Mapping[str, str]) -> Config:
         if not master_region:
             raise ConfigError(MISSING_MASTER_REGION)
     main = _option_values(reader, MAIN_SECTION, MAIN_OPTIONS)
+    lock_dir = main["lock_dir"] or default_lock_dir(environ)
     return Config(
         master_region=master_region,
         targets=targets,
         preferable_order=main["preferable_order"],
         max_children=main["max_children"],
         images_dir=main["images_dir"],
-        lock_dir=main["lock_dir"] or default_lock_dir(environ),
+        lock_dir=lock_dir,
+        coordination_url=main["coordination_url"],
         source=reader.source,
         notes=tuple(unknown_options(parser, reader.source)),
     )
@@ -337,14 +350,18 @@ def default_lock_dir(environ: Mapping[str, str]) -> str:
 def unknown_options(parser: configparser.ConfigParser, source: str) -> list[str]:
     """One note per option that its section does not know (a typo such as ``ignore_region``)."""
     inherited = set(parser.defaults())
-    notes = [f"{source}: [DEFAULT] {option}: unknown option, ignored"
+    notes = [_unknown(source, "DEFAULT", option)
              for option in parser.defaults()
              if option not in MAIN_OPTIONS and option not in TARGET_OPTIONS]
     for section in parser.sections():
         known = MAIN_OPTIONS if section == MAIN_SECTION else TARGET_OPTIONS
-        notes += [f"{source}: [{section}] {option}: unknown option, ignored"
+        notes += [_unknown(source, section, option)
                   for option in parser.options(section) if option not in inherited and option not in known]
     return notes
+
+
+def _unknown(source: str, section: str, option: str) -> str:
+    return f"{source}: [{section}] {option}: {RETIRED_OPTIONS.get(option, 'unknown option')}, ignored"
 
 
 def sample() -> str:

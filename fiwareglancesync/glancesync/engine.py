@@ -29,8 +29,9 @@ from .executor import SyncReport, TransferMethod, apply, no_cache_api
 from .facades import make_facade
 from .facades.base import STREAM, ServersFacade
 from .image import Image, write_backup
+from .identity import run
 from .leftovers import find_leftovers
-from .locks import region_lock
+from .locks import backend, region_lock
 from .plan import (Classification, MasterCatalogue, Mode, RegionPlan, Upload, classify_region, compute,
                    read_master)
 from .region import MASTER_TARGET, Region, order_regions
@@ -181,7 +182,7 @@ class GlanceSync:
         target = self.config.targets[region.target]
         tenant_id = self.tenant_id(region.target)
         listing = self._list(region)
-        leftovers = find_leftovers(listing, tenant_id, target.leftover_max_age)
+        leftovers = find_leftovers(listing, tenant_id)
         return compute(master, listing, target, tenant_id, region, leftovers, self.wanted_stores(region))
 
     def wanted_stores(self, region: Region) -> frozenset[str]:
@@ -205,9 +206,13 @@ class GlanceSync:
     def sync_region(self, name: str, dry_run: bool = False, observer=None, fanout=None) -> SyncReport:
         """Synchronise a region (or log what would be done when ``dry_run``).
 
-        A real sync holds the region's lock (:mod:`.locks`) from planning to the end, so two runs
-        never copy the same images twice; a dry run takes none.  Raises
-        :class:`~.errors.RegionLocked` when another run holds it, and the first write's error (a
+        A real sync holds the region's lock (:mod:`.locks`, in the ``coordination_url`` backend)
+        from planning to the end, so two runs never copy the same images twice, and deletes the
+        leftovers it finds (:mod:`.leftovers`); a dry run takes no lock.  It is a run
+        (:func:`.identity.run`: the one open in the caller's context, such as a REST task's, or a
+        new one) whose id marks its copies.  Raises :class:`~.errors.RegionLocked` when another
+        run holds the lock, :class:`~.errors.CoordinationError` when the backend cannot be
+        used, and the first write's error (a
         :class:`~.errors.FacadeError` naming the region; the summary logged before says what was
         done until then).  ``observer`` (a :class:`progress.TransferObserver`) follows the uploads.
         ``fanout`` (a :class:`~.fanout.FanOut` shared by the regions of a ``--parallel`` run)
@@ -217,7 +222,7 @@ class GlanceSync:
         if fanout is not None:
             fanout.started(region.fullname)
         try:
-            with nullcontext() if dry_run else region_lock(self.config.lock_dir, region.fullname):
+            with run(), nullcontext() if dry_run else region_lock(self.config.locks_url, region.fullname):
                 plan = self.plan_region(name)
                 master_facade = self.facade(MASTER_TARGET)
                 master_region = Region(MASTER_TARGET, self.master_region)
@@ -237,6 +242,11 @@ class GlanceSync:
         finally:
             if fanout is not None:
                 fanout.done(region.fullname)
+
+    def connect_coordination(self) -> None:
+        """Reach the coordination backend of the region locks now (a sync does before its first
+        region, so an unreachable backend fails the run once).  :raise CoordinationError:"""
+        backend(self.config.locks_url)
 
     def transfer_method(self, region: Region) -> TransferMethod:
         """How copies to ``region`` are made: its target's ``transfer_method``; imports come

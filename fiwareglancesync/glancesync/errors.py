@@ -81,6 +81,11 @@ class RegionLocked(GlanceSyncError):
         self.region = region
 
 
+class CoordinationError(GlanceSyncError):
+    """The coordination backend of the region locks (``coordination_url``) cannot be reached or
+    used; the message names it without credentials."""
+
+
 class RegionError(GlanceSyncError):
     """A region could not be synchronised or inspected; the run goes on with the next one."""
 

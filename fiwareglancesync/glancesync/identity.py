@@ -1,17 +1,27 @@
-"""Which process made something, told so that another process can decide whether it still runs.
+"""Which process and which run made something, told so that another process can decide whether
+it still runs.
 
 A :class:`ProcessIdentity` (host, kernel boot id, pid, process start time) names one process for
 its whole life: a pid alone is reused, a start time is not.  Its text form
-``<host>/<boot id>/<pid>/<start>`` is what the REST service records as a task's owner and what
-the ``glancesync_in_progress`` property of an unfinished copy holds (README "Leftovers of
-interrupted runs").
+``<host>/<boot id>/<pid>/<start>`` is what the REST service records as a task's owner.
+
+A *run* is one sync of a region (a REST task is a run, its id the task's).  :func:`run` opens one
+for the ``with`` block; while it is open it is *live*.  A :class:`Marker` (the process and the
+run, ``<host>/<boot id>/<pid>/<start>/<run id>``) is what the ``glancesync_in_progress`` property
+of an unfinished copy holds (README "Leftovers of interrupted runs"): the holder of a region's
+lock keeps only the marked copies of its own live runs.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import socket
+import threading
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,64 @@ class ProcessIdentity:
 
 
 _CURRENT: ProcessIdentity | None = None
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What an unfinished copy carries: the process that made it and its run (``run`` is empty in
+    the markers of versions that had no runs)."""
+
+    creator: ProcessIdentity
+    run: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.creator}/{self.run}" if self.run else str(self.creator)
+
+    @classmethod
+    def parse(cls, text: str) -> "Marker | None":
+        """The marker written by :meth:`__str__` (or a bare :class:`ProcessIdentity`); None for anything else."""
+        parts = text.rsplit("/", 4)
+        if len(parts) == 5 and parts[2].isdigit() and parts[4]:
+            return cls(ProcessIdentity(parts[0], parts[1], int(parts[2]), parts[3]), parts[4])
+        creator = ProcessIdentity.parse(text)
+        return cls(creator) if creator is not None else None
+
+    def is_live_here(self) -> bool:
+        """Whether it names a run of this process that is still open."""
+        with _LIVE_GUARD:
+            live = self.run in _LIVE
+        return bool(self.run) and live and self.creator == ProcessIdentity.current()
+
+
+_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar("glancesync_run", default=None)
+_LIVE: set[str] = set()  # the runs open in this process (a forked child checks the pid too)
+_LIVE_GUARD = threading.Lock()
+
+
+@contextmanager
+def run(run_id: str | None = None) -> Iterator[str]:
+    """Open a run for the ``with`` block (in this thread's context) and yield its id: ``run_id``,
+    or the run already open here, or a new one."""
+    current = _RUN.get()
+    if current is not None and run_id in (None, current):
+        yield current
+        return
+    run_id = run_id or uuid.uuid4().hex
+    token = _RUN.set(run_id)
+    with _LIVE_GUARD:
+        _LIVE.add(run_id)
+    try:
+        yield run_id
+    finally:
+        with _LIVE_GUARD:
+            _LIVE.discard(run_id)
+        _RUN.reset(token)
+
+
+def current_marker() -> Marker:
+    """The marker of a copy made now: this process and the run open in this context.  Outside any
+    run (a facade used on its own) the copy gets a run of its own that is never live."""
+    return Marker(ProcessIdentity.current(), _RUN.get() or "none-" + uuid.uuid4().hex)
 
 
 def _boot_id() -> str:

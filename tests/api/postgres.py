@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from .processes import free_port
+from .processes import free_port, stop_server
 
 POSTGRES_INSTALL_HINT = ("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: "
                          "install them with `apt-get install -y postgresql` (Debian package)")
@@ -77,13 +77,5 @@ class PostgresServer:
         raise RuntimeError("postgres did not become ready in 30 s")
 
     def __exit__(self, *exc) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # "fast" shutdown
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        if hasattr(self, "_log"):
-            self._log.close()
+        stop_server(self.process, signal.SIGINT, getattr(self, "_log", None))  # SIGINT: "fast" shutdown
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -58,6 +58,19 @@ def write_settings(directory: Path, keystone_url: str, *, api_version: str = "3"
     return {"GLANCESYNC_SETTINGS_FILE": str(cfg), "GLANCESYNC_LOGGING_SETTINGS_FILE": str(logging_cfg)}
 
 
+def stop_server(process: subprocess.Popen | None, signum: int, log=None) -> None:
+    """Stop a test server: ``signum``, up to 20 s to exit, then SIGKILL; close its log file."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signum)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    if log is not None:
+        log.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -171,3 +171,14 @@ def test_each_caller_gets_its_own_list():
     got.append(3)
 
     assert shared == [1, 2]
+
+
+def test_the_service_s_coordination_url_replaces_glancesync_conf_s(engine_env, facades):
+    """COORDINATION_URL (README "Running on several hosts"): the locks of the service's tasks live
+    there; without it, in glancesync.conf's (file://<lock_dir> by default)."""
+    own = EnginePool(request_timeout=7, environ=engine_env, facade_factory=facades)
+    assert own.task_engine().config.locks_url.startswith("file:///")
+    shared = EnginePool(request_timeout=7, environ=engine_env, facade_factory=facades,
+                        coordination_url="etcd3+http://127.0.0.1:2379")
+    assert shared.task_engine().config.locks_url == "etcd3+http://127.0.0.1:2379"
+    assert shared.request_engine().config.locks_url == "etcd3+http://127.0.0.1:2379"

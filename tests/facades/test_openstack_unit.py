@@ -31,7 +31,7 @@ from fiwareglancesync.glancesync.errors import (
 from fiwareglancesync.glancesync.facades import openstack
 from fiwareglancesync.glancesync.facades.base import CHUNK_SIZE, Uploaded
 from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
-from fiwareglancesync.glancesync.identity import ProcessIdentity
+from fiwareglancesync.glancesync.identity import Marker, ProcessIdentity, run
 from fiwareglancesync.glancesync.image import Image
 from fiwareglancesync.glancesync.region import Region
 from fiwareglancesync.glancesync.sources import RegionSource
@@ -498,11 +498,12 @@ def test_an_upload_of_unknown_size_is_sent_in_chunks(facade, glance):
 
 
 def test_the_copy_is_marked_in_progress_by_this_process_until_it_is_verified(facade, glance):
-    """Created with the marker (so a copy whose creator dies is a recognisable leftover), and
-    the finishing PATCH removes it, also for a private, unprotected copy."""
-    new_id = facade.upload_image(REGION, master_image(is_public=False), Source()).image_id
-    assert glance.markers_seen == [str(ProcessIdentity.current())]
-    assert ProcessIdentity.parse(glance.markers_seen[0]).pid == os.getpid()
+    """Created with the marker of this process and its run (so a copy whose run ended is a
+    recognisable leftover), and the finishing PATCH removes it, also for a private, unprotected copy."""
+    with run("task-7"):
+        new_id = facade.upload_image(REGION, master_image(is_public=False), Source()).image_id
+    assert glance.markers_seen == [f"{ProcessIdentity.current()}/task-7"]
+    assert Marker.parse(glance.markers_seen[0]) == Marker(ProcessIdentity.current(), "task-7")
     assert glance.calls == ["create", "upload", "get", "patch"]
     assert "glancesync_in_progress" not in glance.records[new_id]
     assert glance.records[new_id]["visibility"] == "private"

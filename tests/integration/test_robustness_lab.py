@@ -386,7 +386,7 @@ def test_two_runs_of_one_region_at_once_upload_each_image_once(cloud):
 class Service:
     """The REST service (gunicorn, 2 workers) on this test's glancesync.conf (same lock_dir)."""
 
-    def __init__(self, cloud: FaultyCloud, tmp_path: Path):
+    def __init__(self, cloud: FaultyCloud, tmp_path: Path, workers: int = 2):
         from tests.api.processes import gunicorn_service, write_settings
 
         ks1 = cloud.lab.ks1
@@ -397,7 +397,7 @@ class Service:
         upgrade = subprocess.run([str(BIN / "glancesync-server"), "db", "upgrade"], env=environ,
                                  capture_output=True, text=True, timeout=120)
         assert upgrade.returncode == 0, upgrade.stderr
-        self.process = gunicorn_service(tmp_path, environ, workers=2).start()
+        self.process = gunicorn_service(tmp_path, environ, workers=workers).start()
         self.token = cloud.lab.session("ks1").get_token()
 
     def call(self, method: str, path: str):
@@ -465,3 +465,34 @@ def test_a_rest_task_during_a_cli_run_of_its_region_fails_on_the_lock(cloud, ser
     for short, master in masters.items():
         [copy] = cloud.copies("RegionA", short)
         same_data(copy, master)
+
+
+def test_a_rest_task_that_failed_while_its_glance_was_down_leaves_nothing_after_the_next_task(cloud, tmp_path):
+    """The defect of a worker that lives on: a task's copy could not be written nor deleted (the
+    region's Glance answered 503 to every upload and delete), the task failed and its marked copies
+    stayed; the next task of the region, in the same gunicorn worker (one worker), holds the lock,
+    so it deletes them although their process still runs: one active copy, nothing else."""
+    cloud.write_config(retries="1")
+    master = cloud.create("base", os.urandom(2 * MIB), type="base")
+    service = Service(cloud, tmp_path, workers=1)
+    try:
+        cloud.region_a.fail("PUT", "/file$", 503, times=None)
+        cloud.region_a.fail("DELETE", "/v2/images/", 503, times=None)
+        status, task = service.call("POST", "/regions/RegionA")
+        assert status == 200, task
+        failed = service.wait_task("RegionA", task["taskId"])
+        assert failed["status"] == "failed", failed
+        left = cloud.copies("RegionA", "base")
+        assert left and all(copy["status"] != "active" and copy.get("glancesync_in_progress") for copy in left), left
+        cloud.region_a.clear()  # the Glance is back
+
+        status, second = service.call("POST", "/regions/RegionA")
+        assert status == 200 and second["taskId"] != task["taskId"], second
+        done = service.wait_task("RegionA", second["taskId"])
+    finally:
+        service.stop()
+    assert done["status"] == "synced", done
+    [copy] = cloud.copies("RegionA", "base")
+    same_data(copy, master)
+    assert "glancesync_in_progress" not in copy
+    assert cloud.not_active() == {}

@@ -1,10 +1,11 @@
-"""Leftovers (README "Leftovers of interrupted runs"): a sync deletes the unfinished copies of runs
-that are provably gone,
-one WARNING each, before it plans; a dry run lists them; nothing else is ever deleted this way."""
+"""Leftovers (README "Leftovers of interrupted runs"): the holder of a region's lock deletes every
+unfinished copy that is not one of its own live runs', whatever host made it and however young it
+is, one WARNING each, before it plans; a dry run lists them; nothing else is ever deleted this way."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from fiwareglancesync.glancesync.config import load_string
 from fiwareglancesync.glancesync.engine import GlanceSync
 from fiwareglancesync.glancesync.facades.mock import MemoryStore, MockFacade
-from fiwareglancesync.glancesync.identity import ProcessIdentity
+from fiwareglancesync.glancesync.identity import Marker, ProcessIdentity, current_marker, run
 from fiwareglancesync.glancesync.image import IN_PROGRESS
 from fiwareglancesync.glancesync.leftovers import find_leftovers
 from fiwareglancesync.glancesync.status import compare
@@ -20,6 +21,7 @@ from tests.conf_factory import glancesync_conf
 from tests.factories import image
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+LIVE_RUN = "live-run"
 
 
 def me() -> ProcessIdentity:
@@ -28,11 +30,11 @@ def me() -> ProcessIdentity:
 
 def dead_here() -> str:
     """A process of this host and boot that no longer exists (pid beyond pid_max)."""
-    return str(ProcessIdentity(me().host, me().boot_id, 2 ** 22 + 7, "12345"))
+    return str(Marker(ProcessIdentity(me().host, me().boot_id, 2 ** 22 + 7, "12345"), "r-dead"))
 
 
 def other_host() -> str:
-    return str(ProcessIdentity("elsewhere.example", "b00t", 42, "99"))
+    return str(Marker(ProcessIdentity("elsewhere.example", "b00t", 42, "99"), "r-there"))
 
 
 def copy(id_, marker, status="queued", created=None, owner="tid", name="img"):
@@ -43,21 +45,37 @@ def copy(id_, marker, status="queued", created=None, owner="tid", name="img"):
 
 @pytest.mark.parametrize("candidate,expected", [
     pytest.param(copy("r1", dead_here()), True, id="dead process of this host"),
-    pytest.param(copy("r1", str(ProcessIdentity(me().host, "older-boot", me().pid, me().start))), True,
+    pytest.param(copy("r1", str(Marker(ProcessIdentity(me().host, "older-boot", me().pid, me().start), "r"))), True,
                  id="this host rebooted since"),
-    pytest.param(copy("r1", str(me())), False, id="creator still running (another run in progress)"),
-    pytest.param(copy("r1", other_host(), created=(NOW - timedelta(hours=2)).isoformat()), True,
-                 id="other host, older than leftover_max_age"),
-    pytest.param(copy("r1", other_host(), created=(NOW - timedelta(minutes=5)).isoformat()), False,
+    pytest.param(copy("r1", str(Marker(me(), LIVE_RUN))), False, id="a live run of this process: kept"),
+    pytest.param(copy("r1", str(Marker(me(), "ended-run"))), True,
+                 id="a run of this process that ended (a failed REST task of this worker)"),
+    pytest.param(copy("r1", str(me())), True, id="this process, marker without a run (older version)"),
+    pytest.param(copy("r1", other_host(), created=(NOW - timedelta(minutes=5)).isoformat()), True,
                  id="other host, young"),
-    pytest.param(copy("r1", other_host()), False, id="other host, no creation date"),
+    pytest.param(copy("r1", other_host()), True, id="other host, no creation date"),
+    pytest.param(copy("r1", str(ProcessIdentity("elsewhere.example", "b00t", 42, "99"))), True,
+                 id="other host, marker without a run"),
     pytest.param(copy("r1", None), False, id="no marker: never"),
     pytest.param(copy("r1", dead_here(), status="active"), False, id="active: never"),
     pytest.param(copy("r1", dead_here(), owner="stranger"), False, id="another project's: never"),
     pytest.param(copy("r1", "not an identity"), False, id="unreadable marker: kept"),
 ])
 def test_what_counts_as_a_leftover(candidate, expected):
-    assert (find_leftovers([candidate], "tid", 3600, now=NOW) == [candidate]) is expected
+    with run(LIVE_RUN):
+        assert (find_leftovers([candidate], "tid") == [candidate]) is expected
+
+
+def test_markers_read_back_and_only_open_runs_are_live():
+    with run("a") as outer:
+        marker = current_marker()
+        assert outer == "a" and Marker.parse(str(marker)) == marker == Marker(me(), "a")
+        with run() as inner:
+            assert inner == "a"  # a sync inside a task is the task's run
+        assert marker.is_live_here()
+    assert not marker.is_live_here()
+    assert Marker.parse(str(me())) == Marker(me(), "")
+    assert Marker.parse("x/y") is None
 
 
 def test_the_marker_never_counts_in_a_status_comparison():
@@ -69,22 +87,35 @@ def test_the_marker_never_counts_in_a_status_comparison():
 def world(tmp_path):
     store = MemoryStore()
     store.regions_["Master"] = [image(name="img", id="m1", region="Master", owner="tid", size=5, checksum="c1")]
-    store.regions_["Burgos"] = [copy("left", dead_here()), copy("busy", str(me()), name="other"),
-                                copy("plain", None, name="third")]
-    config = load_string(glancesync_conf({"lock_dir": tmp_path}, leftover_max_age=3600), environ={})
+    store.regions_["Burgos"] = [copy("left", dead_here()), copy("busy", str(Marker(me(), LIVE_RUN)), name="other"),
+                                copy("plain", None, name="third"),
+                                copy("young", other_host(), created=datetime.now(timezone.utc).isoformat(),
+                                     name="fourth")]
+    config = load_string(glancesync_conf({"lock_dir": tmp_path}), environ={})
     engine = GlanceSync(config, lambda target: MockFacade(target, store))
     return engine, store
 
 
-def test_a_sync_deletes_the_leftover_with_one_warning_then_copies_once(world, caplog):
+def test_a_sync_deletes_the_leftovers_of_ended_runs_of_any_host_with_one_warning_each_then_copies_once(world, caplog):
     engine, store = world
-    with caplog.at_level(logging.INFO, "glancesync"):
-        report = engine.sync_region("Burgos")
+    reports = []
+    with caplog.at_level(logging.INFO, "glancesync"), run(LIVE_RUN):  # another run of this process, still open
+        worker = threading.Thread(target=lambda: reports.append(engine.sync_region("Burgos")))
+        worker.start()
+        worker.join(30)
+    [report] = reports
     ids = [i.id for i in store.regions_["Burgos"]]
-    assert "left" not in ids and "busy" in ids and "plain" in ids
+    assert "left" not in ids and "young" not in ids and "busy" in ids and "plain" in ids
     assert [i.name for i in store.regions_["Burgos"]].count("img") == 1 and report.uploads == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"Burgos: image img (UUID left, queued) is a leftover of {dead_here()}: deleting it"]
+    assert warnings == [f"Burgos: image img (UUID left, queued) is a leftover of {dead_here()}: deleting it",
+                        f"Burgos: image fourth (UUID young, queued) is a leftover of {other_host()}: deleting it"]
+
+
+def test_leftover_max_age_is_still_accepted_with_a_note(tmp_path):
+    config = load_string(glancesync_conf({"lock_dir": tmp_path}, leftover_max_age=3600), environ={}, source="g.conf")
+    assert config.notes == ("g.conf: [master] leftover_max_age: retired: the holder of a region's lock deletes "
+                            "every unfinished copy of a run that ended, whatever its age, ignored",)
 
 
 def test_a_dry_run_lists_the_leftover_and_deletes_nothing(world, caplog):

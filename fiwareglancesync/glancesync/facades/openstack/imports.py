@@ -10,7 +10,7 @@ import time
 
 from ...config import ALL_STORES, Target
 from ...errors import ImportAltered, ImportFailed, TransferError
-from ...identity import ProcessIdentity
+from ...identity import current_marker
 from ...image import Image
 from ...region import Region
 from ..base import GLANCE_DOWNLOAD, Uploaded
@@ -34,7 +34,7 @@ def start_import(glance: RegionGlance, image: Image, source_region: Region, sour
     starts the error messages; ``stores`` (the target's option: ``all`` or names) the stores of a
     multi-store region to import to, a store that fails not failing the others."""
     with glance.translated(prefix, error=TransferError):
-        body, skipped = glance.new_copy(image, str(ProcessIdentity.current()))
+        body, skipped = glance.new_copy(image, str(current_marker()))
         glance.warn_skipped(image, skipped)
         image_id = glance.create(body, image.name)
     request = {"method": {"name": GLANCE_DOWNLOAD, "glance_region": source_region.name,

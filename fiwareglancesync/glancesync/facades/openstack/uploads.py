@@ -5,7 +5,7 @@ whole upload again (README "Retries and timeouts")."""
 from __future__ import annotations
 
 from ...errors import GlanceSyncError, TransferError
-from ...identity import ProcessIdentity
+from ...identity import current_marker
 from ...image import Image
 from ..base import CHUNK_SIZE, ImageSource, Uploaded
 from ..verifying import Expected, Mismatch, VerifyingReader, check_copy
@@ -67,7 +67,7 @@ class ImageUpload:
         reader = VerifyingReader(chunks, expected, CHUNK_SIZE, description=self.source.description,
                                  hashing=client_hashing(expected))
         with reader:
-            body, skipped = glance.new_copy(image, str(ProcessIdentity.current()))
+            body, skipped = glance.new_copy(image, str(current_marker()))
             if first:  # the properties left out are told once, not per attempt
                 glance.warn_skipped(image, skipped)
             with glance.translated(prefix, error=TransferError):
