@@ -2,8 +2,8 @@
 # All tests: installs glancesync and the test tools into ./.venv, then runs pytest.  The
 # integration tests install Keystone and Glance from PyPI into a cached virtualenv
 # (~/.cache/glancesync-lab) and run them on 127.0.0.1; as root on Debian it also installs the
-# postgresql server package, chromium with its chromedriver, qemu-utils and etcd-server, if missing.  Extra arguments go
-# to pytest.
+# postgresql server package, chromium with its chromedriver, qemu-utils, etcd-server, prometheus
+# and prometheus-node-exporter, if missing.  Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 PYTHON=${PYTHON:-python3}
@@ -32,6 +32,14 @@ fi
 if ! command -v etcd >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "run-tests.sh: installing Debian's etcd-server (for the coordination tests)" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >/dev/null
+fi
+# The alert rules' checks (promtool) and the monitoring lab test (a real Prometheus scraping the
+# service and node_exporter's textfile collector) run Debian's prometheus and prometheus-node-exporter.
+if ! { command -v promtool >/dev/null && command -v prometheus-node-exporter >/dev/null; } \
+        && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "run-tests.sh: installing Debian's prometheus and prometheus-node-exporter (for the monitoring tests)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        prometheus prometheus-node-exporter >/dev/null
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e . -r test-requirements.txt 2>&1 \

@@ -316,9 +316,12 @@ def _forget_snapshots_except(regions: list[str]) -> None:
         LOG.warning("old status snapshots not removed: %s", one_line(exc))
 
 
-def status_page_rows() -> list[tuple[RegionSnapshot, Task | None]]:
-    """Every snapshot (region order) with the region's latest task (or None)."""
-    snapshots = db.session.execute(sa.select(RegionSnapshot).order_by(RegionSnapshot.region)).scalars().all()
+def status_page_rows(region: str | None = None) -> list[tuple[RegionSnapshot, Task | None]]:
+    """Every snapshot (region order), or ``region``'s alone, with the region's latest task (or None)."""
+    query = sa.select(RegionSnapshot).order_by(RegionSnapshot.region)
+    if region is not None:
+        query = query.where(RegionSnapshot.region == region)
+    snapshots = db.session.execute(query).scalars().all()
     rows = []
     for snapshot in snapshots:
         task = db.session.execute(sa.select(Task).where(Task.region == snapshot.region)

@@ -1,13 +1,14 @@
 """``GET /status``: the HTML status page (README "The status page").
 
 Server-rendered (Jinja templates ``templates/*.html``, one stylesheet ``static/status.css``; no
-JavaScript, no external asset): regions × the images their targets select, each cell the sync
-status (colour and text; its tooltip the region's image id or the error message), and per region
-the age of its snapshot, its last task and a "Sync this region" button.  The data are the status
-snapshots (``region_snapshot`` table) that the task pool refreshes in the background
-(``STATUS_REFRESH``) and after each task; a page view reads only the database, so every worker
-(and host) sharing it shows the same page.  While a shown region has a task ``syncing`` the page
-reloads itself every few seconds (``<meta http-equiv="refresh">``).
+JavaScript, no external asset).  ``/status``: one row per region (images per sync status, the age
+of its snapshot, its last task, a "Sync this region" button); ``/status/regions/<region>``: that
+region's images (status, region image id or error).  Both take ``?status=`` (a sync status or
+``out_of_step``) to keep only the regions or images in it (status_view.py shapes the data).  The
+data are the status snapshots (``region_snapshot`` table) that the task pool refreshes in the
+background (``STATUS_REFRESH``) and after each task; a page view reads only the database, so every
+worker (and host) sharing it shows the same page.  While a shown region has a task ``syncing``
+the page reloads itself every few seconds (``<meta http-equiv="refresh">``).
 
 Access, as for the API: a Keystone token with the ``admin`` role.  The login form sends a user
 name, password, project and domain; the service asks Keystone (``KEYSTONE_AUTH_URL``) for a
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import json
 import logging
 import secrets
 from datetime import datetime, timezone
@@ -32,12 +32,12 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
-from . import services
+from . import services, status_view
 from .api.errors import TRANSLATED, translate
 from .auth import REFUSED, Authenticator, TokenInfo, aware, keystone_outcomes
 from .bounded import call_bounded
 from .errors import ApiError
-from .models import TaskStatus, utcnow
+from .models import utcnow
 
 LOG = logging.getLogger("glancesync.app.status")
 
@@ -144,8 +144,30 @@ def status_page():
     info = _logged_in()
     if info is None:
         return _login_page(None, 200)
-    rows = services.status_page_rows()
-    return render_template("status.html", **_page(rows, info))
+    wanted = status_view.check_filter(request.args.get("status"))
+    page = status_view.summary(services.status_page_rows(), utcnow(), wanted)
+    return render_template("status.html", **page, **_common(info, page["any_syncing"]))
+
+
+@bp.get("/status/regions/<region>")
+@_html_errors
+def region_page(region: str):
+    info = _logged_in()
+    if info is None:
+        return _login_page(None, 200)
+    wanted = status_view.check_filter(request.args.get("status"))
+    rows = services.status_page_rows(region)
+    if not rows:
+        raise ApiError(404, f"No status of region {region} stored (not a region of glancesync.conf, "
+                            "or its first refresh is under way)")
+    page = status_view.region_detail(rows[0], utcnow(), wanted)
+    return render_template("region.html", **page, **_common(info, page["region"]["syncing"]))
+
+
+def _common(info: TokenInfo, syncing: bool) -> dict[str, Any]:
+    return {"user": info.user, "csrf": session.get("csrf", ""),
+            "refresh": SYNCING_REFRESH_SECONDS if syncing else None,
+            "status_refresh": current_app.config["STATUS_REFRESH"]}
 
 
 @bp.post("/status/login")
@@ -195,56 +217,6 @@ def sync_region(region: str):
                                                                "wrong (reload the page and try again)"), 403
     task, created = current_app.extensions["glancesync"].start_sync(region, info.user)
     LOG.info("status page: %s sync of %s (task %s)", "started" if created else "already running", region, task.id)
+    if request.form.get("back") == "region":  # the button of the region's own page
+        return redirect(url_for("status.region_page", region=region), code=303)
     return redirect(url_for("status.status_page"), code=303)
-
-
-# ------------------------------------------------------------------ the page's data
-STATUS_CLASSES = {"ok": "ok", "pending_upload": "pending", "pending_metadata": "pending", "pending_stores": "pending",
-                  "pending_replace": "pending", "pending_rename": "pending"}
-
-
-def _page(rows, info: TokenInfo) -> dict[str, Any]:
-    now = utcnow()
-    names: list[str] = []
-    regions = []
-    any_syncing = False
-    for snapshot, task in rows:
-        images = json.loads(snapshot.images or "[]")
-        cells = {}
-        for image in images:
-            if image["name"] not in names:
-                names.append(image["name"])
-            cells[image["name"]] = {
-                "status": image["status"],
-                "css": STATUS_CLASSES.get(image["status"], "error" if image["status"].startswith("error") else "other"),
-                "tooltip": image["message"] or (f"image id {image['id']}" if image["id"] else "not in the region"),
-            }
-        syncing = task is not None and task.status is TaskStatus.SYNCING
-        any_syncing = any_syncing or syncing
-        regions.append({
-            "name": snapshot.region,
-            "age": _age((now - snapshot.taken_at).total_seconds()),
-            "taken_at": snapshot.taken_at.isoformat(timespec="seconds") + "Z",
-            "error": snapshot.error,
-            "cells": cells,
-            "task": None if task is None else {
-                "status": task.status.value,
-                "time": (task.ended_at or task.started_at or task.created_at).isoformat(timespec="seconds") + "Z",
-                "message": task.message,
-            },
-            "syncing": syncing,
-        })
-    return {"names": names, "regions": regions, "user": info.user, "csrf": session.get("csrf", ""),
-            "refresh": SYNCING_REFRESH_SECONDS if any_syncing else None,
-            "status_refresh": current_app.config["STATUS_REFRESH"]}
-
-
-def _age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s ago"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
-    return f"{seconds // 86400} d ago"

@@ -36,8 +36,29 @@ tenant = admin
 """
 
 
-def seed_mock_store(directory: Path) -> dict[str, str]:
-    """Seed a file-backed mock store with :data:`SEED` through ``glancesync-mock``.
+def federation_seed(regions: int = 20, images: int = 300) -> dict[str, list[str]]:
+    """A federation of that size for the mock: Master with ``images`` public images, and regions
+    ``Region01``... in step to various degrees (the first has everything, the others miss every
+    (n+1)-th image, some with stale metadata or another checksum), deterministic."""
+    def row(region: str, j: int, image_id: str, checksum: str, kind: str = "baseimage") -> str:
+        return (f"{region},img{j:03d}-ubuntu-{j % 7}.{j % 10},{image_id},active,{1000 + j},{checksum},adminid,"
+                f"True,{{'type': '{kind}'}}")
+
+    seed = {"Master": [row("Master", j, f"m{j:03d}", f"{j:032x}") for j in range(images)]}
+    for n in range(1, regions + 1):
+        name, rows = f"Region{n:02d}", []
+        for j in range(images):
+            if n > 1 and j % (n + 1) == 0:
+                continue  # missing: pending_upload
+            checksum = f"{j + 1:032x}" if n % 4 == 0 and j % 13 == 0 else f"{j:032x}"
+            kind = "oldtype" if n % 3 == 0 and j % 11 == 0 else "baseimage"
+            rows.append(row(name, j, f"r{n:02d}i{j:03d}", checksum, kind))
+        seed[name] = rows
+    return seed
+
+
+def seed_mock_store(directory: Path, seed_rows: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """Seed a file-backed mock store with :data:`SEED` (or ``seed_rows``) through ``glancesync-mock``.
 
     Returns the environment the engine needs (GLANCESYNC_MOCKPERSISTENT_PATH, GLANCESYNC_CONFIG).
     The region locks of the syncs go to ``directory/locks``: the default lock directory is one
@@ -48,7 +69,7 @@ def seed_mock_store(directory: Path) -> dict[str, str]:
     seed = directory / "seed"
     store = directory / "store"
     seed.mkdir(parents=True)
-    for region, rows in SEED.items():
+    for region, rows in (SEED if seed_rows is None else seed_rows).items():
         (seed / f"backup_{region}.csv").write_text("".join(row + "\n" for row in rows), encoding="utf-8")
     # glancesync-mock prints the export line on stdout; keep test output clean.
     with contextlib.redirect_stdout(io.StringIO()):

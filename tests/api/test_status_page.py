@@ -1,11 +1,13 @@
 """GET /status (README "The status page") in-process: login with a Keystone account with admin, the
-page
-from the snapshots the background refresh stores, the sync button behind a CSRF token, the
-session cookie's attributes.  (The real browser on the real lab: tests/integration/test_status_page_lab.py.)"""
+summary (a row per region) and a region's page (its images) from the snapshots the background
+refresh stores, their status filters, the sync button behind a CSRF token, the session cookie's
+attributes, a federation of 20 regions x 300 images.  (The real browser on the real lab:
+tests/integration/test_status_page_lab.py.)"""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,6 +17,7 @@ from fiwareglancesync.app.extensions import db
 from fiwareglancesync.app.models import RegionSnapshot, Task, TaskStatus
 
 from .conftest import ManualRunner
+from .mock_cloud import federation_seed, seed_mock_store
 from .fake_keystone import SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_USER
 
 LOGIN = {"username": SERVICE_USER, "password": SERVICE_PASSWORD, "project": SERVICE_PROJECT, "domain": "Default"}
@@ -55,17 +58,86 @@ def test_login_sets_a_signed_httponly_strict_cookie_expiring_with_the_token(clie
     assert timedelta(minutes=55) < expiry - datetime.now(timezone.utc) <= timedelta(hours=1)  # the fake's token: 1 h
 
 
-def test_the_page_shows_regions_images_statuses_and_tooltips(client, app):
+def row_of(page: str, region: str) -> str:
+    return page.split(f'<tr data-region="{region}"')[1].split("</tr>")[0]
+
+
+def counts_of(row: str) -> dict[str, int]:
+    """status -> count of a summary row (zeros left out)."""
+    return {status: int(n) for status, n in
+            re.findall(r'class="count status \w+" data-status="(\w+)"><a href="[^"]+">(\d+)</a>', row)}
+
+
+def test_the_summary_shows_a_row_per_region_with_its_counts_per_status(client, app):
     assert refresh(app) == 2
     log_in(client)
 
     page = client.get("/status").get_data(as_text=True)
 
-    assert '<tr data-region="RegionA">' in page and '<tr data-region="RegionB">' in page
+    assert counts_of(row_of(page, "RegionA")) == {"pending_upload": 2}
+    assert counts_of(row_of(page, "RegionB")) == {"ok": 1, "pending_upload": 1}
+    assert '<th scope="row"><a href="/status/regions/RegionB">RegionB</a></th>' in page
+    assert 'href="/status/regions/RegionB?status=ok">1</a>' in page
+    assert "data-image" not in page  # no cell per image
+    assert "s ago" in page and page.count("Sync this region") == 2
+
+
+def test_a_regions_page_shows_its_images_statuses_and_tooltips(client, app):
+    refresh(app)
+    log_in(client)
+
+    page = client.get("/status/regions/RegionB").get_data(as_text=True)
+
     assert re.search(r'class="status ok" data-image="base_ubuntu" title="image id b1">ok<', page)
     assert re.search(r'class="status pending" data-image="base_centos" title="not in the region">pending_upload<',
                      page)
-    assert "s ago" in page and page.count("Sync this region") == 2
+    assert "<code>b1</code>" in page and page.count("Sync this region") == 1
+
+
+@pytest.mark.parametrize("url, shown, hidden", [
+    ("/status?status=ok", ['data-region="RegionB"'], ['data-region="RegionA"']),
+    ("/status?status=out_of_step", ['data-region="RegionA"', 'data-region="RegionB"'], []),
+    ("/status/regions/RegionB?status=ok", ['data-image="base_ubuntu"'], ['data-image="base_centos"']),
+    ("/status/regions/RegionB?status=out_of_step", ['data-image="base_centos"'], ['data-image="base_ubuntu"']),
+    ("/status/regions/RegionA?status=ok", ['id="no-image"'], ['data-image="base_']),
+], ids=["summary ok", "summary out of step", "region ok", "region out of step", "region none"])
+def test_the_status_filters_keep_the_regions_or_images_in_that_status(client, app, url, shown, hidden):
+    refresh(app)
+    log_in(client)
+
+    page = client.get(url).get_data(as_text=True)
+
+    assert all(text in page for text in shown) and not any(text in page for text in hidden)
+    assert 'class="filter current"' in page
+
+
+def test_the_filter_links_count_what_they_keep(client, app):
+    refresh(app)
+    log_in(client)
+
+    page = client.get("/status").get_data(as_text=True)
+
+    links = dict(re.findall(r'data-filter="(\w+)"[^>]*>[\w ]+ \((\d+)\)<', page))
+    assert links == {"all": "2", "out_of_step": "2", "ok": "1", "pending_upload": "2"}
+
+
+def test_an_unknown_status_filter_or_region_is_one_clear_error(client, app):
+    refresh(app)
+    log_in(client)
+
+    bad = client.get("/status?status=fine")
+    missing = client.get("/status/regions/Atlantis")
+
+    assert bad.status_code == 400
+    assert "Unknown status filter &#39;fine&#39;: use out_of_step or one of ok, " in bad.get_data(as_text=True)
+    assert missing.status_code == 404
+    assert "No status of region Atlantis stored" in missing.get_data(as_text=True)
+
+
+def test_the_regions_page_needs_a_login(client, app):
+    refresh(app)
+
+    assert 'type="password"' in client.get("/status/regions/RegionA").get_data(as_text=True)
 
 
 def test_sync_button_starts_a_task_and_the_snapshot_follows(client, app):
@@ -81,9 +153,60 @@ def test_sync_button_starts_a_task_and_the_snapshot_follows(client, app):
         assert (task.region, task.status, task.requested_by) == ("RegionA", TaskStatus.SYNCED, SERVICE_USER)
         images = db.session.get(RegionSnapshot, "RegionA").images
     assert '"status": "pending_upload"' not in images  # refreshed by the task, before it read finished
+    row = row_of(client.get("/status").get_data(as_text=True), "RegionA")
+    assert counts_of(row) == {"ok": 2} and "synced" in row
+    page = client.get("/status/regions/RegionA").get_data(as_text=True)
+    assert page.count('class="status ok"') == 2 and "synced" in page
+
+
+def test_the_sync_button_of_a_regions_page_leads_back_to_it(client, app):
+    refresh(app)
+    log_in(client)
+    page = client.get("/status/regions/RegionA").get_data(as_text=True)
+
+    response = client.post("/status/regions/RegionA/sync", data={"csrf_token": csrf_of(page), "back": "region"})
+
+    assert (response.status_code, response.headers["Location"]) == (303, "/status/regions/RegionA")
+
+
+# ------------------------------------------------------------------ a federation: 20 regions x 300 images
+@pytest.fixture
+def federation(make_app, tmp_path):
+    from fiwareglancesync.glancesync import GlanceSync
+
+    environ = seed_mock_store(tmp_path / "federation", federation_seed(regions=20, images=300))
+    engine = lambda: GlanceSync.from_environment(environ=environ)  # noqa: E731
+    app = make_app(engine_factory=engine)
+    assert refresh(app) == 20
+    return app, engine()
+
+
+def test_a_federation_of_20_regions_and_300_images_reads_as_20_rows(federation):
+    app, engine = federation
+    client = app.test_client()
+    log_in(client)
+
     page = client.get("/status").get_data(as_text=True)
-    row = page.split('<tr data-region="RegionA">')[1].split("</tr>")[0]
-    assert row.count('class="status ok"') == 2 and "synced" in row
+
+    assert page.count("<tr data-region=") == 20 and "data-image" not in page
+    for region in engine.show_regions():  # the counts are those the engine computes
+        expected = Counter(entry.status.value for entry in engine.region_status(region))
+        assert counts_of(row_of(page, region)) == dict(expected)
+    assert len(page) < 60_000  # a page: the former grid of 20 x 300 cells was 772 KB
+
+
+def test_a_federation_regions_page_lists_its_300_images_and_filters_them(federation):
+    app, engine = federation
+    client = app.test_client()
+    log_in(client)
+    expected = Counter(entry.status.value for entry in engine.region_status("Region04"))
+
+    page = client.get("/status/regions/Region04").get_data(as_text=True)
+    pending = client.get("/status/regions/Region04?status=pending_upload").get_data(as_text=True)
+
+    assert page.count("<tr data-image=") == 300
+    assert pending.count("<tr data-image=") == expected["pending_upload"] > 0
+    assert Counter(re.findall(r'<td class="status \w+" data-image="[^"]+" title="[^"]*">(\w+)<', page)) == expected
 
 
 @pytest.mark.parametrize("form", [{}, {"csrf_token": ""}, {"csrf_token": "forged"}], ids=["none", "empty", "wrong"])

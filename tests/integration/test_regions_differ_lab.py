@@ -236,7 +236,8 @@ def test_the_rest_service_metrics_and_status_page_show_a_converted_copy_ok(conve
         try:
             log_in(driver, deployment.service.url, converting_lab.credential("ks1", "admin"))
             wait_for_table(driver)
-            cell = driver.find_element(By.CSS_SELECTOR, f'tr[data-region="RegionC"] td[data-image="{name}"]')
+            driver.get(deployment.service.url + "/status/regions/RegionC")
+            cell = driver.find_element(By.CSS_SELECTOR, f'#images td[data-image="{name}"]')
             assert (cell.text, cell.get_attribute("class")) == ("ok", "status ok")
         finally:
             driver.quit()

@@ -94,12 +94,18 @@ def wait_for_table(driver) -> None:
 
 
 def cells(driver, region: str) -> dict[str, tuple[str, str]]:
-    """image name -> (status text, tooltip) of the region's row."""
+    """image name -> (status text, tooltip) on the region's page, reached from the summary by
+    the link of its name (the browser is left on that page)."""
     from selenium.webdriver.common.by import By
 
-    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-region="{region}"]')
+    if driver.find_elements(By.CSS_SELECTOR, f'#images[data-region="{region}"]'):
+        driver.refresh()
+    else:
+        driver.get(driver.current_url.split("/status")[0] + "/status")
+        driver.find_element(By.CSS_SELECTOR, f'tr[data-region="{region}"] th a').click()
+    table = driver.find_element(By.CSS_SELECTOR, f'#images[data-region="{region}"]')
     return {cell.get_attribute("data-image"): (cell.text, cell.get_attribute("title"))
-            for cell in row.find_elements(By.CSS_SELECTOR, "td.status[data-image]")}
+            for cell in table.find_elements(By.CSS_SELECTOR, "td.status[data-image]")}
 
 
 def stable(driver, read):
@@ -116,10 +122,10 @@ def stable(driver, read):
 
 
 def region_a(driver) -> tuple[dict[str, tuple[str, str]], str]:
-    """RegionA's cells and its last-task text, read from one page."""
+    """RegionA's cells and its last-task text, read from its page."""
     from selenium.webdriver.common.by import By
 
-    return cells(driver, "RegionA"), driver.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] td.task').text
+    return cells(driver, "RegionA"), driver.find_element(By.CSS_SELECTOR, "table.facts td.task").text
 
 
 def artifact_dir(tmp_path: Path) -> Path:
@@ -136,13 +142,14 @@ def test_status_page_login_statuses_sync_button_and_csrf(page_deployment, chrome
     log_in(chrome, deployment.service.url, lab.credential("ks1", "admin"))
     wait_for_table(chrome)
 
-    names = [element.text for element in chrome.find_elements(By.CSS_SELECTOR, "th.image")]
-    assert names == [prefix + "small", prefix + "base"]
     regions = [row.get_attribute("data-region") for row in chrome.find_elements(By.CSS_SELECTOR, "tbody tr")]
     assert regions == ["RegionA", "other:RegionB"]
+    assert "s ago" in chrome.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] td.age').text
+    assert chrome.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] td[data-status="pending_upload"]').text == "2"
+    names = [prefix + "small", prefix + "base"]
     for region in regions:
         assert cells(chrome, region) == {name: ("pending_upload", "not in the region") for name in names}
-    assert "s ago" in chrome.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] td.age').text
+        assert [e.text for e in chrome.find_elements(By.CSS_SELECTOR, "#images th.image")] == names
 
     # A forged POST (no CSRF token) with the browser's own session cookie is refused.
     cookie = chrome.get_cookie("glancesync_session")
@@ -154,6 +161,7 @@ def test_status_page_login_statuses_sync_button_and_csrf(page_deployment, chrome
     refused.value.close()  # an HTTPError holds the response's socket: unclosed, it warns when collected
     assert refused.value.code == 403
 
+    chrome.get(deployment.service.url + "/status")
     chrome.find_element(By.CSS_SELECTOR, 'tr[data-region="RegionA"] button.sync').click()
     deadline = time.monotonic() + WAIT  # the page reloads itself while the task runs
     seen, task = stable(chrome, region_a)
@@ -163,6 +171,7 @@ def test_status_page_login_statuses_sync_button_and_csrf(page_deployment, chrome
         seen, task = stable(chrome, region_a)
     copies = deployment.copies("RegionA")
     assert seen == {prefix + name: ("ok", f"image id {image['id']}") for name, image in copies.items()}
+    chrome.get(deployment.service.url + "/status")
     assert {status for status, _ in stable(chrome, lambda d: cells(d, "other:RegionB")).values()} == {"pending_upload"}
 
     shot = artifact_dir(tmp_path) / "status-page.png"
@@ -189,5 +198,88 @@ def test_the_page_shows_the_statuses_without_javascript(page_deployment, lab):
         statuses = cells(driver, "RegionA")
         assert set(statuses) == {page_deployment.prefix + "small", page_deployment.prefix + "base"}
         assert {status for status, _ in statuses.values()} == {"pending_upload"}
+    finally:
+        driver.quit()
+
+
+# ------------------------------------------------------------------ a federation: 20 regions x 300 images
+@pytest.fixture
+def federation_service(lab, tmp_path):
+    """The service under gunicorn, its logins checked by the lab's ks1, its engine on a mock
+    federation of 20 regions x 300 images (tests/api/mock_cloud.federation_seed)."""
+    import subprocess
+
+    from tests.api.mock_cloud import federation_seed, seed_mock_store
+    from tests.api.processes import bin_path, gunicorn_service, write_settings
+
+    ks1 = lab.ks1
+    engine_env = seed_mock_store(tmp_path / "federation", federation_seed(regions=20, images=300))
+    settings = write_settings(tmp_path / "etc", ks1.auth_url.rsplit("/v3", 1)[0], user=ks1.admin.username,
+                              password=ks1.admin.password, project=ks1.admin.project_name,
+                              service="STATUS_REFRESH: 300\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC"))}
+    environ.update(settings, **engine_env, GLANCESYNCAPP_DATABASE_PATH=str(tmp_path))
+    upgrade = subprocess.run([bin_path("glancesync-server"), "db", "upgrade"], env=environ, capture_output=True,
+                             text=True, timeout=120)
+    assert upgrade.returncode == 0, upgrade.stderr
+    service = gunicorn_service(tmp_path, environ).start()
+    try:
+        yield service, engine_env
+    finally:
+        service.stop()
+
+
+def navigation_ms(driver) -> tuple[float, float]:
+    """(server answer, page loaded) of the last navigation, in ms from its start (the browser's
+    Navigation Timing)."""
+    timing = driver.execute_script("const t = performance.getEntriesByType('navigation')[0];"
+                                   "return [t.responseEnd, t.loadEventEnd];")
+    return float(timing[0]), float(timing[1])
+
+
+def test_a_federation_of_20_regions_and_300_images_in_the_browser(federation_service, lab, tmp_path):
+    from collections import Counter
+
+    from selenium.webdriver.common.by import By
+
+    from fiwareglancesync.glancesync import GlanceSync
+
+    service, engine_env = federation_service
+    engine = GlanceSync.from_environment(environ=engine_env)
+    expected = {region: Counter(entry.status.value for entry in engine.region_status(region))
+                for region in engine.show_regions()}
+    driver = browser()
+    try:
+        driver.set_window_size(1400, 1000)
+        log_in(driver, service.url, lab.credential("ks1", "admin"))
+        wait_for_table(driver)
+        driver.get(service.url + "/status")
+        summary_ms = navigation_ms(driver)
+
+        rows = driver.find_elements(By.CSS_SELECTOR, "#status tbody tr")
+        assert [row.get_attribute("data-region") for row in rows] == sorted(expected)
+        for row in rows:
+            counts = {cell.get_attribute("data-status"): int(cell.text)
+                      for cell in row.find_elements(By.CSS_SELECTOR, "td.count[data-status]") if cell.text != "0"}
+            assert counts == dict(expected[row.get_attribute("data-region")])
+        assert driver.find_elements(By.CSS_SELECTOR, "td[data-image]") == []
+        shots = artifact_dir(tmp_path)
+        driver.save_screenshot(str(shots / "status-page.png"))
+
+        # the summary's filter, then a region's page from its count, then its own filter
+        driver.find_element(By.CSS_SELECTOR, 'a.filter[data-filter="error_checksum"]').click()
+        shown = [row.get_attribute("data-region") for row in driver.find_elements(By.CSS_SELECTOR, "#status tbody tr")]
+        assert shown == sorted(region for region, counts in expected.items() if counts["error_checksum"])
+        driver.find_element(By.CSS_SELECTOR, 'tr[data-region="Region04"] th a').click()
+        region_ms = navigation_ms(driver)
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#images tbody tr[data-image]")) == 300
+        driver.find_element(By.CSS_SELECTOR, 'a.filter[data-filter="error_checksum"]').click()
+        statuses = [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#images td.status")]
+        assert statuses == ["error_checksum"] * expected["Region04"]["error_checksum"]
+        driver.find_element(By.CSS_SELECTOR, 'a.filter[data-filter="all"]').click()
+        driver.save_screenshot(str(shots / "status-page-region.png"))
+        print(f"20 x 300 in chromium: summary answered in {summary_ms[0]:.0f} ms, loaded in {summary_ms[1]:.0f} ms; "
+              f"a region's page answered in {region_ms[0]:.0f} ms, loaded in {region_ms[1]:.0f} ms; "
+              f"screenshots in {shots}")
     finally:
         driver.quit()
