@@ -96,15 +96,18 @@ def summary(rows, now: datetime, wanted: str | None) -> dict[str, Any]:
 
 def region_detail(row, now: datetime, wanted: str | None) -> dict[str, Any]:
     """One region's page: ``region`` (as a summary row), ``images`` (those the filter keeps, with
-    their css class and region image id), ``filters`` (value, label, how many images it keeps)."""
+    their css class, region image id and image cache state), ``filters`` (value, label, how many
+    images it keeps), ``with_cache`` (some image is cached or queued in the region's cache)."""
     snapshot, task = row
     region = _region(snapshot, task, now)
     filters = [(None, "all images", region["total"]), (OUT_OF_STEP, "out of step", region["out_of_step"])]
     filters += [(status, status, region["counts"].get(status, 0)) for status in _statuses(region["counts"], wanted)]
     images = [{"name": image["name"], "status": image["status"], "css": css_class(image["status"]),
-               "id": image["id"], "message": image["message"]}
+               "id": image["id"], "message": image["message"], "cache": image.get("cache")}
               for image in region["images"] if _matches(image["status"], wanted)]
-    return {"region": region, "images": images, "filters": filters, "wanted": wanted}
+    # the image cache column only for a region whose target precaches (its snapshot says so)
+    with_cache = any(image.get("cache") for image in region["images"])
+    return {"region": region, "images": images, "filters": filters, "wanted": wanted, "with_cache": with_cache}
 
 
 def age(seconds: float) -> str:

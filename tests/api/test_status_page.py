@@ -6,6 +6,7 @@ tests/integration/test_status_page_lab.py.)"""
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -333,3 +334,22 @@ def test_an_engine_error_on_the_sync_form_answers_the_html_error_page(make_app):
 
     assert (response.status_code, response.mimetype) == (500, "text/html")
     assert "Error 500: Configuration error: no master region" in response.get_data(as_text=True)
+
+
+def test_a_regions_page_shows_the_image_cache_when_its_target_precaches(client, app):
+    refresh(app)
+    log_in(client)
+    assert "Image cache" not in client.get("/status/regions/RegionB").get_data(as_text=True)  # no precache
+    with app.app_context():
+        snapshot = db.session.get(RegionSnapshot, "RegionB")
+        images = json.loads(snapshot.images)
+        for image in images:
+            image["cache"] = "cached" if image["id"] else None
+        snapshot.images = json.dumps(images)
+        db.session.commit()
+
+    page = client.get("/status/regions/RegionB").get_data(as_text=True)
+
+    assert "<th scope=\"col\">Image cache</th>" in page
+    cells = dict(re.findall(r'<td class="cache" data-image="([^"]+)">([^<]+)</td>', page))
+    assert sorted(cells.values()) == ["&ndash;", "cached"]

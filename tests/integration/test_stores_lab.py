@@ -122,7 +122,8 @@ def test_a_copy_missing_a_store_is_pending_stores_everywhere_and_repaired_server
             wait_for_table(driver)
             from selenium.webdriver.common.by import By
 
-            cell = driver.find_element(By.CSS_SELECTOR, f'tr[data-region="RegionE"] td[data-image="{edge.name("img")}"]')
+            driver.get(deployment.service.url + "/status/regions/RegionE")
+            cell = driver.find_element(By.CSS_SELECTOR, f'#images td.status[data-image="{edge.name("img")}"]')
             assert (cell.text, cell.get_attribute("class")) == ("pending_stores", "status pending")
         finally:
             driver.quit()
@@ -201,3 +202,33 @@ def test_precache_queues_the_copies_the_edge_cache_lacks_and_a_region_without_on
     again = edge.sync_py("RegionE")
     assert "INFO:RegionE: 0 images queued for the region's image cache (1 already cached or queued)" in again.stderr
     same_data(copy, master)
+
+
+def test_the_service_metrics_and_region_page_show_the_cache_state(edge, edge_lab, tmp_path):
+    edge.create("img", os.urandom(48 * 1024), type="base")
+    edge.write_config(precache="true")
+    assert edge.sync_py("RegionE").returncode == 0
+    deployment = Deployment(edge_lab, tmp_path / "service", master={"precache": "true"}, prefix=edge.prefix)
+    deployment.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the prefetcher caches the queued copy within seconds
+            status, body = deployment.call("GET", "/regions/RegionE", deployment.token())
+            metrics = requests.get(deployment.service.url + "/metrics", timeout=30).text
+            if 'glancesync_images_cache{region="RegionE",state="cached"} 1.0' in metrics or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert 'glancesync_images_cache{region="RegionE",state="cached"} 1.0' in metrics
+        from selenium.webdriver.common.by import By
+
+        driver = browser()
+        try:
+            log_in(driver, deployment.service.url, edge_lab.credential("ks1", "admin"))
+            wait_for_table(driver)
+            driver.get(deployment.service.url + "/status/regions/RegionE")
+            cell = driver.find_element(By.CSS_SELECTOR, f'td.cache[data-image="{edge.name("img")}"]')
+            assert cell.text == "cached"
+        finally:
+            driver.quit()
+    finally:
+        deployment.service.stop()
