@@ -37,6 +37,7 @@ from .model import (ADMIN_PROJECT, ADMIN_USER, GLANCES, KEYSTONES, QA, QA_ROLES,
 from .processes import (IN_VENV_DIR, UWSGI_GLANCE, pick_ports, server_env, spawn_uwsgi,
                         wait_until_up)
 from .venv import ensure_venv
+from .wan import LinkSpec, WanLink
 
 START_TIMEOUT = 120.0  # per wait for the servers; generous for a busy 2-core CI machine
 TOOL_TIMEOUT = 180.0
@@ -45,11 +46,14 @@ PORT_ATTEMPTS = 3
 
 def start_lab(*, venv: Path | None = None, tie_to_parent: bool = True,
               remove_state_on_stop: bool = True, log=None,
-              glances: tuple[GlanceSpec, ...] = GLANCES) -> Lab:
+              glances: tuple[GlanceSpec, ...] = GLANCES,
+              wan: dict[str, LinkSpec] | LinkSpec | None = None) -> Lab:
     """Start the lab and return it running and checked (see module docstring).
 
     ``glances``: the Glances to run (default :data:`~.model.GLANCES`, the CI lab); add e.g.
-    :data:`~.model.CONVERTING` for a region that differs.
+    :data:`~.model.CONVERTING` for a region that differs, or take :func:`~.model.federation`.
+    ``wan``: every Glance is reached (in the catalogs, so by clients and by glance-download
+    alike) through a :class:`~.wan.WanLink` with this link, or with ``wan[region]`` per region.
 
     ``tie_to_parent``: the servers get SIGTERM if this process dies without calling
     :meth:`Lab.stop` (and :meth:`Lab.stop` is also registered with atexit).  Pass False to
@@ -62,7 +66,7 @@ def start_lab(*, venv: Path | None = None, tie_to_parent: bool = True,
     timings = {"venv": round(time.monotonic() - started, 2)}
     for attempt in range(1, PORT_ATTEMPTS + 1):
         try:
-            lab = _start_once(venv_path, tie_to_parent, remove_state_on_stop, log, timings, glances)
+            lab = _start_once(venv_path, tie_to_parent, remove_state_on_stop, log, timings, glances, wan)
             break
         except PortTaken as exc:
             if attempt == PORT_ATTEMPTS:
@@ -75,7 +79,8 @@ def start_lab(*, venv: Path | None = None, tie_to_parent: bool = True,
 
 
 def _start_once(venv: Path, tie_to_parent: bool, remove_state_on_stop: bool, log,
-                timings: dict[str, float], specs: tuple[GlanceSpec, ...]) -> Lab:
+                timings: dict[str, float], specs: tuple[GlanceSpec, ...],
+                wan: dict[str, LinkSpec] | LinkSpec | None = None) -> Lab:
     ports = dict(zip([k.name for k in KEYSTONES] + [g.name for g in specs],
                      pick_ports(len(KEYSTONES) + len(specs))))
     state = Path(tempfile.mkdtemp(prefix="glancesync-lab-"))
@@ -93,6 +98,10 @@ def _start_once(venv: Path, tie_to_parent: bool, remove_state_on_stop: bool, log
     servers = []
     lab = Lab(state_dir=state, venv=venv, keystones=keystones, glances=glances, servers=servers,
               timings=timings, remove_state_on_stop=remove_state_on_stop)
+    if wan is not None:
+        for glance in glances:
+            spec = wan.get(glance.region, LinkSpec()) if isinstance(wan, dict) else wan
+            lab.links[glance.region] = WanLink(glance.port, spec, name=glance.region).start()
     if tie_to_parent:
         atexit.register(lab.stop)
     try:
@@ -115,7 +124,8 @@ def _run_steps(lab: Lab, venv: Path, state: Path, tie_to_parent: bool, log) -> N
     for ks in lab.keystones.values():
         configs.write_keystone(state / ks.name, ks.name)
     for glance in lab.glances.values():
-        import_ports = tuple(g.port for g in lab.glances.values()) if glance.imports_from_lab else ()
+        import_ports = (tuple(g.port for g in lab.glances.values()) + tuple(link.port for link in lab.links.values())
+                        if glance.imports_from_lab else ())
         configs.write_glance(state / glance.name, glance, lab.keystone(glance.keystone).auth_url, venv,
                              import_ports=import_ports)
 
@@ -164,7 +174,7 @@ def _register(lab: Lab, venv: Path, state: Path) -> None:
              {"type": "identity", "name": "keystone",
               "endpoints": {ks.identity_region: ks.auth_url}},
              {"type": "image", "name": "glance",
-              "endpoints": {region: lab.glance_url(region) for region in ks.regions}}]}
+              "endpoints": {region: lab.endpoint_url(region) for region in ks.regions}}]}
         for ks in lab.keystones.values()]}
     plan_path = state / "register-plan.json"
     plan_path.write_text(json.dumps(plan, indent=2))
@@ -192,7 +202,7 @@ def _smoke_check(lab: Lab) -> None:
         expected = {(kind, region, interface): url
                     for kind, region, url in
                     [("identity", ks.identity_region, ks.auth_url)]
-                    + [("image", region, lab.glance_url(region)) for region in ks.regions]
+                    + [("image", region, lab.endpoint_url(region)) for region in ks.regions]
                     for interface in ("public", "internal", "admin")}
         if found != expected:
             raise LabError(f"smoke check: {ks.name}'s catalog is {found}, expected {expected}")

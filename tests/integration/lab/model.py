@@ -83,6 +83,18 @@ CONVERTING = GlanceSpec("gl4", "RegionC", "ks1", convert_to="raw")
 # A region of the master's Keystone whose image schema requires os_distro and whose
 # import_filtering_opts do not allow the other lab Glances' ports (its glance-downloads fail).
 STRICT = GlanceSpec("gl5", "RegionD", "ks1", required_properties=("os_distro",), imports_from_lab=False)
+
+
+def federation(first: int = 3, second: int = 2) -> tuple[GlanceSpec, ...]:
+    """Master plus ``first`` regions on the first Keystone (RegionA, then RegionA2...) and
+    ``second`` on the second (RegionB, then RegionB2...): a federation for the relay and the
+    federation benchmark.  ``federation(1, 1)`` is the CI lab."""
+    specs = [GlanceSpec("gl1", MASTER_REGION, "ks1")]
+    specs += [GlanceSpec(f"gla{n}", "RegionA" if n == 1 else f"RegionA{n}", "ks1") for n in range(1, first + 1)]
+    specs += [GlanceSpec(f"glb{n}", "RegionB" if n == 1 else f"RegionB{n}", "ks2") for n in range(1, second + 1)]
+    return tuple(specs)
+
+
 # An edge region of the master's Keystone: one Glance with two file stores (a site each) and the
 # image cache enabled.
 EDGE = GlanceSpec("gl6", "RegionE", "ks1", stores=("central", "edge1"), cache=True)
@@ -147,6 +159,7 @@ class Lab:
         self.servers = list(servers)
         self.timings = dict(timings or {})
         self.remove_state_on_stop = remove_state_on_stop
+        self.links: dict = {}  # region -> its WanLink, in a WAN lab (start_lab(wan=...))
         self._stopped = False
 
     # ---------------------------------------------------------------- addresses
@@ -176,6 +189,12 @@ class Lab:
     def glance_url(self, region: str) -> str:
         """``http://127.0.0.1:<port>`` of the Glance serving ``region``."""
         return self._glance(region).url
+
+    def endpoint_url(self, region: str) -> str:
+        """The URL of ``region``'s image endpoint in its Keystone's catalog: its WAN link in a
+        WAN lab, else the Glance itself."""
+        link = self.links.get(region)
+        return f"http://{HOST}:{link.port}" if link is not None else self.glance_url(region)
 
     def _glance(self, region: str) -> Glance:
         try:
@@ -281,6 +300,8 @@ class Lab:
             return
         self._stopped = True
         atexit.unregister(self.stop)
+        for link in self.links.values():
+            link.stop()
         survivors = stop_servers(self.servers)
         if survivors:
             raise LabError(f"lab processes still alive after SIGKILL: {survivors}")
