@@ -221,14 +221,15 @@ class WatchedSource:
 
 
 def test_a_copy_carries_the_in_progress_marker_until_it_is_verified(lab, facades, prefix, image_file):
-    from fiwareglancesync.glancesync.identity import ProcessIdentity
+    from fiwareglancesync.glancesync.identity import Marker, ProcessIdentity
 
     master = upload_master(facades, prefix, image_file)
     source = WatchedSource(image_file[0], lab.glance_client("ks1", "RegionA"), master.name)
     uploaded = facades["master"].upload_image(REGION_A, replace(master, id="", region="RegionA", owner=None), source)
     [during] = source.seen
     assert during["id"] == uploaded.image_id and during["status"] in ("queued", "saving")
-    assert during["glancesync_in_progress"] == str(ProcessIdentity.current())
+    marker = Marker.parse(during["glancesync_in_progress"])  # this process, in a run of its own
+    assert marker.creator == ProcessIdentity.current() and marker.run.startswith("none-")
     assert (during["visibility"], during["protected"]) == ("private", False)
     copy = listed(facades["master"], REGION_A, uploaded.image_id)
     assert "glancesync_in_progress" not in copy.user_properties
