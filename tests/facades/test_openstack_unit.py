@@ -701,3 +701,20 @@ def test_in_a_plain_region_copies_stay_private_until_verified(facade, glance):
     uploaded = facade.upload_image(REGION, master_image(), Source())
     assert glance.visibility_seen == ["private"] and glance.records[uploaded.image_id]["visibility"] == "public"
     assert glance.schema_reads == 1 and facade.required_properties(REGION) == frozenset()
+
+
+# ---------------------------------------------------------------------------- the image cache
+@pytest.mark.parametrize("refusal", [glance_exc.HTTPNotFound("Caching via API is not supported at this site."),
+                                     glance_exc.HTTPForbidden("Policy doesn't allow cache_list to be performed.")],
+                         ids=["no cache API", "credential not allowed"])
+def test_a_region_whose_cache_cannot_be_used_answers_none(facade, glance, refusal):
+    glance.fail["get"] = refusal
+    assert facade.cache_state(REGION) is None
+
+
+def test_the_cache_state_reads_cached_and_queued_images(facade, glance, monkeypatch):
+    answer = {"cached_images": [{"image_id": "a", "hits": 0}], "queued_images": ["b"]}
+    monkeypatch.setattr(glance, "get", lambda url, timeout=None, headers=None: (Response(), answer)
+                        if url == "/v2/cache" else pytest.fail(url))
+    state = facade.cache_state(REGION)
+    assert (state.of("a"), state.of("b"), state.of("c")) == ("cached", "queued", None)
