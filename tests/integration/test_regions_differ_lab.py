@@ -18,7 +18,7 @@ from tests.integration.lab import start_lab
 from tests.integration.lab.images import LabImages, same_data
 from tests.integration.lab.model import CONVERTING, GLANCES, STRICT
 from tests.integration.test_api_lab import Deployment
-from tests.integration.test_status_page_lab import browser, log_in, wait_for_table
+from tests.integration.test_status_page_lab import region_page_cell
 
 LINEAGE_KEYS = ("glancesync_source_id", "glancesync_source_checksum", "glancesync_source_hash")
 
@@ -230,17 +230,8 @@ def test_the_rest_service_metrics_and_status_page_show_a_converted_copy_ok(conve
         assert 'glancesync_images{region="RegionC",status="ok"} 1.0' in metrics
 
         # the status page, in the real browser
-        from selenium.webdriver.common.by import By
-
-        driver = browser()
-        try:
-            log_in(driver, deployment.service.url, converting_lab.credential("ks1", "admin"))
-            wait_for_table(driver)
-            driver.get(deployment.service.url + "/status/regions/RegionC")
-            cell = driver.find_element(By.CSS_SELECTOR, f'#images td[data-image="{name}"]')
-            assert (cell.text, cell.get_attribute("class")) == ("ok", "status ok")
-        finally:
-            driver.quit()
+        assert region_page_cell(deployment.service.url, converting_lab.credential("ks1", "admin"), "RegionC",
+                                f'#images td[data-image="{name}"]') == ("ok", "status ok")
     finally:
         deployment.stop()
 

@@ -82,6 +82,22 @@ def log_in(driver, url: str, credential) -> None:
     WebDriverWait(driver, WAIT).until(expected_conditions.staleness_of(button))
 
 
+def region_page_cell(service_url: str, credential, region: str, selector: str) -> tuple[str, str]:
+    """(text, class) of the cell ``selector`` finds on ``region``'s page, in the real browser,
+    logged in as ``credential``."""
+    from selenium.webdriver.common.by import By
+
+    driver = browser()
+    try:
+        log_in(driver, service_url, credential)
+        wait_for_table(driver)
+        driver.get(f"{service_url}/status/regions/{region}")
+        cell = driver.find_element(By.CSS_SELECTOR, selector)
+        return cell.text, cell.get_attribute("class")
+    finally:
+        driver.quit()
+
+
 def wait_for_table(driver) -> None:
     """Until the page has its table (the first background refresh may still be running)."""
     from selenium.webdriver.common.by import By

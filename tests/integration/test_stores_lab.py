@@ -24,7 +24,7 @@ from tests.integration.lab.images import LabImages, same_data
 from tests.integration.lab.model import EDGE, GLANCES
 from tests.integration.test_api_lab import Deployment
 from tests.integration.test_contract_openstack import lab_target
-from tests.integration.test_status_page_lab import browser, log_in, wait_for_table
+from tests.integration.test_status_page_lab import region_page_cell
 
 STORES = ("central", "edge1")
 
@@ -116,17 +116,9 @@ def test_a_copy_missing_a_store_is_pending_stores_everywhere_and_repaired_server
                                                                                          "pending_stores")]
         metrics = requests.get(deployment.service.url + "/metrics", timeout=30).text
         assert 'glancesync_images{region="RegionE",status="pending_stores"} 1.0' in metrics
-        driver = browser()
-        try:
-            log_in(driver, deployment.service.url, edge_lab.credential("ks1", "admin"))
-            wait_for_table(driver)
-            from selenium.webdriver.common.by import By
-
-            driver.get(deployment.service.url + "/status/regions/RegionE")
-            cell = driver.find_element(By.CSS_SELECTOR, f'#images td.status[data-image="{edge.name("img")}"]')
-            assert (cell.text, cell.get_attribute("class")) == ("pending_stores", "status pending")
-        finally:
-            driver.quit()
+        assert region_page_cell(deployment.service.url, edge_lab.credential("ks1", "admin"), "RegionE",
+                                f'#images td.status[data-image="{edge.name("img")}"]') == ("pending_stores",
+                                                                                            "status pending")
     finally:
         deployment.service.stop()
 
@@ -219,16 +211,7 @@ def test_the_service_metrics_and_region_page_show_the_cache_state(edge, edge_lab
                 break
             time.sleep(1)
         assert 'glancesync_images_cache{region="RegionE",state="cached"} 1.0' in metrics
-        from selenium.webdriver.common.by import By
-
-        driver = browser()
-        try:
-            log_in(driver, deployment.service.url, edge_lab.credential("ks1", "admin"))
-            wait_for_table(driver)
-            driver.get(deployment.service.url + "/status/regions/RegionE")
-            cell = driver.find_element(By.CSS_SELECTOR, f'td.cache[data-image="{edge.name("img")}"]')
-            assert cell.text == "cached"
-        finally:
-            driver.quit()
+        assert region_page_cell(deployment.service.url, edge_lab.credential("ks1", "admin"), "RegionE",
+                                f'td.cache[data-image="{edge.name("img")}"]') == ("cached", "cache")
     finally:
         deployment.service.stop()
