@@ -85,8 +85,9 @@ class _StopObserver:
     def __init__(self, stop: _Stop):
         self.stop = stop
 
-    def started(self, region: str, image: str, total: int) -> None:
+    def started(self, region: str, image: str, total: int) -> "_StopObserver":
         self._check()
+        return self
 
     def advanced(self, nbytes: int) -> None:
         self._check()

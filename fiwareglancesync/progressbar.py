@@ -24,27 +24,32 @@ def terminal_size(stream: TextIO) -> tuple[int, int]:
 
 
 class ProgressBars:
-    """A :class:`TransferObserver` drawing one bar per upload: image, region, bytes, rate, ETA."""
+    """A :class:`TransferObserver` drawing one bar per copy (streamed: the bytes this client
+    sends; imported: the bytes the region's Glance copied): image, region, bytes, rate, ETA.  A
+    region's concurrent copies (``max_copies``) get a bar each, stacked by tqdm."""
 
     def __init__(self, stream: TextIO):
         self.stream = stream
-        self.bar: tqdm | None = None
 
-    def started(self, region: str, image: str, total: int) -> None:
+    def started(self, region: str, image: str, total: int) -> "_Bar":
         from tqdm import tqdm
 
         columns, lines = terminal_size(self.stream)
-        self.bar = tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=f"{region}: {image}", file=self.stream, leave=True,
-                        ncols=columns, nrows=lines, miniters=1, mininterval=0.2)
+        return _Bar(tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024,
+                         desc=f"{region}: {image}", file=self.stream, leave=True,
+                         ncols=columns, nrows=lines, miniters=1, mininterval=0.2))
+
+
+class _Bar:
+    """One copy's bar (a :class:`~.glancesync.progress.Transfer`)."""
+
+    def __init__(self, bar: "tqdm"):
+        self.bar = bar
 
     def advanced(self, nbytes: int) -> None:
-        if self.bar is not None:
-            self.bar.update(nbytes)
+        self.bar.update(nbytes)
 
     def finished(self, ok: bool) -> None:
-        if self.bar is not None:
-            if not ok:
-                self.bar.set_postfix_str("failed")
-            self.bar.close()
-            self.bar = None
+        if not ok:
+            self.bar.set_postfix_str("failed")
+        self.bar.close()

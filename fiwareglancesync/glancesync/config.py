@@ -202,7 +202,12 @@ TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
            "glance-download (the region's Glance pulls from the master's; master target only) or auto "
            "(glance-download where the region offers it)"),
     Option("import_timeout", "3600", integer(minimum=1),
-           "seconds a glance-download import may take before it is abandoned"),
+           "seconds a region waits for its glance-download imports, all of them together"),
+    Option("import_stall_timeout", "120", integer(minimum=1),
+           "seconds a glance-download import may go without progress (its task's Copied N MiB, status or "
+           "updated_at) before it is judged dead, its copy deleted and, under auto, the image streamed"),
+    Option("max_copies", "4", integer(minimum=1), "copies (uploads, imports, copy-image) of one region made "
+           "at once"),
     Option("preserve_ids", "false", _flag, "create copies with the master image's id (a region that refuses "
            "it, because the id exists or existed there, gets a fresh id with a warning)"),
     Option("accept_conversion", "", _disk_format, "disk format a region's Glance may convert imported copies to "
@@ -248,6 +253,8 @@ class Target:
     retries: int = TYPED_DEFAULTS["retries"]
     transfer_method: str = TYPED_DEFAULTS["transfer_method"]
     import_timeout: int = TYPED_DEFAULTS["import_timeout"]
+    import_stall_timeout: int = TYPED_DEFAULTS["import_stall_timeout"]
+    max_copies: int = TYPED_DEFAULTS["max_copies"]
     preserve_ids: bool = TYPED_DEFAULTS["preserve_ids"]
     accept_conversion: str | None = None
     stores: tuple[str, ...] = ()

@@ -226,7 +226,7 @@ class GlanceSync:
                 plan = self.plan_region(name)
                 master_facade = self.facade(MASTER_TARGET)
                 master_region = Region(MASTER_TARGET, self.master_region)
-                method = self.transfer_method(region)
+                method = replace(self.transfer_method(region), shared_streams=fanout is not None)
                 facade = self.facade(plan.region.target)
 
                 def source_for(image: Image):
@@ -253,7 +253,9 @@ class GlanceSync:
         from the master region, and only regions of the master target can import."""
         target = self.config.targets[region.target]
         import_from = Region(MASTER_TARGET, self.master_region) if region.target == MASTER_TARGET else None
-        return TransferMethod(getattr(target, "transfer_method", "stream"), import_from)
+        return TransferMethod(getattr(target, "transfer_method", "stream"), import_from,
+                              max_copies=getattr(target, "max_copies", 1),
+                              import_timeout=float(getattr(target, "import_timeout", 3600)))
 
     def forget_connections(self) -> None:
         """Drop the facades (and their connections), e.g. in a forked child; keeps the catalogue."""

@@ -59,12 +59,15 @@ class ImportFailed(TransferError):
     ``reason`` is the cause alone (without the region/image prefix), for the fallback WARNING;
     ``region_wide``: the region's Glance refused or failed the import itself (not a timeout), as
     its configuration would for every other image (an ``import_filtering_opts`` that does not
-    allow the source, the method not enabled)."""
+    allow the source, the method not enabled).  ``undeleted``: the id of the copy when even its
+    deletion failed (a Glance that does not answer, or holds the import's lock), for the caller to
+    delete later."""
 
     def __init__(self, message: str, region: str | None = None, reason: str = "", region_wide: bool = False):
         super().__init__(message, region)
         self.reason = reason or message
         self.region_wide = region_wide
+        self.undeleted: str | None = None
 
 
 class ImportAltered(TransferError):

@@ -10,17 +10,19 @@ resolving kernel/ramdisk references when they arise.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .ami import resolve_references
-from .errors import ImagesRefused, ImportFailed, StoresFailed
+from .copies import Stop, run_in_order
+from .errors import ImagesRefused, ImportFailed, StoresFailed, one_line
 from .facades.base import CREATED_FIELDS, GLANCE_DOWNLOAD, RECORD, STREAM, ImageSource, ServersFacade, Uploaded
 from .image import AMI_PROPERTIES, IN_PROGRESS, Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
-from .progress import ObservedSource, TransferObserver
+from .progress import ObservedSource, TransferObserver, begin
 from .region import Region
 from .status import SyncStatus
 
@@ -38,6 +40,9 @@ class TransferMethod:
 
     configured: str = STREAM
     import_from: Region | None = None
+    max_copies: int = 1  # copies of the region made at once (the target's max_copies)
+    import_timeout: float = 3600.0  # seconds the region waits for all its imports together
+    shared_streams: bool = False  # streams are fed by a --parallel fan-out: one at a time
 
     def resolve(self, facade: ServersFacade, region: Region) -> str:
         """``stream`` or ``glance-download``: ``auto`` asks the region's Glance (once per run,
@@ -113,6 +118,10 @@ class Executor:
         self.refused_imports: ImportFailed | None = None  # the region's Glance failed an import itself
         self.failed_stores: list[str] = []  # "<image> in <store>" of the copies to stores that failed
         self.new_copies: list[str] = []  # ids of the copies this run made
+        self.undeleted: list[tuple[str, str]] = []  # (id, name) of dead imports' copies not deleted yet
+        self.stop = Stop()  # why the region's concurrent copies stop
+        self.deadline = 0.0  # monotonic end of the region's imports (set by _copies)
+        self._lock = threading.Lock()  # the report and the ids, written by concurrent copies
         self.report = SyncReport(region=self.name, dry_run=dry_run,
                                  errors=sum(1 for entry in plan.statuses if entry.status.is_error))
 
@@ -132,14 +141,7 @@ class Executor:
                 self._metadata(update)
             uploads = [action for action in transfers if isinstance(action, Upload)]
             method = self.method.resolve(self.facade, self.plan.region) if uploads else STREAM
-            if method == GLANCE_DOWNLOAD and not self.dry_run:
-                self._import_phase(transfers)
-            else:
-                for action in transfers:
-                    if isinstance(action, ChecksumConflict):
-                        LOG.warning(action.entry.message)
-                    else:
-                        self._transfer(action, method)
+            self._copies(transfers, method)
             for update in self.plan.ami_fixes:
                 self._ami(update)
             for entry in self.plan.store_copies:
@@ -152,11 +154,13 @@ class Executor:
                 raise ImagesRefused(f"{self.name}: {len(refused)} image(s) not copied: the region's image schema "
                                     f"refuses them ({', '.join(refused)})", self.name)
         except Exception:
+            self._delete_undeleted()
             self.report.failed = True
             self.report.errors += 1
             self.report.seconds = time.monotonic() - started
             LOG.info(self.report.summary())
             raise
+        self._delete_undeleted()
         self.report.seconds = time.monotonic() - started
         self._region_line()
         LOG.info(self.report.summary())
@@ -240,8 +244,9 @@ class Executor:
             LOG.info(f"{self.name}: Renaming and replacing image {master.name} ({mb} MB)")
         elif not self.dry_run:
             LOG.info(f"{self.name}: Uploading image {master.name} ({mb} MB)")
-        self.report.uploads += 1
-        self.report.bytes += master.size
+        with self._lock:
+            self.report.uploads += 1
+            self.report.bytes += master.size
 
     def _copy_of(self, upload: Upload) -> Image:
         """The image to create: the master's metadata, kernel/ramdisk names resolved to this
@@ -262,12 +267,14 @@ class Executor:
     def _stream(self, upload: Upload, copy: Image) -> None:
         """Send the data through this client (the facade's upload_image), then finish."""
         master = upload.master
-        source = ObservedSource(self.source_for(master), self.observer, self.name, master.name, master.size)
+        source = ObservedSource(self.source_for(master), self.stop.watching(self.observer), self.name, master.name,
+                                master.size)
         started = time.monotonic()
         uploaded = self.facade.upload_image(self.plan.region, copy, source)
         elapsed = time.monotonic() - started
         sent = uploaded.bytes_sent
-        self.report.transfer_seconds += elapsed
+        with self._lock:
+            self.report.transfer_seconds += elapsed
         if uploaded.method == RECORD:
             LOG.info(f"{self.name}: {master.name}: recorded by the mock, no data stored "
                      f"({sent} bytes read from {source.description})")
@@ -303,7 +310,8 @@ class Executor:
         wanted = self.plan.wanted_stores
         if not wanted:
             return
-        self.report.store_copies += 1
+        with self._lock:
+            self.report.store_copies += 1
         if self.dry_run:
             LOG.info(f"{self.name}: Pending: copy of {name} to the stores it lacks ({', '.join(sorted(wanted))})")
             return
@@ -317,11 +325,12 @@ class Executor:
         """A verified copy: count it, remember its id, put it in the wanted stores, replace or
         rename the old image."""
         master = upload.master
-        self.report.bytes_transferred += uploaded.bytes_sent
-        self.report.bytes_by_method[uploaded.method] += uploaded.bytes_sent
-        self.report.uploads_by_method[uploaded.method] += 1
-        self.ids_by_name[master.name] = uploaded.image_id
-        self.new_copies.append(uploaded.image_id)
+        with self._lock:
+            self.report.bytes_transferred += uploaded.bytes_sent
+            self.report.bytes_by_method[uploaded.method] += uploaded.bytes_sent
+            self.report.uploads_by_method[uploaded.method] += 1
+            self.ids_by_name[master.name] = uploaded.image_id
+            self.new_copies.append(uploaded.image_id)
         self._fill_stores(uploaded.image_id, master.name)
         if upload.kind is UploadKind.REPLACE:
             self.facade.delete_image(self.plan.region, upload.old.id)
@@ -330,71 +339,105 @@ class Executor:
             self.facade.update_metadata(self.plan.region, replace(old, name=old.name + ".old", is_public=False))
         LOG.info(f"{self.name}: Image uploaded.")
 
-    # ------------------------------------------------------------------ glance-download
-    def _import_phase(self, transfers: list) -> None:
-        """The upload pass by glance-download (README "How copies are made"): the imports of a
-        wave are started together (Glance runs them in its task pool), then awaited in plan order.  The
-        kernels and ramdisks the other uploads reference form the first wave, so the images of
-        the second are created with their final ids.  Under ``auto`` an import that fails is
-        streamed instead, once, with one WARNING saying why."""
+    # ------------------------------------------------------------------ copies
+    def _copies(self, transfers: list, method: str) -> None:
+        """The upload pass (README "How copies are made"): the copies run ``max_copies`` at a
+        time, their lines in plan order (:mod:`.copies`); the kernels and ramdisks the other
+        uploads reference form a first wave, so the images of the second are created with their
+        final ids.  By glance-download, the region's imports share one deadline
+        (``import_timeout`` from the first), and under ``auto`` an import that fails is streamed
+        instead, once, with one WARNING saying why."""
         referenced = {str(upload.properties.get(prop)) for upload in transfers if isinstance(upload, Upload)
                       for prop in AMI_PROPERTIES if upload.properties.get(prop)}
         first = [action for action in transfers
                  if isinstance(action, Upload) and action.master.name in referenced]
         rest = [action for action in transfers if not any(action is other for other in first)]
+        imports = method == GLANCE_DOWNLOAD and not self.dry_run
+        self.deadline = time.monotonic() + float(self.method.import_timeout)
+        limit = 1 if self.dry_run or (self.method.shared_streams and not imports) else self.method.max_copies
         for wave in (first, rest):
-            self._import_wave(wave)
+            run_in_order(wave, lambda action: self._copy(action, method, imports), limit, self.stop)
+            self._delete_undeleted()
 
-    def _import_wave(self, actions: list) -> None:
-        region, source = self.plan.region, self.method.import_from
-        started: list[tuple[Upload, Image, str | None, float, ImportFailed | None]] = []
-        try:
-            for action in actions:
-                if isinstance(action, ChecksumConflict):
-                    LOG.warning(action.entry.message)
-                    continue
-                self._announce(action)
-                copy = self._copy_of(action)
-                master = action.master
-                if self.refused_imports is not None:
-                    started.append((action, copy, None, time.monotonic(), self.refused_imports))
-                    continue
-                try:
-                    image_id = self.facade.start_import(region, copy, source, master.id)
-                except ImportFailed as failed:
-                    if self.method.configured != AUTO:
-                        raise
-                    started.append((action, copy, None, time.monotonic(), failed))
-                    continue
+    def _copy(self, action, method: str, imports: bool) -> None:
+        if isinstance(action, ChecksumConflict):
+            LOG.warning(action.entry.message)
+        elif imports:
+            self._import(action)
+        else:
+            self._transfer(action, method)
+
+    def _import(self, action: Upload) -> None:
+        """One copy by glance-download, streamed instead under ``auto`` when the import fails."""
+        region, source, master = self.plan.region, self.method.import_from, action.master
+        self._announce(action)
+        copy = self._copy_of(action)
+        failed = self.refused_imports
+        if failed is None:
+            try:
+                image_id = self.facade.start_import(region, copy, source, master.id)
+            except ImportFailed as error:
+                if self.method.configured != AUTO:
+                    raise
+                failed = error
+            else:
                 LOG.info(f"{self.name}: {master.name}: import by glance-download started "
                          f"(image {image_id}, from image {master.id} of region {source.fullname})")
-                started.append((action, copy, image_id, time.monotonic(), None))
-            while started:
-                action, copy, image_id, began, failed = started.pop(0)
-                master = action.master
-                if image_id is not None and self.refused_imports is not None:
-                    self._abandon(image_id, copy.name)  # this region fails imports: no need to wait
-                    failed = self.refused_imports
-                elif image_id is not None:
-                    try:
-                        uploaded = self.facade.finish_import(region, image_id, copy)
-                    except ImportFailed as error:
-                        if self.method.configured != AUTO:
-                            raise
-                        failed = error
-                    else:
-                        LOG.info(f"{self.name}: {master.name}: copied by glance-download from image {master.id} "
-                                 f"of region {source.fullname} in {time.monotonic() - began:.2f} s "
-                                 f"(0 bytes sent by this client)")
-                        self._done(action, uploaded)
-                        continue
-                self._fallback_warning(master, failed)
-                self._stream(action, copy)
-        except BaseException:  # a failure, an interrupt: no started import is left behind
-            for _, copy, image_id, _, _ in started:
-                if image_id is not None:
-                    self._abandon(image_id, copy.name)
-            raise
+                failed = self._await(action, copy, image_id)
+                if failed is None:
+                    return
+        self._fallback_warning(master, failed)
+        self._stream(action, copy)
+
+    def _await(self, action: Upload, copy: Image, image_id: str) -> ImportFailed | None:
+        """Wait for an import (within the region's deadline), the bytes its Glance copied shown
+        as the copy's progress; None when the copy is done, the failure to stream instead."""
+        master, began = action.master, time.monotonic()
+        transfer = begin(self.observer, self.name, master.name, master.size)
+        shown = [0]
+
+        def progress(copied: int) -> None:
+            self.stop.check()
+            if transfer is not None and copied > shown[0]:
+                transfer.advanced(copied - shown[0])
+                shown[0] = copied
+
+        ok = False
+        try:
+            uploaded = self.facade.finish_import(self.plan.region, image_id, copy, self.deadline, progress)
+            ok = True
+        except ImportFailed as error:
+            if error.undeleted:
+                with self._lock:
+                    self.undeleted.append((error.undeleted, copy.name))
+            if self.method.configured != AUTO:
+                raise
+            return error
+        finally:
+            if transfer is not None:
+                transfer.finished(ok)
+        LOG.info(f"{self.name}: {master.name}: copied by glance-download from image {master.id} "
+                 f"of region {self.method.import_from.fullname} in {time.monotonic() - began:.2f} s "
+                 f"(0 bytes sent by this client)")
+        self._done(action, uploaded)
+        return None
+
+    def _first_refusal(self, failed: ImportFailed) -> bool:
+        with self._lock:
+            first, self.refused_imports = self.refused_imports is None, self.refused_imports or failed
+        return first
+
+    def _delete_undeleted(self) -> None:
+        """Delete the copies of dead imports that their Glance did not let go of before (it
+        answered nothing, or held the import's lock); what still refuses is a leftover for the
+        next run (one WARNING each)."""
+        for image_id, name in self.undeleted:
+            try:
+                self.facade.delete_image(self.plan.region, image_id)
+            except Exception as exc:
+                LOG.warning(f"{self.name}: the abandoned import of {name} left image {image_id}, which could not "
+                            f"be deleted; the next sync deletes it as a leftover. Cause: {one_line(exc)}")
+        self.undeleted.clear()
 
     def _fallback_warning(self, master: Image, failed: ImportFailed) -> None:
         """The WARNING of an import streamed instead: one per image, except that a failure of the
@@ -403,19 +446,11 @@ class Executor:
         if not failed.region_wide:
             LOG.warning(f"{self.name}: the glance-download import of {master.name} failed "
                         f"({failed.reason}); the image is streamed instead")
-        elif self.refused_imports is None:
-            self.refused_imports = failed
+        elif self._first_refusal(failed):
             LOG.warning(f"{self.name}: the glance-download import of {master.name} failed ({failed.reason}); "
                         f"this run streams the region's images instead")
         else:
             LOG.info(f"{self.name}: {master.name} is streamed (glance-download fails in this region)")
-
-    def _abandon(self, image_id: str, name: str) -> None:
-        try:
-            self.facade.delete_image(self.plan.region, image_id)
-        except Exception as exc:
-            LOG.error(f"{self.name}: the abandoned import of {name} left image {image_id}, which could "
-                      f"not be deleted. Cause: {exc}")
 
     def _region_line(self) -> None:
         total_mb = int(self.report.bytes / 1024 / 1024)

@@ -134,7 +134,7 @@ def test_an_import_creates_a_marked_private_copy_imports_polls_verifies_and_publ
 
 @pytest.mark.parametrize("outcome, cause", [
     ("fail", "the region's Glance failed the import (image queued, task: URI does not pass filtering"),
-    ("never", "the import did not finish within import_timeout (5 s); the image is importing"),
+    ("never", "the region's imports did not finish within import_timeout (5 s); the image is importing"),
 ])
 def test_a_failed_or_timed_out_import_deletes_the_copy(monkeypatch, outcome, cause):
     now = [100.0]
@@ -280,3 +280,94 @@ def test_without_preserve_ids_the_region_chooses_the_id():
     glance = ImportingGlance()
     image = master_image(user_properties={SOURCE_ID: "0f0f0f0f-0000-4000-8000-000000000001"})
     assert facade_over(glance).start_import(REGION, image, MASTER, MASTER_ID) != "0f0f0f0f-0000-4000-8000-000000000001"
+
+
+class Clock:
+    """time.monotonic and the facade's sleep on one fake clock."""
+
+    def __init__(self, monkeypatch):
+        self.now = 100.0
+        monkeypatch.setattr(time, "monotonic", lambda: self.now)
+        monkeypatch.setattr(openstack.retry, "sleep", self.sleep)
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+class StallingGlance(ImportingGlance):
+    """An import whose task says ``Copied N MiB`` (N growing) for ``progressing`` looks, then
+    never changes again (its Glance worker was killed), or whose Glance stops answering
+    (``stopped``)."""
+
+    def __init__(self, progressing=3, stopped=False):
+        super().__init__(outcome="never")
+        self.progressing, self.stopped, self.task_looks = progressing, stopped, 0
+
+    def get(self, url, timeout=None, headers=None):
+        if url.endswith("/tasks"):
+            self.task_looks += 1
+            copied = min(self.task_looks, self.progressing)
+            image_id = url.split("/")[3]
+            self.tasks[image_id] = [{"status": "processing", "message": f"Copied {copied} MiB",
+                                     "updated_at": f"t{copied}", "created_at": "t0"}]
+        elif self.stopped and self.task_looks >= self.progressing and url.count("/") == 3:
+            raise glance_exc.CommunicationError("Error finding address: timed out")
+        return super().get(url, timeout=timeout, headers=headers)
+
+
+@pytest.mark.parametrize("stopped, seen", [(False, "the image is importing"),
+                                           (True, "its Glance does not answer")])
+def test_an_import_without_progress_for_import_stall_timeout_is_dead_and_its_copy_deleted(monkeypatch, stopped, seen):
+    clock = Clock(monkeypatch)
+    glance = StallingGlance(stopped=stopped)
+    facade = facade_over(glance, import_timeout=3600, import_stall_timeout=30)
+    image_id = facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
+    copied = []
+    began = clock.now
+    with pytest.raises(ImportFailed) as caught:
+        facade.finish_import(REGION, image_id, master_image(), progress=copied.append)
+    assert "the import made no progress for 30 s (import_stall_timeout)" in caught.value.reason
+    assert seen in caught.value.reason
+    assert 30 <= clock.now - began < 40  # not import_timeout
+    assert max(copied) == 3 * 1024 * 1024 and copied == sorted(copied)  # server-side progress, as it grew
+    if not stopped:
+        assert glance.records == {} and caught.value.undeleted is None
+
+
+def test_a_dead_import_whose_copy_cannot_be_deleted_names_it(monkeypatch):
+    Clock(monkeypatch)
+    glance = StallingGlance()
+    facade = facade_over(glance, import_stall_timeout=10, retries=0)
+    image_id = facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
+    glance.fail["delete"] = glance_exc.HTTPConflict("Image has active task")
+    with pytest.raises(ImportFailed) as caught:
+        facade.finish_import(REGION, image_id, master_image())
+    assert caught.value.undeleted == image_id and image_id in glance.records
+
+
+def test_imports_wait_until_the_deadline_they_are_given_not_a_full_import_timeout(monkeypatch):
+    clock = Clock(monkeypatch)
+    glance = ImportingGlance(outcome="never")
+    facade = facade_over(glance, import_timeout=60, import_stall_timeout=1000)
+    image_id = facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
+    with pytest.raises(ImportFailed, match=r"imports did not finish within import_timeout \(60 s\)"):
+        facade.finish_import(REGION, image_id, master_image(), deadline=clock.now + 7)
+    assert clock.now == pytest.approx(107, abs=0.01)
+
+
+def test_an_active_copy_whose_lock_stays_is_judged_by_its_data(monkeypatch):
+    """A flow killed after the image became active never drops Glance's import lock: the copy
+    is verified and published all the same (not judged failed)."""
+    clock = Clock(monkeypatch)
+    glance = ImportingGlance(polls=1)
+    facade = facade_over(glance, import_stall_timeout=1000)
+    image_id = facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
+    record = glance.records[image_id]
+    record.update(status="active", os_glance_import_task="t-dead", size=len(DATA),
+                  checksum=hashlib.md5(DATA).hexdigest(), os_hash_algo="sha512",
+                  os_hash_value=hashlib.sha512(DATA).hexdigest())
+    glance.looks[image_id] = -10**6  # never completes by itself: the lock stays
+    began = clock.now
+    uploaded = facade.finish_import(REGION, image_id, master_image())
+    assert uploaded.image_id == image_id and "glancesync_in_progress" not in glance.records[image_id]
+    assert clock.now - began <= openstack.imports.ACTIVE_SETTLE + openstack.imports.IMPORT_POLL_MAX

@@ -1,8 +1,9 @@
 """transfer_method (README "How copies are made") through the engine and the executor, against the
 mock store
 behind a facade double that can import: which method each region uses, the waves of imports
-(kernels first, started together, awaited together), the fallback of ``auto`` to streaming,
-a region whose Glance alters the data, the clean-up of started imports, and what a dry run says."""
+(kernels first, then the rest, ``max_copies`` at a time, with one deadline for the region), the
+fallback of ``auto`` to streaming, a region whose Glance alters the data, the clean-up of started
+imports, and what a dry run says."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class ImportingFacade(RecordingFacade):
         super().__init__(inner, calls)
         self.methods = methods
         self.outcomes = outcomes if outcomes is not None else {}
+        self.deadlines: list = []
 
     def import_methods(self, region):
         self.calls.append(("import_methods", (region,)))
@@ -44,8 +46,9 @@ class ImportingFacade(RecordingFacade):
                                "HTTP 409", region.fullname, "Glance refused the import: HTTP 409")
         return self.inner.upload_image(region, copy, Empty()).image_id
 
-    def finish_import(self, region, image_id, copy):
+    def finish_import(self, region, image_id, copy, deadline=None, progress=None):
         self.calls.append(("finish_import", (region, image_id, copy)))
+        self.deadlines.append(deadline)
         outcome = self.outcomes.get(copy.name, "ok")
         if outcome == "ok":
             return Uploaded(image_id, 0, GLANCE_DOWNLOAD)
@@ -65,7 +68,7 @@ class ImportingFacade(RecordingFacade):
         raise KeyboardInterrupt()
 
 
-def world(method="auto", **facade_options):
+def world(method="auto", max_copies=1, **facade_options):
     store = MemoryStore()
     store.regions_["Master"] = [
         image("kern", "m1", 500, "ck", "Master", type="b"),
@@ -75,7 +78,7 @@ def world(method="auto", **facade_options):
     ]
     store.regions_["Burgos"] = [image("rep", "r4", 300, "cX", "Burgos", type="b")]
     calls: list = []
-    config = load_string(CONFIG + f"transfer_method = {method}\n", environ={})
+    config = load_string(CONFIG + f"transfer_method = {method}\nmax_copies = {max_copies}\n", environ={})
     engine = GlanceSync(config, lambda target: ImportingFacade(MockFacade(target, store), calls, **facade_options))
     return engine, store, calls
 
@@ -93,15 +96,18 @@ def steps(calls):
     return out
 
 
-def test_auto_imports_kernels_first_then_the_rest_together(caplog):
+def test_auto_imports_kernels_first_then_the_rest_with_one_deadline_for_the_region(caplog):
     engine, store, calls = world()
     with caplog.at_level(logging.INFO, "glancesync"):
         report = engine.sync_region("Burgos")
     assert steps(calls) == [
         ("start_import", "kern"), ("finish_import", "kern"),  # wave 1: what the AMI references
-        ("start_import", "ami"), ("start_import", "rep"), ("start_import", "plain"),  # wave 2: started together
-        ("finish_import", "ami"), ("finish_import", "rep"), ("delete_image", "r4"), ("finish_import", "plain"),
+        ("start_import", "ami"), ("finish_import", "ami"),  # max_copies = 1: one after another
+        ("start_import", "rep"), ("finish_import", "rep"), ("delete_image", "r4"),
+        ("start_import", "plain"), ("finish_import", "plain"),
     ]
+    facade = engine.facade("master")
+    assert len(set(facade.deadlines)) == 1 and None not in facade.deadlines  # the region's one deadline
     started = [args for name, args in calls if name == "start_import"]
     assert {(a[2].fullname, a[3]) for a in started} == {("Master", "m1"), ("Master", "m2"), ("Master", "m4"),
                                                          ("Master", "m5")}
@@ -142,11 +148,12 @@ def test_a_failed_kernel_import_is_streamed_before_the_ami_is_created():
     assert burgos["ami"].user_properties["kernel_id"] == burgos["kern"].id
 
 
-def test_explicit_glance_download_does_not_fall_back_and_deletes_the_started_imports():
+def test_explicit_glance_download_does_not_fall_back_and_stops_the_region():
     engine, store, calls = world(method="glance-download", outcomes={"ami": "fail"})
     with pytest.raises(ImportFailed, match="Burgos: Import of ami Failed"):
         engine.sync_region("Burgos")
     assert not any(name == "upload_image" for name, _ in steps(calls))
+    assert ("start_import", "rep") not in steps(calls)  # nothing starts after the failure
     assert sorted(i.name for i in store.regions_["Burgos"]) == ["kern", "rep"]  # kern finished; rep's old image
 
 
@@ -160,13 +167,15 @@ def test_data_altered_on_import_fails_the_region_and_leaves_nothing():
     assert sorted(i.name for i in store.regions_["Burgos"]) == ["kern", "rep"]
 
 
-def test_an_interrupt_while_awaiting_deletes_every_started_import():
-    engine, store, calls = world(outcomes={"ami": "interrupt"})
+def test_an_interrupt_while_awaiting_leaves_no_started_import():
+    engine, store, calls = world(outcomes={"ami": "interrupt"}, max_copies=4)
     with pytest.raises(KeyboardInterrupt):
         engine.sync_region("Burgos")
-    assert sorted(i.name for i in store.regions_["Burgos"]) == ["kern", "rep"]  # ami, rep, plain copies gone
-    # ami's copy by the facade (its contract), rep's and plain's by the executor
-    assert [s for s in steps(calls) if s[0] == "delete_image"] == [("delete_image", "1$rep"), ("delete_image", "1$plain")]
+    # ami's copy deleted by the facade (its contract); rep and plain, running beside it, finished
+    burgos = sorted(i.name for i in store.regions_["Burgos"])
+    assert "ami" not in burgos and burgos.count("rep") == 1
+    started = {name for name, _ in steps(calls) if name == "start_import"}
+    assert started and all(("finish_import", n) in steps(calls) for k, n in steps(calls) if k == "start_import")
 
 
 def test_a_region_that_does_not_advertise_it_streams():
@@ -216,13 +225,13 @@ def test_a_region_whose_glance_fails_imports_is_told_once_and_its_images_are_str
     assert names == ["ami", "kern", "plain", "rep"]  # one copy each: no import leftover
 
 
-def test_imports_started_with_the_one_that_failed_are_abandoned_and_streamed(caplog):
+def test_imports_after_a_region_wide_failure_are_not_tried(caplog):
     engine, store, calls = world(outcomes={"rep": "filtered", "plain": "filtered"})
     with caplog.at_level(logging.INFO, "glancesync"):
         report = engine.sync_region("Burgos")
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         "Burgos: the glance-download import of rep failed (the region's Glance failed the import (image queued, "
         "task: Task failed due to Internal Error)); this run streams the region's images instead"]
-    assert ("finish_import", "plain") not in steps(calls)  # not waited for: deleted, then streamed
+    assert ("start_import", "plain") not in steps(calls)  # streamed without trying
     assert report.uploads_by_method == {GLANCE_DOWNLOAD: 2, "record": 2}
     assert sorted(i.name for i in store.regions_["Burgos"]) == ["ami", "kern", "plain", "rep"]

@@ -12,7 +12,7 @@ suite (``tests/facades``) runs the same checks against every implementation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Callable, Iterator, Protocol, runtime_checkable
 
 from ..image import Image
 from ..region import Region
@@ -160,13 +160,18 @@ class ServersFacade(Protocol):
         deleted) when the import is refused."""
         ...
 
-    def finish_import(self, region: Region, image_id: str, image: Image) -> Uploaded:
-        """Wait (polling with backoff, at most the target's ``import_timeout``) until the copy
-        ``image_id`` started by :meth:`start_import` is active, verify it against ``image``'s
-        size, checksum and ``os_hash_value``, then give it its visibility and protection (the
-        finishing PATCH removes the in-progress marker).  Returns ``Uploaded(image_id, 0,
-        GLANCE_DOWNLOAD)``.  A failed or timed-out import raises ImportFailed, data that differs
-        from the master's ImportAltered; either way the copy is deleted first."""
+    def finish_import(self, region: Region, image_id: str, image: Image, deadline: float | None = None,
+                      progress: "Callable[[int], None] | None" = None) -> Uploaded:
+        """Wait (polling with backoff) until the copy ``image_id`` started by :meth:`start_import`
+        is active, verify it against ``image``'s size, checksum and ``os_hash_value``, then give
+        it its visibility and protection (the finishing PATCH removes the in-progress marker).
+        Waits at most until ``deadline`` (monotonic; default: the target's ``import_timeout`` from
+        now) and at most the target's ``import_stall_timeout`` without progress of the import's
+        task; ``progress`` is told the bytes the region's Glance copied so far, at every look.
+        Returns ``Uploaded(image_id, 0, GLANCE_DOWNLOAD)``.  A failed, stalled or timed-out
+        import raises ImportFailed, data that differs from the master's ImportAltered; either way
+        the copy is deleted first (an ImportFailed names it in ``undeleted`` when it could not
+        be)."""
         ...
 
     def delete_image(self, region: Region, image_id: str) -> bool:

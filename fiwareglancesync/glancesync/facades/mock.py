@@ -267,7 +267,8 @@ class MockFacade:
         raise ImportFailed(f"{region.fullname}: Import of {image.name} Failed. Cause: the mock has no "
                            "import API", region.fullname, "the mock has no import API")
 
-    def finish_import(self, region: Region, image_id: str, image: Image) -> Uploaded:
+    def finish_import(self, region: Region, image_id: str, image: Image, deadline: float | None = None,
+                      progress=None) -> Uploaded:
         raise ImportFailed(f"{region.fullname}: Import of {image.name} Failed. Cause: the mock has no "
                            "import API", region.fullname, "the mock has no import API")
 

@@ -258,5 +258,7 @@ class OpenStackFacade:
             glance = self._glance(region, making_copies=True)
         return imports.start_import(glance, image, source_region, source_image_id, prefix, self.target.stores)
 
-    def finish_import(self, region: Region, image_id: str, image: Image) -> Uploaded:
-        return imports.finish_import(self._glance(region, making_copies=True), image_id, image, self.target)
+    def finish_import(self, region: Region, image_id: str, image: Image, deadline: float | None = None,
+                      progress: Callable[[int], None] | None = None) -> Uploaded:
+        return imports.finish_import(self._glance(region, making_copies=True), image_id, image, self.target,
+                                     deadline, progress)
