@@ -22,24 +22,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.api.postgres import POSTGRES_INSTALL_HINT, PostgresServer, postgres_bindir
-from tests.api.processes import ServiceProcess, bin_path, free_port, http, write_settings
+from tests.api.postgres import PostgresServer
+from tests.api.processes import ServiceProcess, bin_path, free_port, write_settings
+from tests.api.test_server import postgres  # noqa: F401 (the module's PostgreSQL server, a fixture)
 from tests.integration.lab.images import same_data
 from tests.integration.test_coordination import as_host
-from tests.integration.test_robustness_lab import MIB, FaultyCloud, wait_for
+from tests.integration.test_robustness_lab import MIB, FaultyCloud, Service, wait_for
 
 pytestmark = pytest.mark.integration
 LEASE = 4  # TASK_LEASE of the tests, seconds
 LISTING = r"^/v2/images(\?|$)"
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    bindir = postgres_bindir()
-    if bindir is None:
-        pytest.fail(POSTGRES_INSTALL_HINT, pytrace=False)
-    with PostgresServer(bindir) as server:
-        yield server
 
 
 class Instance:
@@ -61,15 +53,7 @@ class Instance:
         self.process = ServiceProcess(args, self.environ, f"http://127.0.0.1:{port}", home / "gunicorn.log")
         self.token = cloud.lab.session("ks1").get_token()
 
-    def call(self, method: str, path: str) -> tuple[int, dict | None]:
-        return http(method, self.process.url + path, self.token, timeout=120)
-
-    def wait_task(self, region: str, task_id: str) -> dict:
-        def finished():
-            code, body = self.call("GET", f"/regions/{region}/tasks/{task_id}")
-            assert code == 200, body
-            return body if body["status"] != "syncing" else None
-        return wait_for(finished, timeout=120, what="the REST task")
+    call, wait_task = Service.call, Service.wait_task  # the one-host service's, on this instance
 
 
 @pytest.fixture
