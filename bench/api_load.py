@@ -20,7 +20,11 @@ answers and failed connections).  Everything runs on this machine, so the client
 server share its cores.
 
     python bench/api_load.py [--cloud lab|mock] [--workers 4] [--clients 64] [--duration 30]
-                             [--lab-images 5] [--images 40]
+                             [--lab-images 5] [--images 40] [--instances 2]
+
+``--instances N`` (lab) runs N instances of the service as several hosts would (README "Running on
+several hosts"): one throw-away PostgreSQL (Debian's server binaries, tests/api/postgres.py) as
+their database and coordination backend, the clients spread over them in turn.
 
 Goals on the lab (issue 10, a 2-core machine): >= 100 requests/s, p99 <= 1 s, no error, at most
 0.05 Keystone requests per API request.
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -76,14 +81,15 @@ async def one_request(host: str, port: int, request: bytes) -> int:
         writer.close()
 
 
-async def load(host: str, port: int, path: str, token: str, clients: int, duration: float):
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Auth-Token: {token}\r\n"
-               "Connection: close\r\n\r\n").encode()
+async def load(host: str, ports: list[int], path: str, token: str, clients: int, duration: float):
+    """``clients`` clients, client ``i`` on ``ports[i % len(ports)]`` (several instances: spread)."""
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
     stop_at = time.monotonic() + duration
 
-    async def client() -> None:
+    async def client(port: int) -> None:
+        request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Auth-Token: {token}\r\n"
+                   "Connection: close\r\n\r\n").encode()
         while time.monotonic() < stop_at:
             started = time.monotonic()
             try:
@@ -94,7 +100,7 @@ async def load(host: str, port: int, path: str, token: str, clients: int, durati
             latencies.append(time.monotonic() - started)
 
     began = time.monotonic()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(ports[index % len(ports)]) for index in range(clients)))
     return latencies, outcomes, time.monotonic() - began
 
 
@@ -127,7 +133,7 @@ def run_on_lab(args) -> int:
             image = master.images.create(name=f"{prefix}{index}", disk_format="raw", container_format="bare",
                                          visibility="public")
             master.images.upload(image["id"], io.BytesIO(b"x" * (1000 + index)), image_size=1000 + index)
-        with tempfile.TemporaryDirectory(prefix="glancesync-api-load-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="glancesync-api-load-") as tmp, contextlib.ExitStack() as stack:
             tmp_path = Path(tmp)
             condition = f"image.name.startswith('{prefix}')"
             conf = lab.write_glancesync_conf(tmp_path / "glancesync.conf", master={"metadata_condition": condition},
@@ -136,30 +142,41 @@ def run_on_lab(args) -> int:
             environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                        "GLANCESYNCAPP_DATABASE_PATH": tmp, "GLANCESYNC_CONFIG": str(conf),
                        "XDG_RUNTIME_DIR": tmp, "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
+            database_url, service_settings = "", ""
+            if args.instances > 1:  # several hosts: one PostgreSQL as database and coordination backend
+                from tests.api.postgres import PostgresServer, postgres_bindir
+
+                postgres = stack.enter_context(PostgresServer(postgres_bindir()))
+                database_url = postgres.url
+                service_settings = f"COORDINATION_URL: postgresql://postgres@127.0.0.1:{postgres.port}/postgres\n"
             environ.update(write_settings(tmp_path / "etc", ks1.auth_url.rsplit("/v3", 1)[0], workers=args.workers,
                                           user=ks1.admin.username, password=ks1.admin.password,
-                                          project=ks1.admin.project_name))
+                                          project=ks1.admin.project_name, database_url=database_url,
+                                          service=service_settings))
             upgrade = subprocess.run([bin_path("glancesync-server"), "db", "upgrade"], env=environ,
                                      capture_output=True, text=True)
             if upgrade.returncode:
                 print(upgrade.stderr, file=sys.stderr)
                 return 1
             token = lab.session("ks1", "admin").get_token()
-            service = gunicorn_service(tmp_path, environ, workers=args.workers).start(timeout=60)
+            services = []
             try:
-                port = int(service.url.rsplit(":", 1)[1])
+                for _ in range(args.instances):
+                    services.append(gunicorn_service(tmp_path, environ, workers=args.workers).start(timeout=60))
+                ports = [int(service.url.rsplit(":", 1)[1]) for service in services]
+                path = f"/regions/{args.region}"
                 # Warm-up (every worker's first requests: its logins), then one client alone for
                 # the sequential latency; the Keystone count starts after both.
-                asyncio.run(load("127.0.0.1", port, f"/regions/{args.region}", token, 8, 2))
-                latencies, outcomes, elapsed = asyncio.run(
-                    load("127.0.0.1", port, f"/regions/{args.region}", token, 1, 2))
+                asyncio.run(load("127.0.0.1", ports, path, token, 8 * len(ports), 2))
+                latencies, outcomes, elapsed = asyncio.run(load("127.0.0.1", ports[:1], path, token, 1, 2))
                 sequential = statistics.median(latencies)
                 before = keystone_requests(lab)
                 latencies, outcomes, elapsed = asyncio.run(
-                    load("127.0.0.1", port, f"/regions/{args.region}", token, args.clients, args.duration))
+                    load("127.0.0.1", ports, path, token, args.clients, args.duration))
                 during = keystone_requests(lab) - before
             finally:
-                service.stop()
+                for service in services:
+                    service.stop()
     finally:
         for image in master.images.list():
             if image["name"] and image["name"].startswith(prefix):
@@ -176,7 +193,8 @@ def report(args, latencies, outcomes, elapsed, cloud: str) -> int:
     latencies.sort()
     total = len(latencies)
     errors = total - outcomes.get("200", 0)
-    print(f"GET /regions/{args.region}: gunicorn {args.workers} workers, {args.clients} clients, "
+    print(f"GET /regions/{args.region}: {args.instances} instance(s) of gunicorn {args.workers} workers, "
+          f"{args.clients} clients, "
           f"{elapsed:.1f} s, {cloud}")
     print(f"requests      {total}")
     print(f"requests/s    {total / elapsed:.1f}")
@@ -194,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the real lab (default; started and stopped here) or the file-backed mock")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
     parser.add_argument("--clients", type=int, default=64, help="concurrent clients (default 64)")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="lab only: service instances sharing one PostgreSQL (database and coordination "
+                             "backend), the clients spread over them (default 1: SQLite)")
     parser.add_argument("--duration", type=float, default=30, help="seconds of load (default 30)")
     parser.add_argument("--images", type=int, default=40, help="master images in the mock cloud (default 40)")
     parser.add_argument("--lab-images", type=int, default=5,
@@ -221,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             port = int(service.url.rsplit(":", 1)[1])
             latencies, outcomes, elapsed = asyncio.run(
-                load("127.0.0.1", port, f"/regions/{args.region}", token, args.clients, args.duration))
+                load("127.0.0.1", [port], f"/regions/{args.region}", token, args.clients, args.duration))
         finally:
             service.stop()
         validations = keystone.keystone.validations

@@ -44,6 +44,15 @@ def create_server_app() -> Flask:
     return create_app(settings.flask_config())
 
 
+def serving_app() -> Flask:
+    """:func:`create_server_app` with its background loops started at boot, not at the first
+    request: an instance nobody asks anything must still fail the tasks of a dead instance and
+    take its turn at the status refresh (README "Running on several hosts")."""
+    app = create_server_app()
+    app.extensions["glancesync"].start_loops()
+    return app
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "db":
@@ -80,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_development_server(args: argparse.Namespace) -> int:
-    app = create_server_app()
+    app = serving_app()
     settings = _settings_or_exit()
     debug = bool(args.debug and not args.no_debug)
     app.run(host=args.host or settings.host, port=args.port or settings.port, debug=debug,
@@ -144,7 +153,7 @@ def run_gunicorn(args: argparse.Namespace) -> int:
 
         def load(self) -> Flask:
             # Runs in each worker after the fork: every worker builds its own app.
-            return create_server_app()
+            return serving_app()
 
     print(f"Starting gunicorn on {options['bind']} with {options['workers']} workers "
           f"(loglevel {options['loglevel']})", file=sys.stderr)

@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping
 
 from ..glancesync import GlanceSync
 from ..glancesync import config as config_module
+from ..glancesync import locks
 from ..glancesync.config import Config, Target
 from ..glancesync.facades import make_facade
 from ..glancesync.facades.base import ServersFacade
@@ -95,6 +96,12 @@ class EnginePool:
         except OSError:
             return ("unreadable", path)
         return (path, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def exclusive(self, job: str):
+        """A context manager yielding whether this process took the lock of ``job`` (free, or
+        held by another process of any host sharing the backend), in the backend of the region
+        locks (:func:`~fiwareglancesync.glancesync.locks.try_lock`)."""
+        return locks.try_lock(self.config().locks_url, job)
 
     # ------------------------------------------------------------------ engines
     def request_engine(self) -> GlanceSync:

@@ -1,5 +1,5 @@
-"""The service's background loops, one daemon thread each per process: the task heartbeat and
-the status snapshots' refresh.
+"""The service's background loops, one daemon thread each per process: the task heartbeat (which
+also fails the tasks of dead instances) and the status snapshots' refresh.
 
 :meth:`PerProcessLoop.ensure_running` starts a loop once per process, so a gunicorn worker
 forked from a master that had one starts its own.
@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextlib import nullcontext
+from typing import Callable, ContextManager
 
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..glancesync.errors import one_line
+from ..glancesync.errors import GlanceSyncError, one_line
 from . import services
 from .engine_protocol import EngineFactory
 from .runner import TaskRunner
@@ -51,9 +53,13 @@ class PerProcessLoop:
 
 
 class Heartbeat(PerProcessLoop):
-    """Refreshes ``heartbeat_at`` of this process's ``syncing`` tasks every ``interval`` seconds.
+    """Every ``interval`` seconds (a third of ``TASK_LEASE``): renews the lease of this process's
+    ``syncing`` tasks (``heartbeat_at``), then marks failed the tasks whose process is gone or
+    whose lease expired (:func:`services.fail_orphaned_tasks`), so a task of an instance that
+    died is failed by a live one within twice the lease, whether or not anyone looks at it.
 
-    Started on the first task a process runs (so after gunicorn has forked the worker).
+    Started when a server process boots and on the first task a process runs (after gunicorn's
+    fork in both cases).
     """
 
     thread_name = "glancesync-heartbeat"
@@ -67,6 +73,7 @@ class Heartbeat(PerProcessLoop):
             try:
                 with self.app.app_context():
                     services.touch_running_tasks()
+                    services.fail_orphaned_tasks()
             except SQLAlchemyError as exc:
                 LOG.warning("cannot refresh the heartbeat of running tasks: %s", one_line(exc))
 
@@ -75,19 +82,26 @@ class SnapshotScheduler(PerProcessLoop):
     """Refreshes the status snapshots (the status page's data) every ``interval`` seconds, by
     handing :func:`services.refresh_all_snapshots` to the task runner: never in a request.
 
-    Started by the first request a process serves (so after gunicorn's fork).  Every process
-    sharing the database runs one, but a process refreshes only when the oldest snapshot in the
-    database is older than ``interval`` (or there is none), so the work is not repeated by each
-    worker.  ``interval`` 0 turns it off.
+    Started when a server process boots and by the first request it serves (after gunicorn's
+    fork).  Every process sharing the database runs one, but a refresh runs only under the
+    ``status-refresh`` lock that ``exclusive()`` takes if it is free (the region locks' backend,
+    shared by the hosts: one instance at a time), and only when, the lock held, the oldest
+    snapshot in the database is older than ``interval`` (or there is none), so the work is not
+    repeated by each worker or host.  ``interval`` 0 turns it off.
     """
 
     thread_name = "glancesync-status-refresh"
 
-    def __init__(self, app: Flask, runner: TaskRunner, engine_factory: EngineFactory, interval: float):
+    JOB = "status-refresh"
+
+    def __init__(self, app: Flask, runner: TaskRunner, engine_factory: EngineFactory, interval: float,
+                 exclusive: Callable[[str], ContextManager[bool]] | None = None):
         super().__init__(interval)
         self.app = app
         self.runner = runner
         self.engine_factory = engine_factory
+        # None (an injected engine factory: no backend known): the workers of this process only
+        self.exclusive = exclusive or (lambda job: nullcontext(True))
         self._running = threading.Event()
 
     def due(self) -> bool:
@@ -112,6 +126,11 @@ class SnapshotScheduler(PerProcessLoop):
 
     def _refresh(self) -> None:
         try:
-            services.refresh_all_snapshots(self.app, self.engine_factory)
+            with self.exclusive(self.JOB) as mine:
+                # due() again under the lock: another instance may have refreshed meanwhile
+                if mine and self.due():
+                    services.refresh_all_snapshots(self.app, self.engine_factory)
+        except GlanceSyncError as exc:  # the configuration or the coordination backend
+            LOG.warning("status snapshots not refreshed: %s", one_line(exc))
         finally:
             self._running.clear()

@@ -16,11 +16,13 @@ row, so two processes racing for one region end up returning the same task.
 A task left ``syncing`` by a process that died is *orphaned*.  Every task row names the process
 that runs it (the engine's :class:`~fiwareglancesync.glancesync.identity.ProcessIdentity`: host,
 kernel boot id, pid, process start time, as on the copies a sync leaves unfinished), and that
-process refreshes ``heartbeat_at`` while it runs tasks.  A task is orphaned when its process is on
-this host and no longer exists (or the host rebooted), or, for a process on another host sharing
-the database, when its heartbeat is older than ``TASK_STALE_SECONDS``.  Orphans are marked
-``failed`` when a process starts (:func:`fail_orphaned_tasks`) and whenever one is looked at, so
-a crashed sync never blocks its region.
+process refreshes ``heartbeat_at`` while it runs tasks: a *lease* of ``TASK_LEASE`` seconds
+(README "Running on several hosts").  A task is orphaned when its process is on this host and no
+longer exists (or the host rebooted), or, for a process on another host sharing the database,
+when its lease has expired (no heartbeat for ``TASK_LEASE`` seconds).  Orphans are marked
+``failed`` when a process starts and by every live process's heartbeat loop
+(:func:`fail_orphaned_tasks`), and whenever one is looked at, so a crashed sync, or a dead
+host's, never blocks its region.
 """
 
 from __future__ import annotations
@@ -201,7 +203,8 @@ def delete_task(region: str, task_id: str) -> None:
 
 
 def fail_orphaned_tasks() -> int:
-    """Mark failed every ``syncing`` task whose process is gone; returns how many (start-up)."""
+    """Mark failed every ``syncing`` task whose process is gone or whose lease expired; returns
+    how many (start-up, and each heartbeat)."""
     tasks = db.session.execute(sa.select(Task).where(Task.status == TaskStatus.SYNCING)).scalars().all()
     return sum(1 for task in tasks if _fail_if_orphaned(task))
 
@@ -232,8 +235,8 @@ def _is_orphaned(task: Task) -> bool:
     running = owner.is_running() if owner is not None else None
     if running is not None:
         return not running
-    stale_after = timedelta(seconds=current_app.config["TASK_STALE_SECONDS"])
-    return task.heartbeat_at < utcnow() - stale_after
+    # Another host: only its heartbeat tells (the hosts' clocks must agree well within the lease).
+    return task.heartbeat_at < utcnow() - timedelta(seconds=current_app.config["TASK_LEASE"])
 
 
 

@@ -136,6 +136,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("glancesync", "STATUS_REFRESH", "status_refresh", "STATUS_REFRESH", 300, int, minimum=0),
     # tooz URL of the per-region locks; empty: glancesync.conf's coordination_url (README "Running on several hosts")
     Setting("glancesync", "COORDINATION_URL", "coordination_url", "COORDINATION_URL", ""),
+    # seconds without a heartbeat after which a task's instance is held dead and the task failed
+    Setting("glancesync", "TASK_LEASE", "task_lease", "TASK_LEASE", 60, int, minimum=3),
     Setting("gunicorn", "WORKERS", "gunicorn_workers", "", 4, int, minimum=1),
     Setting("gunicorn", "THREADS", "gunicorn_threads", "", 8, int, minimum=1),
     Setting("gunicorn", "PIDFILE", "gunicorn_pidfile", "", ""),
@@ -143,8 +145,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gunicorn", "TIMEOUT", "gunicorn_timeout", "", 60, int, minimum=1),
     _flask_only("TOKEN_VALIDATOR", None),         # tests: an object with validate(token) instead of Keystone
     _flask_only("ENGINE_FACTORY", None),          # a callable returning the engine; None: GlanceSync.from_environment
-    _flask_only("TASK_HEARTBEAT_SECONDS", 30),    # how often a process refreshes the heartbeat of its tasks
-    _flask_only("TASK_STALE_SECONDS", 120),       # a task of another host with an older heartbeat is orphaned
+    _flask_only("TASK_HEARTBEAT_SECONDS", None),  # seconds between heartbeats; None: TASK_LEASE / 3; 0: none
     _flask_only("RECOVER_TASKS_AT_START", True),
     _flask_only("REGIONS_TTL", 60),               # seconds a process trusts its list of region names
     _flask_only("METRICS_ENABLED", True),         # GET /metrics (Prometheus); False: 404

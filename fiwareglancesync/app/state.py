@@ -132,6 +132,11 @@ class ServiceState:
         return services.start_sync_task(region, requested_by, lambda: listed_with or self.task_engine_factory(),
                                         self.runner, self.heartbeat.ensure_running)
 
+    def start_loops(self) -> None:
+        """Start this process's background loops (heartbeat, status refresh) if not yet running."""
+        self.heartbeat.ensure_running()
+        self.snapshots.ensure_running()
+
     def recover_tasks(self) -> int:
         """Mark failed the tasks whose process died; 0 if the database is not ready."""
         with self.app.app_context():
@@ -153,17 +158,19 @@ def build_state(app: Flask, engine_factory: EngineFactory | None, runner: TaskRu
         from .engines import EnginePool
 
         pool = EnginePool(app.config["REQUEST_TIMEOUT"], coordination_url=app.config.get("COORDINATION_URL") or "")
-        request_factory, task_factory = pool.request_engine, pool.task_engine
+        request_factory, task_factory, exclusive = pool.request_engine, pool.task_engine, pool.exclusive
     else:
         request_factory = task_factory = engine_factory
+        exclusive = None
     runner = runner if runner is not None else ThreadPoolRunner(app.config["TASK_WORKERS"])
+    heartbeat = app.config["TASK_HEARTBEAT_SECONDS"]  # None: a third of the lease
     return ServiceState(
         app=app,
         engine_factory=request_factory,
         task_engine_factory=task_factory,
-        snapshots=SnapshotScheduler(app, runner, task_factory, app.config["STATUS_REFRESH"]),
+        snapshots=SnapshotScheduler(app, runner, task_factory, app.config["STATUS_REFRESH"], exclusive),
         runner=runner,
         authenticator=authenticator_from_config(app.config),
-        heartbeat=Heartbeat(app, app.config["TASK_HEARTBEAT_SECONDS"]),
+        heartbeat=Heartbeat(app, heartbeat if heartbeat is not None else app.config["TASK_LEASE"] / 3),
         regions=RegionCache(app.config["REGIONS_TTL"]),
     )

@@ -63,7 +63,7 @@ def register(app: Flask) -> None:
 
     @app.before_request
     def _start_background_refresh() -> None:
-        app.extensions["glancesync"].snapshots.ensure_running()
+        app.extensions["glancesync"].start_loops()
 
 
 # ------------------------------------------------------------------ Keystone login

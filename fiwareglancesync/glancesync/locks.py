@@ -4,7 +4,9 @@
 :func:`region_lock` holds a region's lock in a coordination backend named by a tooz URL
 (``[main] coordination_url``: ``file://<lock_dir>``, the default, keeps runs of one host apart;
 ``postgresql://``, ``etcd3+http://``, ``redis://``, ``zookeeper://`` runs of several hosts), or
-by a bare directory (``file://`` that directory).  The holder leaves a *note* (its marker:
+by a bare directory (``file://`` that directory); :func:`try_lock` a job's lock in the same
+backend, taken only when free (the REST service's status refresh runs on one instance at a
+time).  The holder leaves a *note* (its marker:
 host, pid, run) that a refused run names in its message: beside the lock file for ``file://``,
 in a table of the database for ``postgresql://``, as the capabilities of a tooz group
 membership elsewhere.  This module is the only one that imports tooz (lazily: a run that takes
@@ -75,6 +77,27 @@ def region_lock(where: str, region: str) -> Iterator[None]:
         yield
     finally:
         coordination.call(lambda: coordination.notes.clear(name, marker), default=None, undone="holder not cleared")
+        coordination.call(lock.release, default=None, undone="lock not released")
+
+
+@contextmanager
+def try_lock(where: str, name: str) -> Iterator[bool]:
+    """Hold the lock ``name`` (a job of the service, e.g. ``status-refresh``; never a region's) in
+    the backend ``where`` if it is free: yields True while it is held, or False at once when
+    another process holds it.  With a shared backend, one process of all the hosts holds it.
+
+    :raise CoordinationError: the backend cannot be reached or the lock cannot be used.
+    """
+    url = url_of(where)
+    coordination = backend(url)
+    lock_name = coordination.call(lambda: _job_lock_name(url, name))
+    lock = coordination.call(lambda: coordination.coordinator.get_lock(lock_name.encode()))
+    if not coordination.call(lambda: lock.acquire(blocking=False)):
+        yield False
+        return
+    try:
+        yield True
+    finally:
         coordination.call(lock.release, default=None, undone="lock not released")
 
 
@@ -152,6 +175,15 @@ def _check_file_lock(url: str, region: str) -> str:
     except OSError as exc:
         raise RegionLocked(f"{region}: cannot use the lock file {path}: {exc.strerror}", region) from None
     return name
+
+
+def _job_lock_name(url: str, name: str) -> str:
+    """A job's lock name, apart from every region's: a lock file starting with a dot (a region's
+    never does: :func:`~.region.safe_file_name`), ``glancesync-job-<name>`` elsewhere."""
+    if not url.startswith("file:"):
+        return f"glancesync-job-{name}"
+    os.makedirs(urllib.parse.urlsplit(url).path, mode=0o700, exist_ok=True)
+    return f".{name}.lock"
 
 
 def _holder(note: str | None) -> str:

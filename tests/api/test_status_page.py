@@ -312,6 +312,37 @@ def test_the_scheduler_refreshes_only_when_the_snapshots_are_old(make_app):
     assert scheduler.due()
 
 
+@pytest.mark.parametrize("free, old, refreshed", [
+    (False, True, False),  # another instance holds the refresh
+    (True, True, True),
+    (True, False, False),  # another instance refreshed just before this one took the lock
+], ids=["lock held elsewhere", "lock taken, due", "lock taken, refreshed meanwhile"])
+def test_the_scheduler_refreshes_only_under_its_lock_and_when_still_due(make_app, monkeypatch, free, old,
+                                                                        refreshed):
+    from contextlib import contextmanager
+
+    from fiwareglancesync.app.loops import SnapshotScheduler
+
+    app = make_app()
+    if not old:
+        refresh(app)
+    asked, calls = [], []
+
+    @contextmanager
+    def exclusive(job):
+        asked.append(job)
+        yield free
+
+    monkeypatch.setattr(services, "refresh_all_snapshots", lambda app, factory: calls.append(factory) or 0)
+    state = app.extensions["glancesync"]
+    scheduler = SnapshotScheduler(app, state.runner, state.task_engine_factory, 300, exclusive)
+
+    scheduler._refresh()
+
+    assert asked == ["status-refresh"]
+    assert calls == ([state.task_engine_factory] if refreshed else [])
+
+
 def test_static_stylesheet_is_served(client):
     with client.get("/static/status.css") as response:
         assert (response.status_code, response.mimetype) == (200, "text/css")

@@ -226,6 +226,50 @@ def test_task_of_another_host_fails_only_when_its_heartbeat_is_stale(app):
         assert status_of(unparsable)[0] == "failed"
 
 
+def test_task_of_another_host_fails_once_its_lease_expires(make_app):
+    """README "Running on several hosts": TASK_LEASE seconds without a heartbeat."""
+    app = make_app(TASK_LEASE=5)
+    with app.app_context():
+        alive = add_task("RegionA", owner="other-host/boot/42/1000", heartbeat_age=4)
+        expired = add_task("RegionB", owner="other-host/boot/43/1000", heartbeat_age=6)
+
+    assert recover_tasks(app) == 1
+
+    with app.app_context():
+        assert status_of(alive) == ("syncing", None)
+        assert status_of(expired)[0] == "failed"
+
+
+def test_the_heartbeat_loop_fails_the_tasks_of_a_dead_instance_unasked(make_app):
+    """No request looks at the task: the loop of a live process marks it failed."""
+    import time
+
+    from fiwareglancesync.app.loops import Heartbeat
+
+    app = make_app(TASK_LEASE=3)
+    with app.app_context():
+        task_id = add_task(owner="other-host/boot/42/1000", heartbeat_age=4)
+    heartbeat = Heartbeat(app, interval=0.05)
+    heartbeat.ensure_running()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with app.app_context():
+                if status_of(task_id)[0] == "failed":
+                    break
+            time.sleep(0.05)
+    finally:
+        heartbeat.stop()
+    with app.app_context():
+        status, message = status_of(task_id)
+    assert status == "failed"
+    assert message == "interrupted: the process running the sync (other-host/boot/42/1000) stopped before it finished"
+
+
+def test_the_heartbeat_interval_is_a_third_of_the_lease_by_default(make_app):
+    assert make_app(TASK_LEASE=9, TASK_HEARTBEAT_SECONDS=None).extensions["glancesync"].heartbeat.interval == 3
+
+
 def test_recovery_on_a_database_without_tables_only_warns(make_app, caplog):
     app = make_app(migrate=False)
 

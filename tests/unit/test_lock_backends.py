@@ -79,3 +79,33 @@ def test_a_refused_attempt_of_the_holder_s_own_process_does_not_free_the_lock_fo
         child = subprocess.run([sys.executable, "-c", other, str(tmp_path)], capture_output=True, text=True,
                                timeout=60)
     assert child.stdout.strip() == "refused", child.stderr
+
+
+def test_a_job_lock_has_one_holder_at_a_time_and_is_not_a_region_s(tmp_path):
+    """try_lock (the service's status refresh): a second taker is told False at once, a region
+    of the job's name has a lock of its own, and the lock is free again once released."""
+    taken = []
+
+    def other() -> None:
+        with locks.try_lock(f"file://{tmp_path}", "status-refresh") as mine:
+            taken.append(mine)
+
+    with locks.try_lock(str(tmp_path), "status-refresh") as first:
+        assert first is True
+        worker = threading.Thread(target=other)
+        worker.start()
+        worker.join(10)
+        with locks.region_lock(str(tmp_path), "status-refresh"):
+            pass
+    worker = threading.Thread(target=other)
+    worker.start()
+    worker.join(10)
+
+    assert taken == [False, True]
+
+
+def test_a_job_lock_in_a_backend_that_fails_is_one_coordination_error_without_the_password():
+    with pytest.raises(CoordinationError, match=r"^coordination backend nosuch://h:1/x unusable: ") as caught:
+        with locks.try_lock("nosuch://user:pw-123@h:1/x", "status-refresh"):
+            pass
+    assert "pw-123" not in str(caught.value)
