@@ -22,11 +22,15 @@ from this host: the sum of their links' ``bytes_in``, the streamed copies and th
 glance-download pull goes out of the pulling Glance, not through its own link), and prints a table with the best run of each (variant, regions) and the master egress
 per image in units of the image size.
 
+Then, with ``--small-images N`` (default 40), the links' latency set to ``--small-latency-ms``
+(default 50): N images of 1 MiB to RegionA alone, with ``max_copies`` 1 and 4, for ``stream`` and
+``auto`` (goal: at least 3x faster with 4).
+
 The relay variant (regions pulling from regions that already hold a verified copy) is not here:
 the engine has no relay yet (README "How copies are made").
 
     python bench/federation.py [--first 3] [--second 2] [--size-mib 32] [--rate-mib 40]
-                               [--latency-ms 20] [--repeat 1]
+                               [--latency-ms 20] [--repeat 1] [--small-images 40] [--small-latency-ms 50]
 """
 
 from __future__ import annotations
@@ -59,12 +63,16 @@ def main() -> None:
     parser.add_argument("--rate-mib", type=float, default=40.0)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--small-images", type=int, default=40)
+    parser.add_argument("--small-latency-ms", type=float, default=50.0)
     args = parser.parse_args()
 
     lab = start_lab(glances=federation(args.first, args.second),
                     wan=LinkSpec(args.rate_mib * MIB, args.latency_ms / 1000))
     try:
         run(lab, args)
+        if args.small_images:
+            small_images(lab, args)
     finally:
         lab.stop()
 
@@ -99,14 +107,40 @@ def run(lab, args) -> None:
     master.images.delete(image["id"])
 
 
-def one_run(lab, tmp: Path, variant: str, regions: list[str]) -> tuple[float, int, int]:
+def small_images(lab, args) -> None:
+    """N images of 1 MiB to RegionA, max_copies 1 and 4, each link with the small latency."""
+    for link in lab.links.values():
+        link.spec = LinkSpec(link.spec.rate, args.small_latency_ms / 1000)
+    master = lab.glance_client("ks1", "Master", endpoint=lab.glance_url("Master"))
+    images = []
+    for number in range(args.small_images):
+        image = master.images.create(name=f"{PREFIX}small{number:03d}", disk_format="raw", container_format="bare",
+                                     visibility="public")
+        master.images.upload(image["id"], _Random(MIB), image_size=MIB)
+        images.append(image["id"])
+    print(f"\n{args.small_images} images of 1 MiB to RegionA, links {args.small_latency_ms} ms")
+    walls: dict[tuple[str, int], float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in ("stream", "auto"):
+            for copies in (1, 4):
+                wall, _, _ = one_run(lab, Path(tmp), method if method == "auto" else "sequential", ["RegionA"],
+                                     max_copies=copies)
+                walls[(method, copies)] = wall
+                print(f"  {method:<7} max_copies {copies}: {wall:6.2f} s")
+            print(f"  {method:<7} max_copies 4 is {walls[(method, 1)] / walls[(method, 4)]:.2f}x faster than 1")
+    for image_id in images:
+        master.images.delete(image_id)
+
+
+def one_run(lab, tmp: Path, variant: str, regions: list[str], max_copies: int = 4) -> tuple[float, int, int]:
     config = tmp / "glancesync.conf"
     method = "auto" if variant == "auto" else "stream"
     condition = f"image.name.startswith('{PREFIX}')"
+    copies = {"max_copies": str(max_copies)}
     lab.write_glancesync_conf(config, main={"lock_dir": str(tmp / "locks"), "max_children": str(len(regions)),
                                             "images_dir": str(tmp / "none")},
-                              master={"metadata_condition": condition, "transfer_method": method},
-                              target={"metadata_condition": condition})
+                              master={"metadata_condition": condition, "transfer_method": method, **copies},
+                              target={"metadata_condition": condition, **copies})
     for link in lab.links.values():
         link.reset_counts()
     command = [str(BIN / "sync.py"), *(["--parallel"] if variant == "fanout" else []), *regions]

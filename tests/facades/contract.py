@@ -16,6 +16,7 @@ left with that prefix afterwards, so the checks can run against a shared, long-l
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Iterator
@@ -321,4 +322,9 @@ class StoresContract:
         listed = upload(world, master_image(world, "cache"))
         assert world.facade.cache_state(world.region).of(listed.id) is None
         world.facade.queue_for_cache(world.region, listed.id)
-        assert world.facade.cache_state(world.region).of(listed.id) in ("queued", "cached")
+        # a real Glance's prefetcher takes a queued image out of the queue while it caches it:
+        # for a moment it is neither, then it is cached
+        deadline = time.monotonic() + 60
+        while (state := world.facade.cache_state(world.region).of(listed.id)) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert state in ("queued", "cached")
