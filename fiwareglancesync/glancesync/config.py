@@ -214,6 +214,10 @@ TARGET_OPTIONS: Mapping[str, Option] = {o.name: o for o in (
            "(e.g. raw for Ceph-backed regions); empty: a copy whose data the region changed is refused"),
     Option("stores", "", _stores, "stores of a multi-store region's Glance every copy must be in (comma "
            "separated) or all; empty: the region's default store"),
+    Option("relay", "true", _flag, "regions pull by glance-download from any region of their Keystone that "
+           "holds a verified copy, not only from the master (auto, glance-download)"),
+    Option("relay_fanout", "1", integer(minimum=1), "pulls a source (the master or a region) serves at a time "
+           "with relay"),
     Option("precache", "false", _flag, "queue every ok image for the region's Glance image cache (edge sites)"),
     Option("tenant_id", "", _optional_text, "the project id (used by the mock; a real cloud reports its own)"),
 )}
@@ -259,6 +263,8 @@ class Target:
     accept_conversion: str | None = None
     stores: tuple[str, ...] = ()
     precache: bool = TYPED_DEFAULTS["precache"]
+    relay: bool = TYPED_DEFAULTS["relay"]
+    relay_fanout: int = TYPED_DEFAULTS["relay_fanout"]
     cloud: CloudCredential | None = field(default=None, repr=False)  # credential from clouds.yaml / OS_AUTH_TYPE
 
     @property

@@ -25,7 +25,8 @@ from typing import Callable, Iterable, Mapping
 from . import config as config_module
 from .config import ALL_STORES, Config, Target
 from .errors import ConfigError, UsageError
-from .executor import SyncReport, TransferMethod, apply, no_cache_api
+from .executor import SyncReport, apply, no_cache_api
+from .relay import RelayBook, TransferMethod
 from .facades import make_facade
 from .facades.base import STREAM, ServersFacade
 from .image import Image, write_backup
@@ -55,6 +56,7 @@ class GlanceSync:
         self._master: MasterCatalogue | None = None
         self._listings: dict[str, Future] = {}  # region fullname -> listing fetched ahead (prefetch)
         self._lock = threading.Lock()  # facades and tenant ids may be asked for from prefetch threads
+        self._relay: RelayBook | None = None
 
     @classmethod
     def from_environment(cls, config_path: str | None = None, overrides: Mapping[str, str] | None = None,
@@ -253,9 +255,18 @@ class GlanceSync:
         from the master region, and only regions of the master target can import."""
         target = self.config.targets[region.target]
         import_from = Region(MASTER_TARGET, self.master_region) if region.target == MASTER_TARGET else None
+        relay = self._relay_book() if getattr(target, "relay", False) else None
         return TransferMethod(getattr(target, "transfer_method", "stream"), import_from,
                               max_copies=getattr(target, "max_copies", 1),
-                              import_timeout=float(getattr(target, "import_timeout", 3600)))
+                              import_timeout=float(getattr(target, "import_timeout", 3600)),
+                              relay=relay, relay_fanout=getattr(target, "relay_fanout", 1), target=region.target)
+
+    def _relay_book(self) -> RelayBook:
+        """The run's relay book (one per engine: every region of the run shares it)."""
+        with self._lock:
+            if self._relay is None:
+                self._relay = RelayBook(Region(MASTER_TARGET, self.master_region))
+            return self._relay
 
     def forget_connections(self) -> None:
         """Drop the facades (and their connections), e.g. in a forked child; keeps the catalogue."""

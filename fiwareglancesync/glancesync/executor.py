@@ -24,35 +24,13 @@ from .image import AMI_PROPERTIES, IN_PROGRESS, Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
 from .progress import ObservedSource, TransferObserver, begin
 from .region import Region
+from .relay import TransferMethod
 from .status import SyncStatus
 
 LOG = logging.getLogger("glancesync.executor")
 
 SourceFor = Callable[[Image], ImageSource]
 AUTO = "auto"
-
-
-@dataclass(frozen=True)
-class TransferMethod:
-    """How a region's copies are made (README "How copies are made"): the target's
-    ``transfer_method`` (``auto``, ``stream`` or ``glance-download``) and the region imports come
-    from (the master region; None for regions of other targets, which can only stream)."""
-
-    configured: str = STREAM
-    import_from: Region | None = None
-    max_copies: int = 1  # copies of the region made at once (the target's max_copies)
-    import_timeout: float = 3600.0  # seconds the region waits for all its imports together
-    shared_streams: bool = False  # streams are fed by a --parallel fan-out: one at a time
-
-    def resolve(self, facade: ServersFacade, region: Region) -> str:
-        """``stream`` or ``glance-download``: ``auto`` asks the region's Glance (once per run,
-        the facade keeps the answer) whether it advertises glance-download."""
-        if self.import_from is None or self.configured == STREAM:
-            return STREAM
-        if self.configured == GLANCE_DOWNLOAD:
-            return GLANCE_DOWNLOAD
-        advertised = getattr(facade, "import_methods", None)  # a facade without imports advertises none
-        return GLANCE_DOWNLOAD if advertised is not None and GLANCE_DOWNLOAD in advertised(region) else STREAM
 
 
 @dataclass
@@ -260,7 +238,8 @@ class Executor:
         self._announce(upload)
         if self.dry_run:
             LOG.info(f"{self.name}: Pending: {master.name} ({master.size_mb} MB)")
-            LOG.info(f"{self.name}: {master.name} would be copied by {method}")
+            shown = method if method != GLANCE_DOWNLOAD or self.method.has_source(master.id) else STREAM
+            LOG.info(f"{self.name}: {master.name} would be copied by {shown}")
             return
         self._stream(upload, self._copy_of(upload))
 
@@ -331,6 +310,7 @@ class Executor:
             self.report.uploads_by_method[uploaded.method] += 1
             self.ids_by_name[master.name] = uploaded.image_id
             self.new_copies.append(uploaded.image_id)
+        self.method.verified(master.id, self.plan.region, uploaded.image_id, self.plan.accepts_conversion)
         self._fill_stores(uploaded.image_id, master.name)
         if upload.kind is UploadKind.REPLACE:
             self.facade.delete_image(self.plan.region, upload.old.id)
@@ -368,28 +348,44 @@ class Executor:
             self._transfer(action, method)
 
     def _import(self, action: Upload) -> None:
-        """One copy by glance-download, streamed instead under ``auto`` when the import fails."""
-        region, source, master = self.plan.region, self.method.import_from, action.master
+        """One copy by glance-download from the source the transfer method picks (the master,
+        or with relay a verified copy of the region's Keystone; a relay source that fails is
+        dropped and another picked), streamed instead under ``auto`` when the import fails, or
+        when the Keystone has no copy to pull from yet."""
+        region, master = self.plan.region, action.master
         self._announce(action)
         copy = self._copy_of(action)
         failed = self.refused_imports
-        if failed is None:
+        while failed is None:
+            source = self.method.pick(master.id, self.deadline)
+            if source is None:
+                LOG.info(f"{self.name}: {master.name}: no copy to pull from in this Keystone yet: streamed")
+                self._stream(action, copy)
+                return
             try:
-                image_id = self.facade.start_import(region, copy, source, master.id)
+                image_id = self.facade.start_import(region, copy, source.region, source.image_id)
             except ImportFailed as error:
+                self.method.done(source, ok=False)
+                if not source.is_master:
+                    continue
                 if self.method.configured != AUTO:
                     raise
                 failed = error
-            else:
-                LOG.info(f"{self.name}: {master.name}: import by glance-download started "
-                         f"(image {image_id}, from image {master.id} of region {source.fullname})")
-                failed = self._await(action, copy, image_id)
-                if failed is None:
-                    return
+                break
+            LOG.info(f"{self.name}: {master.name}: import by glance-download started "
+                     f"(image {image_id}, from image {source.image_id} of region {source.region.fullname})")
+            try:
+                failed = self._await(action, copy, image_id, source)
+            finally:
+                self.method.done(source, ok=failed is None or failed.region_wide)
+            if failed is None:
+                return
+            if not source.is_master and not failed.region_wide:
+                failed = None  # the source failed it: another one
         self._fallback_warning(master, failed)
         self._stream(action, copy)
 
-    def _await(self, action: Upload, copy: Image, image_id: str) -> ImportFailed | None:
+    def _await(self, action: Upload, copy: Image, image_id: str, source) -> ImportFailed | None:
         """Wait for an import (within the region's deadline), the bytes its Glance copied shown
         as the copy's progress; None when the copy is done, the failure to stream instead."""
         master, began = action.master, time.monotonic()
@@ -416,8 +412,8 @@ class Executor:
         finally:
             if transfer is not None:
                 transfer.finished(ok)
-        LOG.info(f"{self.name}: {master.name}: copied by glance-download from image {master.id} "
-                 f"of region {self.method.import_from.fullname} in {time.monotonic() - began:.2f} s "
+        LOG.info(f"{self.name}: {master.name}: copied by glance-download from image {source.image_id} "
+                 f"of region {source.region.fullname} in {time.monotonic() - began:.2f} s "
                  f"(0 bytes sent by this client)")
         self._done(action, uploaded)
         return None

@@ -170,6 +170,7 @@ class RegionPlan:
     wanted_stores: frozenset[str] = frozenset()
     store_copies: list[StatusEntry] = field(default_factory=list)  # pending_stores: copy-image
     precache: bool = False  # queue the region's copies for its image cache (the target's precache)
+    accepts_conversion: bool = False  # the region may convert imports: its copies serve no relay
 
 
 _UPLOAD_KINDS = {
@@ -218,6 +219,7 @@ def compute(master: Mapping[str, Image], region_images: Iterable[Image], target:
         wanted_stores=wanted_stores,
         store_copies=store_copies,
         precache=bool(getattr(target, "precache", False)),
+        accepts_conversion=bool(getattr(target, "accept_conversion", None)),
     )
 
 
