@@ -360,7 +360,11 @@ class Executor:
             source = self.method.pick(master.id, self.deadline)
             if source is None:
                 LOG.info(f"{self.name}: {master.name}: no copy to pull from in this Keystone yet: streamed")
-                self._stream(action, copy)
+                try:
+                    self._stream(action, copy)
+                except BaseException:
+                    self.method.unseed(master.id)
+                    raise
                 return
             try:
                 image_id = self.facade.start_import(region, copy, source.region, source.image_id)

@@ -49,6 +49,7 @@ class RelayBook:
         self._busy: dict[Source, int] = {}  # pulls in flight
         self._served: dict[Source, int] = {}  # pulls started, in all
         self._dropped: set[Source] = set()
+        self._seeding: set[tuple[str, str]] = set()  # (target, image) whose first copy a region makes
         self._changed = threading.Condition()
 
     def sources(self, target: str, image_id: str) -> list[Source]:
@@ -60,11 +61,14 @@ class RelayBook:
         """A source for a pull of master image ``image_id`` into a region of ``target``, marked
         busy until :meth:`release`: the least used source with fewer than ``fanout`` pulls in
         flight, the copies before the master.  Waits until ``deadline`` (monotonic) for one to be
-        free; None when there is no source at all (another target's first copy) or none got free."""
+        free; None when none got free, or when the caller is to make the Keystone's first copy
+        itself (another target's region, with no copy of the image yet and no other region making
+        one: it streams it, then :meth:`verified` or :meth:`unseed`); the others wait for it."""
         with self._changed:
             while True:
                 candidates = self._candidates(target, image_id)
-                if not candidates:
+                if not candidates and (target, image_id) not in self._seeding:
+                    self._seeding.add((target, image_id))
                     return None
                 free = [source for source in candidates if self._busy.get(source, 0) < max(1, fanout)]
                 if free:
@@ -77,6 +81,12 @@ class RelayBook:
                     return None
                 self._changed.wait(left)
 
+    def unseed(self, target: str, image_id: str) -> None:
+        """The first copy the caller of :meth:`take` was to make failed: another region may."""
+        with self._changed:
+            self._seeding.discard((target, image_id))
+            self._changed.notify_all()
+
     def release(self, source: Source) -> None:
         with self._changed:
             self._busy[source] = max(0, self._busy.get(source, 0) - 1)
@@ -86,6 +96,7 @@ class RelayBook:
         """A copy of master image ``image_id`` verified in ``region`` (of ``target``): a source now."""
         with self._changed:
             self._copies.setdefault((target, image_id), []).append(Source(region, copy_id))
+            self._seeding.discard((target, image_id))
             self._changed.notify_all()
 
     def failed(self, source: Source) -> None:
@@ -144,6 +155,11 @@ class TransferMethod:
         if self.relay is None:
             return self.import_from is not None
         return bool(self.relay.sources(self.target, image_id))
+
+    def unseed(self, image_id: str) -> None:
+        """The first copy of the image in this Keystone (:meth:`pick` gave None) failed."""
+        if self.relay is not None:
+            self.relay.unseed(self.target, image_id)
 
     def done(self, source: Source, ok: bool) -> None:
         """The pull from ``source`` ended (``ok`` False: the source failed it)."""

@@ -51,13 +51,24 @@ def test_each_source_serves_fanout_pulls_at_a_time_and_the_next_waits_for_one():
     assert got == [Source(A, "a1")]
 
 
-def test_another_keystone_has_no_source_until_a_copy_of_its_own_and_never_the_master():
+def test_another_keystone_makes_its_first_copy_once_and_never_pulls_from_the_master():
+    book = RelayBook(MASTER)
+    assert book.take("other", "m1", 1, later()) is None  # this caller makes the Keystone's first copy
+    book.verified("master", "m1", A, "a1")
+    assert book.take("other", "m1", 1, time.monotonic() + 0.05) is None  # not across Keystones: waits
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(book.take("other", "m1", 1, later())))
+    waiter.start()
+    book.verified("other", "m1", B, "b1")
+    waiter.join(5)
+    assert got == [Source(B, "b1")]
+
+
+def test_a_first_copy_that_failed_lets_another_region_make_it():
     book = RelayBook(MASTER)
     assert book.take("other", "m1", 1, later()) is None
-    book.verified("master", "m1", A, "a1")
-    assert book.take("other", "m1", 1, later()) is None  # not across Keystones
-    book.verified("other", "m1", B, "b1")
-    assert book.take("other", "m1", 1, later()) == Source(B, "b1")
+    book.unseed("other", "m1")
+    assert book.take("other", "m1", 1, later()) is None  # this one makes it now
 
 
 def test_a_failed_source_is_dropped_and_a_converted_copy_never_serves():
