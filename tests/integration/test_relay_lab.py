@@ -83,3 +83,43 @@ def test_without_relay_every_region_pulls_from_the_master(fed):
     result = fed.sync_py(*FIRST)
     assert result.returncode == 0, result.stderr
     assert fed.served("Master", master["id"]) == len(FIRST)
+
+
+def test_a_source_whose_glance_stopped_is_dropped_and_its_puller_falls_back_without_leftovers(fed):
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    from tests.integration.lab.images import BIN
+    from tests.integration.lab.processes import descendants
+
+    fed.write_config(import_stall_timeout="5")
+    master = fed.create("img", os.urandom(300 * 1024), type="base")
+    database = fed.lab.state_dir / fed.lab.glances["RegionA2"].name / "glance.db"
+    server = next(s for s in fed.lab.servers if s.port == fed.lab.glances["RegionA"].port)
+    run = subprocess.Popen([str(BIN / "sync.py"), "RegionA", "RegionA2"], env=fed.env(), cwd=fed.tmp,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    frozen: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not frozen and time.monotonic() < deadline and run.poll() is None:
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+                [(importing,)] = db.execute("SELECT count(*) FROM images WHERE status = 'importing' AND deleted = 0 "
+                                            "AND name LIKE ?", (fed.prefix + "%",)).fetchall()
+            if importing:  # RegionA2 pulls from RegionA (the copy made just before): stop RegionA's Glance
+                frozen = [server.pid, *descendants(server.pid)]
+                for pid in frozen:
+                    os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.02)
+        out, err = run.communicate(timeout=300)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    assert frozen, "RegionA2's import was never seen"
+    assert run.returncode == 0, err
+    source = fed.only("RegionA", "img")
+    assert f"from image {source['id']} of region RegionA)" in err  # pulled from RegionA first...
+    assert f"RegionA2: {fed.name('img')}: copied by glance-download from image {master['id']} of region Master" in err
+    [copy] = fed.copies("RegionA2", "img")  # ...then from the master: the dead pull's copy is gone
+    same_data(copy, master)
