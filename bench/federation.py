@@ -13,8 +13,12 @@ variant ``--repeat`` times, deleting the copies after each run:
 * ``sequential``  -- ``sync.py <regions>`` with ``transfer_method = stream``;
 * ``fanout``      -- ``sync.py --parallel <regions>`` with ``transfer_method = stream``
   (``max_children`` = the number of regions): one read of the master fed to every region;
-* ``auto``        -- ``sync.py <regions>`` with ``transfer_method = auto``: the first Keystone's
-  regions import by glance-download from the master (no relay: each pulls from Master).
+* ``auto``        -- ``sync.py <regions>`` with ``transfer_method = auto`` and ``relay = false``:
+  the first Keystone's regions import by glance-download, each from the master;
+* ``relay``       -- ``sync.py --parallel <regions>`` with ``transfer_method = auto`` and the
+  default ``relay = true``, ``relay_fanout = 1``: each region pulls from the master or a region
+  that already holds the image, one pull per source at a time; the second Keystone's first region
+  gets a stream and its other regions pull from it.
 
 It measures per run: wall time, the master's egress (bytes out of Master's link: the client's
 reads plus the regions' pulls), the client's bytes (bytes into the streamed-to regions' links
@@ -25,9 +29,6 @@ per image in units of the image size.
 Then, with ``--small-images N`` (default 40), the links' latency set to ``--small-latency-ms``
 (default 50): N images of 1 MiB to RegionA alone, with ``max_copies`` 1 and 4, for ``stream`` and
 ``auto`` (goal: at least 3x faster with 4).
-
-The relay variant (regions pulling from regions that already hold a verified copy) is not here:
-the engine has no relay yet (README "How copies are made").
 
     python bench/federation.py [--first 3] [--second 2] [--size-mib 32] [--rate-mib 40]
                                [--latency-ms 20] [--repeat 1] [--small-images 40] [--small-latency-ms 50]
@@ -92,7 +93,7 @@ def run(lab, args) -> None:
     results: dict[tuple[str, int], tuple[float, int, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for regions in cases:
-            for variant in ("sequential", "fanout", "auto"):
+            for variant in ("sequential", "fanout", "auto", "relay"):
                 for _ in range(args.repeat):
                     wall, egress, client = one_run(lab, Path(tmp), variant, regions)
                     key = (variant, len(regions))
@@ -134,16 +135,17 @@ def small_images(lab, args) -> None:
 
 def one_run(lab, tmp: Path, variant: str, regions: list[str], max_copies: int = 4) -> tuple[float, int, int]:
     config = tmp / "glancesync.conf"
-    method = "auto" if variant == "auto" else "stream"
+    method = "auto" if variant in ("auto", "relay") else "stream"
+    relay = {"relay": "true" if variant == "relay" else "false"}
     condition = f"image.name.startswith('{PREFIX}')"
     copies = {"max_copies": str(max_copies)}
     lab.write_glancesync_conf(config, main={"lock_dir": str(tmp / "locks"), "max_children": str(len(regions)),
                                             "images_dir": str(tmp / "none")},
-                              master={"metadata_condition": condition, "transfer_method": method, **copies},
-                              target={"metadata_condition": condition, **copies})
+                              master={"metadata_condition": condition, "transfer_method": method, **copies, **relay},
+                              target={"metadata_condition": condition, **copies, **relay})
     for link in lab.links.values():
         link.reset_counts()
-    command = [str(BIN / "sync.py"), *(["--parallel"] if variant == "fanout" else []), *regions]
+    command = [str(BIN / "sync.py"), *(["--parallel"] if variant in ("fanout", "relay") else []), *regions]
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
     environ["GLANCESYNC_CONFIG"] = str(config)
     started = time.monotonic()
