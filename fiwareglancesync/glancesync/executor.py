@@ -380,12 +380,18 @@ class Executor:
                      f"(image {image_id}, from image {source.image_id} of region {source.region.fullname})")
             try:
                 failed = self._await(action, copy, image_id, source)
-            finally:
-                self.method.done(source, ok=failed is None or failed.region_wide)
+            except ImportFailed:  # transfer_method = glance-download: no stream to fall back to
+                self.method.done(source, ok=False)
+                if source.is_master:
+                    raise
+                continue
+            self.method.done(source, ok=failed is None)
             if failed is None:
                 return
-            if not source.is_master and not failed.region_wide:
-                failed = None  # the source failed it: another one
+            if not source.is_master:
+                # a region that served as a source failed the pull (stopped, unreachable: Glance
+                # says no more than for a refused source): another source, the master in the end
+                failed = None
         self._fallback_warning(master, failed)
         self._stream(action, copy)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from fiwareglancesync.glancesync.config import load_string
 from fiwareglancesync.glancesync.engine import GlanceSync
 from fiwareglancesync.glancesync.facades.mock import MemoryStore, MockFacade
@@ -135,11 +137,12 @@ def test_without_relay_every_region_pulls_from_the_master_and_other_targets_stre
     assert streamed == ["other:RegionB", "other:RegionB2"]  # another Keystone without relay: streams only
 
 
-def test_a_source_that_fails_a_pull_is_dropped_and_the_region_pulls_from_the_master():
+@pytest.mark.parametrize("outcome", ["fail", "filtered"])  # filtered: Glance gives no reason, as for a dead source
+def test_a_source_that_fails_a_pull_is_dropped_and_the_region_pulls_from_the_master(outcome, caplog):
     engine, store, calls = federation()
     engine.sync_region("RegionA")
     facade = engine.facade("master")
-    facade.outcomes["img"] = "fail"
+    facade.outcomes["img"] = outcome
     original = facade.finish_import
 
     def fail_from_regiona(region, image_id, copy, deadline=None, progress=None):
@@ -153,3 +156,4 @@ def test_a_source_that_fails_a_pull_is_dropped_and_the_region_pulls_from_the_mas
     engine.sync_region("RegionA2")
     assert [source for _, source, _ in pulls(calls)] == ["Master", "RegionA", "Master"]
     assert len(store.regions_["RegionA2"]) == 1  # the failed pull's copy deleted, one copy made
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]  # not a failure of RegionA2's Glance
