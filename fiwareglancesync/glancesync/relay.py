@@ -23,21 +23,16 @@ from .region import Region
 
 @dataclass(frozen=True)
 class Source:
-    """Where a pull comes from: a region and the id of the image there."""
+    """Where a pull comes from: a region, the id of the image there, and whether it is the
+    master image itself (a source that is never dropped)."""
 
     region: Region
     image_id: str
-
-    @property
-    def is_master(self) -> bool:
-        return False
+    is_master: bool = False
 
 
-@dataclass(frozen=True)
-class MasterSource(Source):
-    @property
-    def is_master(self) -> bool:
-        return True
+def master_source(region: Region, image_id: str) -> Source:
+    return Source(region, image_id, is_master=True)
 
 
 class RelayBook:
@@ -112,7 +107,7 @@ class RelayBook:
     def _candidates(self, target: str, image_id: str) -> list[Source]:
         copies = list(self._copies.get((target, image_id), ()))
         if target == self.master_region.target:
-            copies.append(MasterSource(self.master_region, image_id))
+            copies.append(master_source(self.master_region, image_id))
         return [source for source in copies if source not in self._dropped]
 
 
@@ -147,7 +142,7 @@ class TransferMethod:
         """Where the import of master image ``image_id`` pulls from; None when the region's
         Keystone has no copy of it yet (the image is streamed)."""
         if self.relay is None:
-            return MasterSource(self.import_from, image_id) if self.import_from is not None else None
+            return master_source(self.import_from, image_id) if self.import_from is not None else None
         return self.relay.take(self.target, image_id, self.relay_fanout, deadline)
 
     def has_source(self, image_id: str) -> bool:

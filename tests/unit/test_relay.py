@@ -14,7 +14,7 @@ from fiwareglancesync.glancesync.config import load_string
 from fiwareglancesync.glancesync.engine import GlanceSync
 from fiwareglancesync.glancesync.facades.mock import MemoryStore, MockFacade
 from fiwareglancesync.glancesync.region import Region
-from fiwareglancesync.glancesync.relay import MasterSource, RelayBook, Source, TransferMethod
+from fiwareglancesync.glancesync.relay import RelayBook, Source, TransferMethod, master_source
 from tests.conf_factory import CREDENTIAL, glancesync_conf
 from tests.unit.test_import_apply import ImportingFacade, image
 
@@ -29,7 +29,7 @@ def later(seconds: float = 5.0) -> float:
 def test_the_master_serves_first_then_the_least_used_verified_copy():
     book = RelayBook(MASTER)
     first = book.take("master", "m1", 1, later())
-    assert first == MasterSource(MASTER, "m1")
+    assert first == master_source(MASTER, "m1")
     book.release(first)
     book.verified("master", "m1", A, "a1")
     second = book.take("master", "m1", 1, later())
@@ -37,13 +37,13 @@ def test_the_master_serves_first_then_the_least_used_verified_copy():
     book.release(second)
     book.verified("master", "m1", A2, "a2")
     assert book.take("master", "m1", 1, later()) == Source(A2, "a2")
-    assert book.served(MasterSource(MASTER, "m1")) == 1
+    assert book.served(master_source(MASTER, "m1")) == 1
 
 
 def test_each_source_serves_fanout_pulls_at_a_time_and_the_next_waits_for_one():
     book = RelayBook(MASTER)
     held = [book.take("master", "m1", 2, later()) for _ in range(2)]
-    assert held == [MasterSource(MASTER, "m1")] * 2
+    assert held == [master_source(MASTER, "m1")] * 2
     assert book.take("master", "m1", 2, time.monotonic() + 0.05) is None  # busy until the deadline
     got = []
     waiter = threading.Thread(target=lambda: got.append(book.take("master", "m1", 2, later())))
@@ -77,16 +77,16 @@ def test_a_failed_source_is_dropped_and_a_converted_copy_never_serves():
     book = RelayBook(MASTER)
     method = TransferMethod("auto", MASTER, relay=book, target="master")
     method.verified("m1", A, "a1", converted_ok=True)
-    assert book.sources("master", "m1") == [MasterSource(MASTER, "m1")]
+    assert book.sources("master", "m1") == [master_source(MASTER, "m1")]
     method.verified("m1", A2, "a2", converted_ok=False)
     source = method.pick("m1", later())
     assert source == Source(A2, "a2")
     method.done(source, ok=False)
-    assert book.sources("master", "m1") == [MasterSource(MASTER, "m1")]
+    assert book.sources("master", "m1") == [master_source(MASTER, "m1")]
 
 
 def test_without_relay_imports_come_from_the_master_and_other_targets_stream():
-    assert TransferMethod("auto", MASTER).pick("m1", later()) == MasterSource(MASTER, "m1")
+    assert TransferMethod("auto", MASTER).pick("m1", later()) == master_source(MASTER, "m1")
     assert TransferMethod("auto", None).pick("m1", later()) is None
     assert not TransferMethod("auto", None).has_source("m1")
 
