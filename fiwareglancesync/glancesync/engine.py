@@ -160,7 +160,7 @@ class GlanceSync:
         classification's notes are logged)."""
         seen = self.classify(name)
         _log_notes(seen.notes)
-        region = self.region(name)
+        region = seen.region
         if not getattr(self.config.targets[region.target], "precache", False):
             return seen.statuses
         state = self.facade(region.target).cache_state(region)

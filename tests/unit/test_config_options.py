@@ -99,6 +99,12 @@ def test_preserve_ids_and_accept_conversion(options, expected):
                              "on/off or 1/0)"),
     ("accept_conversion = rawish", "g.conf: [master] accept_conversion: 'rawish' is not a Glance disk format (one "
                                    "of ami, ari, aki, vhd, vhdx, vmdk, raw, qcow2, vdi, iso, ploop)"),
+    ("relay = sometimes", "g.conf: [master] relay: 'sometimes' is not a boolean (use true/false, yes/no, on/off "
+                          "or 1/0)"),
+    ("relay_fanout = 0", "g.conf: [master] relay_fanout: must be at least 1, got 0"),
+    ("precache = perhaps", "g.conf: [master] precache: 'perhaps' is not a boolean (use true/false, yes/no, on/off "
+                           "or 1/0)"),
+    ("stores = all, edge1", "g.conf: [master] stores: all stands alone, not in a list of stores"),
 ])
 def test_bad_preserve_ids_or_accept_conversion_is_one_line_and_exit_1(option, message, tmp_path):
     from tests.cli.inprocess import clean_environ, run_sync
