@@ -17,6 +17,8 @@ from tests.conf_factory import glancesync_conf
 WRITES = ("update_metadata", "upload_image", "delete_image")
 
 CONFIG = glancesync_conf(metadata_set="type, nid", replace="cX", rename="cR")
+# one copy at a time: the write calls themselves come in plan order (with more, only the output does)
+SEQUENTIAL = glancesync_conf(metadata_set="type, nid", replace="cX", rename="cR", max_copies=1)
 
 
 class RecordingFacade:
@@ -62,6 +64,15 @@ def image(name, id_, size, checksum, region, public=True, **props):
 
 @pytest.fixture
 def world():
+    return make_world(CONFIG)
+
+
+@pytest.fixture
+def sequential_world():
+    return make_world(SEQUENTIAL)
+
+
+def make_world(config_text):
     store = MemoryStore()
     store.regions_["Master"] = [
         image("kern", "m1", 500, "ck", "Master", type="b"),
@@ -80,7 +91,7 @@ def world():
         image("fixami", "r7", 1000, "cf", "Burgos", type="b", kernel_id="stale"),
     ]
     calls = []
-    config = load_string(CONFIG, environ={})
+    config = load_string(config_text, environ={})
     engine = GlanceSync(config, lambda target: RecordingFacade(MockFacade(target, store), calls))
     return engine, store, calls
 
@@ -99,8 +110,8 @@ def test_dry_run_makes_no_write_call(world, caplog):
     assert "Burgos: MBs pending : 0" in text
 
 
-def test_sync_writes_in_plan_order(world):
-    engine, store, calls = world
+def test_sync_writes_in_plan_order(sequential_world):
+    engine, store, calls = sequential_world
     engine.sync_region("Burgos")
     writes = [(name, args[1].name if name != "delete_image" else args[1]) for name, args in calls if name in WRITES]
     assert writes == [
@@ -119,6 +130,37 @@ def test_sync_writes_in_plan_order(world):
     assert burgos["ren.old"].is_public is False and burgos["ren.old"].id == "r5"
     assert "r4" not in {i.id for i in store.regions_["Burgos"]}
     assert all(e.status.value in ("ok",) for e in engine.region_status("Burgos"))
+
+
+def test_concurrent_copies_keep_dependencies_and_output_order(world, caplog):
+    """With the default ``max_copies`` (4) the copies run at once: the same writes happen, each
+    copy after what it depends on, and the region's lines still read in plan order."""
+    engine, store, calls = world
+    with caplog.at_level(logging.INFO, "glancesync"):
+        engine.sync_region("Burgos")
+    writes = [(name, args[1].name if name != "delete_image" else args[1]) for name, args in calls if name in WRITES]
+    assert sorted(writes) == sorted([
+        ("update_metadata", "gone_obsolete"), ("update_metadata", "meta"),
+        ("upload_image", "kern"), ("upload_image", "ami"),
+        ("upload_image", "rep"), ("delete_image", "r4"),
+        ("upload_image", "ren"), ("update_metadata", "ren.old"),
+        ("update_metadata", "fixami"),
+    ])
+    at = writes.index
+    uploads = [at(("upload_image", name)) for name in ("kern", "ami", "rep", "ren")]
+    assert at(("update_metadata", "gone_obsolete")) < at(("update_metadata", "meta")) < min(uploads)
+    assert at(("upload_image", "kern")) < at(("upload_image", "ami"))        # kernel in the first wave
+    assert at(("upload_image", "rep")) < at(("delete_image", "r4"))          # old copy goes after the new one
+    assert at(("upload_image", "ren")) < at(("update_metadata", "ren.old"))
+    assert max(uploads) < at(("update_metadata", "fixami"))                  # AMI fixes after every upload
+    lines = [r.getMessage() for r in caplog.records if r.name == "glancesync.executor"]
+    started = [next(i for i, line in enumerate(lines) if line.startswith(f"Burgos: {verb} image {name} ("))
+               for verb, name in (("Uploading", "kern"), ("Uploading", "ami"),
+                                  ("Replacing", "rep"), ("Renaming and replacing", "ren"))]
+    assert started == sorted(started)
+    burgos = {i.name: i for i in store.regions_["Burgos"]}
+    assert burgos["ami"].user_properties["kernel_id"] == burgos["kern"].id
+    assert all(e.status.value == "ok" for e in engine.region_status("Burgos"))
 
 
 def test_failed_write_stops_the_region_and_names_it(world):
