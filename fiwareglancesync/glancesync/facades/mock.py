@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from dataclasses import replace
 from typing import Callable, Iterator
 
@@ -48,9 +49,12 @@ Change = Callable[[list[Image]], list[Image]]
 
 
 class MemoryStore:
-    """Regions held in a dict; :func:`memory_store` returns the process-wide one."""
+    """Regions held in a dict; :func:`memory_store` returns the process-wide one.  A change is
+    a read-modify-write under one lock, as :class:`DirectoryStore`'s under its file lock: a
+    region's copies are made by several threads at once (``max_copies``)."""
 
     def __init__(self) -> None:
+        self._lock = threading.RLock()
         self.regions_: dict[str, list[Image]] = {}
         self.schemas_: dict[str, frozenset[str]] = {}  # region -> properties its image schema requires
         self.stores_: dict[str, tuple[str, ...]] = {}  # region -> its stores, default first
@@ -66,9 +70,10 @@ class MemoryStore:
         return list(self.regions_[fullname])
 
     def change(self, fullname: str, change: Change, create: bool = False) -> None:
-        if fullname not in self.regions_ and not create:
-            raise RegionNotFound(f"{fullname}: region not found in the mock store", fullname)
-        self.regions_[fullname] = change(list(self.regions_.get(fullname, [])))
+        with self._lock:
+            if fullname not in self.regions_ and not create:
+                raise RegionNotFound(f"{fullname}: region not found in the mock store", fullname)
+            self.regions_[fullname] = change(list(self.regions_.get(fullname, [])))
 
     def clear(self) -> None:
         self.regions_.clear()
