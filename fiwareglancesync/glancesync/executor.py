@@ -125,12 +125,7 @@ class Executor:
             for entry in self.plan.store_copies:
                 self._fill_stores(entry.regional.id, entry.master.name)
             self._precache()
-            if self.failed_stores:
-                raise StoresFailed(f"{self.name}: {len(self.failed_stores)} store copies failed "
-                                   f"({', '.join(self.failed_stores)})", self.name)
-            if refused:
-                raise ImagesRefused(f"{self.name}: {len(refused)} image(s) not copied: the region's image schema "
-                                    f"refuses them ({', '.join(refused)})", self.name)
+            self._fail_for_what_was_left(refused)
         except Exception:
             self._delete_undeleted()
             self.report.failed = True
@@ -143,6 +138,19 @@ class Executor:
         self._region_line()
         LOG.info(self.report.summary())
         return self.report
+
+    def _fail_for_what_was_left(self, refused: list[str]) -> None:
+        """Fail the region, once its other work is done, for the store copies that failed and
+        the images its schema refuses (both named when both happened)."""
+        parts = []
+        if self.failed_stores:
+            parts.append(f"{len(self.failed_stores)} store copies failed ({', '.join(self.failed_stores)})")
+        if refused:
+            parts.append(f"{len(refused)} image(s) not copied: the region's image schema refuses them "
+                         f"({', '.join(refused)})")
+        if parts:
+            kind = StoresFailed if self.failed_stores else ImagesRefused
+            raise kind(f"{self.name}: {'; '.join(parts)}", self.name)
 
     def _leftover(self, image: Image) -> None:
         """Delete an unfinished copy of a run that died (one WARNING each; a dry run only says so)."""

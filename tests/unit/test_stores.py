@@ -169,3 +169,16 @@ def test_the_cli_json_status_and_metrics_file_show_the_cache(store, monkeypatch,
     text = metrics.read_text()
     assert 'glancesync_images_cache{region="Edge",state="cached"} 1.0' in text
     assert 'glancesync_images_cache{region="Edge",state="queued"} 1.0' in text
+
+
+def test_a_region_that_fails_a_store_and_refuses_an_image_names_both(store, caplog):
+    store.failing_stores_.add("edge1")
+    store.schemas_["Edge"] = frozenset({"os_distro"})
+    store.regions_["Master"].append(_image("distro", "m4", "Master", os_distro="debian"))
+    with caplog.at_level(logging.INFO, "glancesync"), pytest.raises(StoresFailed) as raised:
+        engine(store, stores="all").sync_region("Edge")
+    # new lacks the property the schema requires; partial (already there) and distro lack edge1
+    assert str(raised.value) == ("Edge: 2 store copies failed (distro in edge1, partial in edge1); 1 image(s) not "
+                                 "copied: the region's image schema refuses them (new)")
+    edge = {image.name: image for image in store.regions_["Edge"]}
+    assert edge["distro"].stores == ("central",) and edge["distro"].status == "active"
