@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:  # only for the annotations
-    from ..glancesync.executor import SyncReport
+    from ..glancesync.report import SyncReport
     from ..glancesync.status import StatusEntry
 
 

@@ -30,7 +30,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
-    from ..glancesync.executor import SyncReport
+    from ..glancesync.report import SyncReport
     from ..glancesync.status import StatusEntry
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

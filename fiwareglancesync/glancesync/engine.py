@@ -25,7 +25,8 @@ from typing import Callable, Iterable, Mapping
 from . import config as config_module
 from .config import ALL_STORES, Config, Target
 from .errors import ConfigError, UsageError
-from .executor import SyncReport, apply, no_cache_api
+from .executor import apply, no_cache_api
+from .report import SyncReport
 from .relay import RelayBook, TransferMethod
 from .facades import make_facade
 from .facades.base import STREAM, ServersFacade

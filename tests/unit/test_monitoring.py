@@ -87,7 +87,7 @@ def _sample_names(text: str) -> set[str]:
 def service_metric_names(monkeypatch) -> set[str]:
     """Every sample name of ``GET /metrics`` once a status was computed and a task ended."""
     from fiwareglancesync.app import metrics
-    from fiwareglancesync.glancesync.executor import SyncReport
+    from fiwareglancesync.glancesync.report import SyncReport
     from fiwareglancesync.glancesync.status import StatusEntry, SyncStatus
     from tests.factories import image
 
