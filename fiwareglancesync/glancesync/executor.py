@@ -201,6 +201,9 @@ class Executor:
             LOG.info(f"{self.name}: Pending: {master.name} ({master.size_mb} MB)")
             shown = method if method != GLANCE_DOWNLOAD or self.method.has_source(master.id) else STREAM
             LOG.info(f"{self.name}: {master.name} would be copied by {shown}")
+            # the copy this region would hold serves the next regions of its Keystone, as in a
+            # real run (a dry run pulls nothing, so the copy's id is never used)
+            self.method.verified(master.id, self.plan.region, "", self.plan.accepts_conversion)
             return
         self._stream(upload, self._copy_of(upload))
 

@@ -128,6 +128,25 @@ def test_another_keystones_first_region_streams_and_the_next_pulls_from_it(caplo
     assert pulls(calls) == [("other:RegionB2", "other:RegionB", store.regions_["other:RegionB"][0].id)]
 
 
+def test_a_dry_run_says_what_the_run_would_do_another_keystones_second_region_pulls(caplog):
+    engine, store, calls = federation()
+    with caplog.at_level("INFO", "glancesync"):
+        for region in ("other:RegionB", "other:RegionB2"):
+            engine.sync_region(region, dry_run=True)
+    assert "other:RegionB: img would be copied by stream" in caplog.messages
+    assert "other:RegionB2: img would be copied by glance-download" in caplog.messages
+    assert not [name for name, args in calls if name in ("upload_image", "start_import")]
+    assert store.regions_["other:RegionB"] == store.regions_["other:RegionB2"] == []
+
+
+def test_without_relay_a_dry_run_says_another_keystones_regions_stream(caplog):
+    engine, store, calls = federation(relay="false")
+    with caplog.at_level("INFO", "glancesync"):
+        for region in ("other:RegionB", "other:RegionB2"):
+            engine.sync_region(region, dry_run=True)
+    assert "other:RegionB2: img would be copied by stream" in caplog.messages
+
+
 def test_without_relay_every_region_pulls_from_the_master_and_other_targets_stream():
     engine, store, calls = federation(relay="false")
     for region in ("RegionA", "RegionA2", "other:RegionB", "other:RegionB2"):
