@@ -199,13 +199,23 @@ class Executor:
         self._announce(upload)
         if self.dry_run:
             LOG.info(f"{self.name}: Pending: {master.name} ({master.size_mb} MB)")
-            shown = method if method != GLANCE_DOWNLOAD or self.method.has_source(master.id) else STREAM
-            LOG.info(f"{self.name}: {master.name} would be copied by {shown}")
-            # the copy this region would hold serves the next regions of its Keystone, as in a
-            # real run (a dry run pulls nothing, so the copy's id is never used)
-            self.method.verified(master.id, self.plan.region, "", self.plan.accepts_conversion)
+            LOG.info(f"{self.name}: {master.name} would be copied by {self._dry_method(master, method)}")
             return
         self._stream(upload, self._copy_of(upload))
+
+    def _dry_method(self, master: Image, method: str) -> str:
+        """The method a real run would copy ``master`` by: a source is picked as for an import
+        (with relay, regions running at once wait for one another as in a real run) and given
+        back at once; the copy this region would hold then serves the next regions of its
+        Keystone (a dry run pulls nothing, so that copy's id is never used)."""
+        shown = STREAM
+        if method == GLANCE_DOWNLOAD:
+            source = self.method.pick(master.id, self.deadline)
+            if source is not None:
+                self.method.done(source, ok=True)
+                shown = GLANCE_DOWNLOAD
+        self.method.verified(master.id, self.plan.region, "", self.plan.accepts_conversion)
+        return shown
 
     def _stream(self, upload: Upload, copy: Image) -> None:
         """Send the data through this client (the facade's upload_image), then finish."""

@@ -5,6 +5,7 @@ the next pulls from it, a failing source is dropped."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -137,6 +138,41 @@ def test_a_dry_run_says_what_the_run_would_do_another_keystones_second_region_pu
     assert "other:RegionB2: img would be copied by glance-download" in caplog.messages
     assert not [name for name, args in calls if name in ("upload_image", "start_import")]
     assert store.regions_["other:RegionB"] == store.regions_["other:RegionB2"] == []
+
+
+class DecidedTogether(logging.Handler):
+    """Holds each region's "would be copied by" line until both regions have said theirs: both
+    decide before either goes on, the closest a test gets to two regions deciding at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.meeting = threading.Barrier(2, timeout=10)
+
+    def handle(self, record):  # not emit: logging calls that under the handler's lock
+        if " would be copied by " in record.getMessage():
+            self.meeting.wait()
+        return True
+
+    def emit(self, record):
+        pass
+
+
+def test_a_dry_run_of_regions_at_once_says_one_streams_and_the_other_pulls(caplog):
+    engine, store, calls = federation()
+    together = DecidedTogether()
+    logging.getLogger("glancesync.executor").addHandler(together)
+    try:
+        with caplog.at_level("INFO", "glancesync"):
+            regions = [threading.Thread(target=engine.sync_region, args=(region,), kwargs={"dry_run": True})
+                       for region in ("other:RegionB", "other:RegionB2")]
+            for thread in regions:
+                thread.start()
+            for thread in regions:
+                thread.join(10)
+    finally:
+        logging.getLogger("glancesync.executor").removeHandler(together)
+    said = sorted(m.split(" would be copied by ")[1] for m in caplog.messages if " would be copied by " in m)
+    assert said == ["glance-download", "stream"]
 
 
 def test_without_relay_a_dry_run_says_another_keystones_regions_stream(caplog):
