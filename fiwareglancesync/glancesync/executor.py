@@ -340,32 +340,39 @@ class Executor:
                     self.method.unseed(master.id)
                     raise
                 return
+            source_failed = True  # until the pull is known to have worked, or to have failed otherwise
             try:
-                image_id = self.facade.start_import(region, copy, source.region, source.image_id)
-            except ImportFailed as error:
-                self.method.done(source, ok=False)
-                if not source.is_master:
+                try:
+                    image_id = self.facade.start_import(region, copy, source.region, source.image_id)
+                except ImportFailed as error:
+                    if not source.is_master:
+                        continue
+                    if self.method.configured != AUTO:
+                        raise
+                    failed = error
+                    break
+                LOG.info(f"{self.name}: {master.name}: import by glance-download started "
+                         f"(image {image_id}, from image {source.image_id} of region {source.region.fullname})")
+                try:
+                    failed = self._await(action, copy, image_id, source)
+                except ImportFailed:  # transfer_method = glance-download: no stream to fall back to
+                    if source.is_master:
+                        raise
                     continue
-                if self.method.configured != AUTO:
-                    raise
-                failed = error
-                break
-            LOG.info(f"{self.name}: {master.name}: import by glance-download started "
-                     f"(image {image_id}, from image {source.image_id} of region {source.region.fullname})")
-            try:
-                failed = self._await(action, copy, image_id, source)
-            except ImportFailed:  # transfer_method = glance-download: no stream to fall back to
-                self.method.done(source, ok=False)
-                if source.is_master:
-                    raise
-                continue
-            self.method.done(source, ok=failed is None)
-            if failed is None:
-                return
-            if not source.is_master:
-                # a region that served as a source failed the pull (stopped, unreachable: Glance
-                # says no more than for a refused source): another source, the master in the end
-                failed = None
+                source_failed = failed is not None
+                if failed is None:
+                    return
+                if not source.is_master:
+                    # a region that served as a source failed the pull (stopped, unreachable: Glance
+                    # says no more than for a refused source): another source, the master in the end
+                    failed = None
+            except BaseException:
+                # no fault of the source (the copy altered, the region's Glance silent, an
+                # interrupt): it is given back, and kept
+                source_failed = False
+                raise
+            finally:
+                self.method.done(source, ok=not source_failed)
         self._fallback_warning(master, failed)
         self._stream(action, copy)
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from glanceclient import exc as glance_exc
 
-from fiwareglancesync.glancesync.errors import ImportAltered, ImportFailed
+from fiwareglancesync.glancesync.errors import ImportAltered, ImportFailed, TransferError
 from fiwareglancesync.glancesync.facades import openstack
 from fiwareglancesync.glancesync.facades.base import GLANCE_DOWNLOAD
 from fiwareglancesync.glancesync.facades.openstack import OpenStackFacade
@@ -157,6 +157,20 @@ def test_a_refused_import_request_deletes_the_copy():
     with pytest.raises(ImportFailed) as caught:
         facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
     assert "Glance refused the import" in caught.value.reason and "not enabled" in caught.value.reason
+    assert glance.records == {}
+
+
+def test_an_import_request_without_answer_fails_the_region_and_is_not_called_refused():
+    """A transport failure is not a refusal: under ``auto`` it is not streamed instead (the stream
+    would go to the same Glance), the region fails as for a failed stream, no copy left."""
+    glance = ImportingGlance()
+    glance.fail["import"] = glance_exc.CommunicationError("Unable to establish connection to http://spain:9292")
+    facade = facade_over(glance)
+    with pytest.raises(TransferError) as caught:
+        facade.start_import(REGION, master_image(), MASTER, MASTER_ID)
+    assert not isinstance(caught.value, ImportFailed)
+    assert str(caught.value) == ("Spain: Import of base Failed. Cause: the region's Glance did not answer the "
+                                 "import request: Unable to establish connection to http://spain:9292")
     assert glance.records == {}
 
 

@@ -93,13 +93,13 @@ def test_without_relay_imports_come_from_the_master_and_other_targets_stream():
 
 
 # ---------------------------------------------------------------- through the engine
-def federation(relay: str = "true"):
+def federation(relay: str = "true", **options):
     store = MemoryStore()
     store.regions_["Master"] = [image("img", "m1", 100, "c1", "Master", type="b")]
     for region in ("RegionA", "RegionA2", "RegionA3", "other:RegionB", "other:RegionB2"):
         store.regions_[region] = []
     calls: list = []
-    text = glancesync_conf(relay=relay) + "[other]\n" + "".join(f"{k} = {v}\n" for k, v in CREDENTIAL.items())
+    text = glancesync_conf(relay=relay, **options) + "[other]\n" + "".join(f"{k} = {v}\n" for k, v in CREDENTIAL.items())
     text += f"relay = {relay}\n"
     engine = GlanceSync(load_string(text, environ={}), lambda target: ImportingFacade(MockFacade(target, store), calls))
     return engine, store, calls
@@ -212,3 +212,19 @@ def test_a_source_that_fails_a_pull_is_dropped_and_the_region_pulls_from_the_mas
     assert [source for _, source, _ in pulls(calls)] == ["Master", "RegionA", "Master"]
     assert len(store.regions_["RegionA2"]) == 1  # the failed pull's copy deleted, one copy made
     assert not [r for r in caplog.records if r.levelname == "WARNING"]  # not a failure of RegionA2's Glance
+
+
+@pytest.mark.parametrize("outcome", ["alter", "interrupt"])
+def test_a_pull_that_ends_in_another_failure_gives_its_source_back(outcome):
+    """A copy the puller's Glance altered, or an interrupt, is no fault of the source: the source
+    is free for the next pull at once (not busy until the next region's deadline), and kept."""
+    engine, store, calls = federation(import_timeout=3)
+    facade = engine.facade("master")
+    facade.outcomes["img"] = outcome
+    with pytest.raises(BaseException):
+        engine.sync_region("RegionA")
+    facade.outcomes.clear()
+    began = time.monotonic()
+    engine.sync_region("RegionA2")
+    assert time.monotonic() - began < 2  # a leaked source would hold the pull for the whole deadline
+    assert pulls(calls)[-1] == ("RegionA2", "Master", "m1")

@@ -20,7 +20,7 @@ from . import retry
 from .errors import shortened
 from .http import IMAGE_INTERFACE
 from .import_watch import ImportWatch
-from .library_errors import client_errors, glance_exc
+from .library_errors import client_errors, glance_exc, transport_errors
 from .region_glance import RegionGlance
 
 IMPORT_POLL_FIRST = 0.25  # seconds before the first look at an import; each next wait is 1.5 times longer...
@@ -51,6 +51,9 @@ def start_import(glance: RegionGlance, image: Image, source_region: Region, sour
                         lambda: glance.client.post(f"/v2/images/{image_id}/import", data=request), create=True)
     except BaseException as exc:  # also an interrupt: no queued copy is left behind
         glance.discard(image_id, image.name)
+        if isinstance(exc, transport_errors()):  # not a refusal: a stream would go to the same Glance
+            raise TransferError(f"{prefix}the region's Glance did not answer the import request: "
+                                f"{glance.clean_cause(exc)}", glance.fullname) from None
         if isinstance(exc, client_errors()):
             reason = f"Glance refused the import: {glance.clean_cause(exc)}"
             raise ImportFailed(prefix + reason, glance.fullname, reason, region_wide=True) from None
