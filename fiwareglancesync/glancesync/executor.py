@@ -333,7 +333,9 @@ class Executor:
         while failed is None:
             source = self.method.pick(master.id, self.deadline)
             if source is None:
-                LOG.info(f"{self.name}: {master.name}: no copy to pull from in this Keystone yet: streamed")
+                why = ("every copy to pull from stayed busy until the region's import deadline"
+                       if self.method.has_source(master.id) else "no copy to pull from in this Keystone yet")
+                LOG.info(f"{self.name}: {master.name}: {why}: streamed")
                 try:
                     self._stream(action, copy)
                 except BaseException:

@@ -228,3 +228,29 @@ def test_a_pull_that_ends_in_another_failure_gives_its_source_back(outcome):
     engine.sync_region("RegionA2")
     assert time.monotonic() - began < 2  # a leaked source would hold the pull for the whole deadline
     assert pulls(calls)[-1] == ("RegionA2", "Master", "m1")
+
+
+def test_a_region_whose_sources_stay_busy_until_its_deadline_streams_and_says_why(caplog):
+    engine, store, calls = federation(import_timeout=1)
+    facade = engine.facade("master")
+    original, pulling, go_on = facade.finish_import, threading.Event(), threading.Event()
+
+    def slow_for_regiona(region, image_id, copy, deadline=None, progress=None):
+        if region.fullname == "RegionA":
+            pulling.set()
+            go_on.wait(10)
+        return original(region, image_id, copy, deadline, progress)
+
+    facade.finish_import = slow_for_regiona
+    first = threading.Thread(target=engine.sync_region, args=("RegionA",))
+    first.start()
+    try:
+        assert pulling.wait(10)
+        with caplog.at_level("INFO", "glancesync"):
+            engine.sync_region("RegionA2")  # the master serves one pull at a time (relay_fanout 1)
+    finally:
+        go_on.set()
+        first.join(10)
+    assert ("RegionA2: img: every copy to pull from stayed busy until the region's import deadline: streamed"
+            in caplog.messages)
+    assert [args[0].fullname for name, args in calls if name == "upload_image"] == ["RegionA2"]
