@@ -280,6 +280,8 @@ class Executor:
         master = upload.master
         with self._lock:
             self.report.bytes_transferred += uploaded.bytes_sent
+            if uploaded.method == GLANCE_DOWNLOAD:  # verified: the region's Glance pulled the master's bytes
+                self.report.bytes_pulled += master.size
             self.report.bytes_by_method[uploaded.method] += uploaded.bytes_sent
             self.report.uploads_by_method[uploaded.method] += 1
             self.ids_by_name[master.name] = uploaded.image_id

@@ -21,7 +21,8 @@ class SyncReport:
     obsolete_updates: int = 0
     store_copies: int = 0  # images copied (or tried) to the stores they lacked
     errors: int = 0
-    bytes_transferred: int = 0
+    bytes_transferred: int = 0  # bytes this client sent
+    bytes_pulled: int = 0  # bytes the region's Glance pulled server-side (glance-download imports)
     seconds: float = 0.0
     transfer_seconds: float = 0.0
     failed: bool = False
@@ -35,9 +36,10 @@ class SyncReport:
         return bool(self.uploads or self.metadata_updates or self.store_copies)
 
     def summary(self) -> str:
-        """One line: uploads, bytes, time, average rate, metadata updates, errors.  A dry run
-        gives what would be uploaded; when every upload was only recorded (the mock: no data
-        moves) the line says so instead of giving a rate."""
+        """One line: uploads, bytes sent (and pulled server-side, when any), time, average rate
+        of the bytes sent, metadata updates, errors.  A dry run gives what would be uploaded;
+        when every upload was only recorded (the mock: no data moves) the line says so instead
+        of giving a rate."""
         mb = self.bytes / 1024 / 1024
         if self.dry_run:
             moved = f"{self.uploads} images to upload ({mb:.1f} MB)"
@@ -45,8 +47,10 @@ class SyncReport:
             moved = f"{self.uploads} images recorded by the mock ({mb:.1f} MB, no data stored)"
         else:
             methods = "".join(f", {count} by {method}" for method, count in sorted(self.uploads_by_method.items()))
+            pulled = f", {self.bytes_pulled} bytes pulled server-side" if self.bytes_pulled else ""
             moved = (f"{self.uploads} images uploaded ({mb:.1f} MB{methods}), {self.bytes_transferred} bytes sent in "
-                     f"{self.seconds:.1f} s (average rate {rate(self.bytes_transferred, self.transfer_seconds)})")
+                     f"{self.seconds:.1f} s (average rate {rate(self.bytes_transferred, self.transfer_seconds)})"
+                     f"{pulled}")
         stores = f", {self.store_copies} images copied to more stores" if self.store_copies else ""
         return (f"{self.region}: Summary: {moved}, {self.metadata_updates} metadata updates{stores}, {self.errors} errors"
                 + (" (the region failed)" if self.failed else ""))

@@ -75,6 +75,8 @@ def test_auto_imports_into_regiona_and_streams_into_regionb(world):
     assert world.only("RegionB", "ami")["kernel_id"] == world.only("RegionB", "kernel")["id"]
     assert world.only("RegionA", "big")["type"] == "base"
     assert "RegionA: Summary: 3 images uploaded (3.4 MB, 3 by glance-download), 0 bytes sent in " in err
+    pulled = kernel["size"] + ami["size"] + big["size"]
+    assert f"(average rate n/a), {pulled} bytes pulled server-side, " in err
     assert "other:RegionB: Summary: 3 images uploaded (3.4 MB, 3 by stream), " in err
 
     assert set(world.status("RegionA", "other:RegionB").values()) == {"ok"}

@@ -120,6 +120,8 @@ def test_auto_imports_kernels_first_then_the_rest_with_one_deadline_for_the_regi
     assert "Burgos: kern: copied by glance-download from image m1 of region Master in " in text
     assert "(0 bytes sent by this client)" in text
     assert "Burgos: Summary: 4 images uploaded (0.0 MB, 4 by glance-download), 0 bytes sent in " in text
+    assert "(average rate n/a), 1210 bytes pulled server-side, 0 metadata updates" in text  # 500+100+300+310
+    assert report.bytes_pulled == 1210
     assert all(e.status.value == "ok" for e in engine.region_status("Burgos"))
 
 
