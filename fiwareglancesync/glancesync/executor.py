@@ -1,4 +1,5 @@
-"""Apply a :class:`RegionPlan` through a facade: the only code of the engine that writes.
+"""Apply a :class:`RegionPlan` through a facade: the only code of the engine that writes (with
+:mod:`.importing`, which it drives for the copies made by glance-download).
 
 With ``dry_run`` nothing is written: every action is logged as pending instead (the single
 dry-run gate of the project).  The first failing write stops the region (the error propagates);
@@ -17,12 +18,12 @@ from typing import Callable
 
 from .ami import resolve_references
 from .copies import Stop, run_in_order
-from .errors import ImagesRefused, ImportFailed, StoresFailed, one_line
+from .errors import ImagesRefused, StoresFailed
 from .facades.base import CREATED_FIELDS, GLANCE_DOWNLOAD, RECORD, STREAM, ImageSource, ServersFacade, Uploaded
 from .image import AMI_PROPERTIES, IN_PROGRESS, Image
 from .plan import ChecksumConflict, MetadataUpdate, RegionPlan, Upload, UploadKind
-from .progress import ObservedSource, TransferObserver, begin
-from .region import Region
+from .importing import RegionImports
+from .progress import ObservedSource, TransferObserver
 from .relay import TransferMethod
 from .report import SyncReport, rate
 from .status import SyncStatus
@@ -30,7 +31,6 @@ from .status import SyncStatus
 LOG = logging.getLogger("glancesync.executor")
 
 SourceFor = Callable[[Image], ImageSource]
-AUTO = "auto"
 
 
 class Executor:
@@ -46,12 +46,11 @@ class Executor:
         self.source_for = source_for
         self.name = plan.region.fullname
         self.ids_by_name = dict(plan.ids_by_name)
-        self.refused_imports: ImportFailed | None = None  # the region's Glance failed an import itself
         self.failed_stores: list[str] = []  # "<image> in <store>" of the copies to stores that failed
         self.new_copies: list[str] = []  # ids of the copies this run made
-        self.undeleted: list[tuple[str, str]] = []  # (id, name) of dead imports' copies not deleted yet
         self.stop = Stop()  # why the region's concurrent copies stop
-        self.deadline = 0.0  # monotonic end of the region's imports (set by _copies)
+        self.imports = RegionImports(facade, plan.region, method, stop=self.stop, observer=observer,
+                                     stream=self._stream, done=self._done)
         self._lock = threading.Lock()  # the report and the ids, written by concurrent copies
         self.report = SyncReport(region=self.name, dry_run=dry_run,
                                  errors=sum(1 for entry in plan.statuses if entry.status.is_error))
@@ -80,13 +79,13 @@ class Executor:
             self._precache()
             self._fail_for_what_was_left(refused)
         except Exception:
-            self._delete_undeleted()
+            self.imports.delete_undeleted()
             self.report.failed = True
             self.report.errors += 1
             self.report.seconds = time.monotonic() - started
             LOG.info(self.report.summary())
             raise
-        self._delete_undeleted()
+        self.imports.delete_undeleted()
         self.report.seconds = time.monotonic() - started
         self._region_line()
         LOG.info(self.report.summary())
@@ -199,23 +198,11 @@ class Executor:
         self._announce(upload)
         if self.dry_run:
             LOG.info(f"{self.name}: Pending: {master.name} ({master.size_mb} MB)")
-            LOG.info(f"{self.name}: {master.name} would be copied by {self._dry_method(master, method)}")
+            shown = self.method.dry_pick(method, master.id, self.plan.region, self.imports.deadline,
+                                         self.plan.accepts_conversion)
+            LOG.info(f"{self.name}: {master.name} would be copied by {shown}")
             return
         self._stream(upload, self._copy_of(upload))
-
-    def _dry_method(self, master: Image, method: str) -> str:
-        """The method a real run would copy ``master`` by: a source is picked as for an import
-        (with relay, regions running at once wait for one another as in a real run) and given
-        back at once; the copy this region would hold then serves the next regions of its
-        Keystone (a dry run pulls nothing, so that copy's id is never used)."""
-        shown = STREAM
-        if method == GLANCE_DOWNLOAD:
-            source = self.method.pick(master.id, self.deadline)
-            if source is not None:
-                self.method.done(source, ok=True)
-                shown = GLANCE_DOWNLOAD
-        self.method.verified(master.id, self.plan.region, "", self.plan.accepts_conversion)
-        return shown
 
     def _stream(self, upload: Upload, copy: Image) -> None:
         """Send the data through this client (the facade's upload_image), then finish."""
@@ -300,148 +287,28 @@ class Executor:
         """The upload pass (README "How copies are made"): the copies run ``max_copies`` at a
         time, their lines in plan order (:mod:`.copies`); the kernels and ramdisks the other
         uploads reference form a first wave, so the images of the second are created with their
-        final ids.  By glance-download, the region's imports share one deadline
-        (``import_timeout`` from the first), and under ``auto`` an import that fails is streamed
-        instead, once, with one WARNING saying why."""
+        final ids.  Copies by glance-download are :class:`.importing.RegionImports`' (one
+        deadline for the region's imports, from here)."""
         referenced = {str(upload.properties.get(prop)) for upload in transfers if isinstance(upload, Upload)
                       for prop in AMI_PROPERTIES if upload.properties.get(prop)}
         first = [action for action in transfers
                  if isinstance(action, Upload) and action.master.name in referenced]
         rest = [action for action in transfers if not any(action is other for other in first)]
         imports = method == GLANCE_DOWNLOAD and not self.dry_run
-        self.deadline = time.monotonic() + float(self.method.import_timeout)
+        self.imports.begin()
         limit = 1 if self.dry_run or (self.method.shared_streams and not imports) else self.method.max_copies
         for wave in (first, rest):
             run_in_order(wave, lambda action: self._copy(action, method, imports), limit, self.stop)
-            self._delete_undeleted()
+            self.imports.delete_undeleted()
 
     def _copy(self, action, method: str, imports: bool) -> None:
         if isinstance(action, ChecksumConflict):
             LOG.warning(action.entry.message)
         elif imports:
-            self._import(action)
+            self._announce(action)
+            self.imports.copy(action, self._copy_of(action))
         else:
             self._transfer(action, method)
-
-    def _import(self, action: Upload) -> None:
-        """One copy by glance-download from the source the transfer method picks (the master,
-        or with relay a verified copy of the region's Keystone; a relay source that fails is
-        dropped and another picked), streamed instead under ``auto`` when the import fails, or
-        when the Keystone has no copy to pull from yet."""
-        region, master = self.plan.region, action.master
-        self._announce(action)
-        copy = self._copy_of(action)
-        failed = self.refused_imports
-        while failed is None:
-            source = self.method.pick(master.id, self.deadline)
-            if source is None:
-                why = ("every copy to pull from stayed busy until the region's import deadline"
-                       if self.method.has_source(master.id) else "no copy to pull from in this Keystone yet")
-                LOG.info(f"{self.name}: {master.name}: {why}: streamed")
-                try:
-                    self._stream(action, copy)
-                except BaseException:
-                    self.method.unseed(master.id)
-                    raise
-                return
-            source_failed = True  # until the pull is known to have worked, or to have failed otherwise
-            try:
-                try:
-                    image_id = self.facade.start_import(region, copy, source.region, source.image_id)
-                except ImportFailed as error:
-                    if not source.is_master:
-                        continue
-                    if self.method.configured != AUTO:
-                        raise
-                    failed = error
-                    break
-                LOG.info(f"{self.name}: {master.name}: import by glance-download started "
-                         f"(image {image_id}, from image {source.image_id} of region {source.region.fullname})")
-                try:
-                    failed = self._await(action, copy, image_id, source)
-                except ImportFailed:  # transfer_method = glance-download: no stream to fall back to
-                    if source.is_master:
-                        raise
-                    continue
-                source_failed = failed is not None
-                if failed is None:
-                    return
-                if not source.is_master:
-                    # a region that served as a source failed the pull (stopped, unreachable: Glance
-                    # says no more than for a refused source): another source, the master in the end
-                    failed = None
-            except BaseException:
-                # no fault of the source (the copy altered, the region's Glance silent, an
-                # interrupt): it is given back, and kept
-                source_failed = False
-                raise
-            finally:
-                self.method.done(source, ok=not source_failed)
-        self._fallback_warning(master, failed)
-        self._stream(action, copy)
-
-    def _await(self, action: Upload, copy: Image, image_id: str, source) -> ImportFailed | None:
-        """Wait for an import (within the region's deadline), the bytes its Glance copied shown
-        as the copy's progress; None when the copy is done, the failure to stream instead."""
-        master, began = action.master, time.monotonic()
-        transfer = begin(self.observer, self.name, master.name, master.size)
-        shown = [0]
-
-        def progress(copied: int) -> None:
-            self.stop.check()
-            if transfer is not None and copied > shown[0]:
-                transfer.advanced(copied - shown[0])
-                shown[0] = copied
-
-        ok = False
-        try:
-            uploaded = self.facade.finish_import(self.plan.region, image_id, copy, self.deadline, progress)
-            ok = True
-        except ImportFailed as error:
-            if error.undeleted:
-                with self._lock:
-                    self.undeleted.append((error.undeleted, copy.name))
-            if self.method.configured != AUTO:
-                raise
-            return error
-        finally:
-            if transfer is not None:
-                transfer.finished(ok)
-        LOG.info(f"{self.name}: {master.name}: copied by glance-download from image {source.image_id} "
-                 f"of region {source.region.fullname} in {time.monotonic() - began:.2f} s "
-                 f"(0 bytes sent by this client)")
-        self._done(action, uploaded)
-        return None
-
-    def _first_refusal(self, failed: ImportFailed) -> bool:
-        with self._lock:
-            first, self.refused_imports = self.refused_imports is None, self.refused_imports or failed
-        return first
-
-    def _delete_undeleted(self) -> None:
-        """Delete the copies of dead imports that their Glance did not let go of before (it
-        answered nothing, or held the import's lock); what still refuses is a leftover for the
-        next run (one WARNING each)."""
-        for image_id, name in self.undeleted:
-            try:
-                self.facade.delete_image(self.plan.region, image_id)
-            except Exception as exc:
-                LOG.warning(f"{self.name}: the abandoned import of {name} left image {image_id}, which could not "
-                            f"be deleted; the next sync deletes it as a leftover. Cause: {one_line(exc)}")
-        self.undeleted.clear()
-
-    def _fallback_warning(self, master: Image, failed: ImportFailed) -> None:
-        """The WARNING of an import streamed instead: one per image, except that a failure of the
-        region's Glance itself is told once per region and run, and its later images are
-        streamed without trying again (:attr:`refused_imports`)."""
-        if not failed.region_wide:
-            LOG.warning(f"{self.name}: the glance-download import of {master.name} failed "
-                        f"({failed.reason}); the image is streamed instead")
-        elif self._first_refusal(failed):
-            LOG.warning(f"{self.name}: the glance-download import of {master.name} failed ({failed.reason}); "
-                        f"this run streams the region's images instead")
-        else:
-            LOG.info(f"{self.name}: {master.name} is streamed (glance-download fails in this region)")
 
     def _region_line(self) -> None:
         total_mb = int(self.report.bytes / 1024 / 1024)

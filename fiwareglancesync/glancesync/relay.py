@@ -151,6 +151,21 @@ class TransferMethod:
             return self.import_from is not None
         return bool(self.relay.sources(self.target, image_id))
 
+    def dry_pick(self, method: str, image_id: str, region: Region, deadline: float, converted_ok: bool) -> str:
+        """For a dry run: the method a real run would copy master image ``image_id`` into
+        ``region`` by.  A source is picked as for an import (with relay, regions running at once
+        wait for one another as in a real run) and given back at once; the copy the region would
+        hold then serves the next regions of its Keystone (a dry run pulls nothing, so that
+        copy's id is never used)."""
+        shown = STREAM
+        if method == GLANCE_DOWNLOAD:
+            source = self.pick(image_id, deadline)
+            if source is not None:
+                self.done(source, ok=True)
+                shown = GLANCE_DOWNLOAD
+        self.verified(image_id, region, "", converted_ok)
+        return shown
+
     def unseed(self, image_id: str) -> None:
         """The first copy of the image in this Keystone (:meth:`pick` gave None) failed."""
         if self.relay is not None:
