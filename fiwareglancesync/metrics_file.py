@@ -9,7 +9,11 @@ a collector never reads half a file) after any mode, also when the run failed:
   included, so that alert rules see the series;
 * ``glancesync_run_success``: 1 when the run did all its work (exit status 0), else 0;
 * ``glancesync_run_duration_seconds``, ``glancesync_last_run_timestamp_seconds``;
-* ``glancesync_transferred_bytes{region,method}``: bytes the run sent to each region, by method.
+* ``glancesync_transferred_bytes{region,method}``: bytes the run sent to each region, by method;
+* ``glancesync_region_last_success_timestamp_seconds{region}``: when a sync of the region last
+  succeeded (Unix time): now for the regions this run synchronised, the value of the file being
+  replaced for the others (a region whose syncs keep failing keeps its old time, so an alert on
+  its age fires; a file that cannot be read carries nothing over).
 
 prometheus_client is imported only when the option is given.
 """
@@ -32,12 +36,17 @@ class RunMetrics:
     started: float = field(default_factory=time.monotonic)
     statuses: dict[str, list[StatusEntry]] = field(default_factory=dict)
     transferred: Counter = field(default_factory=Counter)  # (region, method) -> bytes
+    succeeded: dict[str, float] = field(default_factory=dict)  # region -> when its sync succeeded (Unix time)
 
     def record_statuses(self, region: str, entries: Iterable[StatusEntry]) -> None:
         self.statuses[region] = list(entries)
 
     def record_transfer(self, region: str, method: str, nbytes: int) -> None:
         self.transferred[(region, method)] += nbytes
+
+    def record_success(self, region: str) -> None:
+        """A sync of ``region`` (not a dry run) did all its work."""
+        self.succeeded[region] = time.time()
 
 
 def write_metrics_file(path: str, metrics: RunMetrics, success: bool) -> None:
@@ -50,19 +59,40 @@ def write_metrics_file(path: str, metrics: RunMetrics, success: bool) -> None:
     from prometheus_client import CollectorRegistry, write_to_textfile
 
     registry = CollectorRegistry()
+    successes = {**earlier_successes(path), **metrics.succeeded}
     registry.register(_RunCollector(metrics, success, duration=time.monotonic() - metrics.started,
-                                    ended=time.time()))
+                                    ended=time.time(), successes=successes))
     try:
         write_to_textfile(path, registry)
     except OSError as exc:
         raise GlanceSyncError(f"--metrics-file {path}: cannot be written: {exc.strerror or exc}") from None
 
 
+LAST_SUCCESS = "glancesync_region_last_success_timestamp_seconds"
+
+
+def earlier_successes(path: str) -> dict[str, float]:
+    """The regions' last successes that the file at ``path`` (an earlier run's) records; nothing
+    when there is no such file or it cannot be read or parsed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with open(path, encoding="utf-8") as earlier:
+            text = earlier.read()
+        return {sample.labels["region"]: float(sample.value)
+                for family in text_string_to_metric_families(text) if family.name == LAST_SUCCESS
+                for sample in family.samples if "region" in sample.labels}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+
+
 class _RunCollector:
     """The metric families of one run (a prometheus_client collector)."""
 
-    def __init__(self, metrics: RunMetrics, success: bool, duration: float, ended: float):
+    def __init__(self, metrics: RunMetrics, success: bool, duration: float, ended: float,
+                 successes: dict[str, float]):
         self.metrics, self.success, self.duration, self.ended = metrics, success, duration, ended
+        self.successes = successes
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
@@ -91,3 +121,8 @@ class _RunCollector:
         yield transferred
         yield GaugeMetricFamily("glancesync_last_run_timestamp_seconds", "When the last run ended (Unix time)",
                                 value=round(self.ended, 3))
+        last = GaugeMetricFamily(LAST_SUCCESS, "When a sync of the region last succeeded (Unix time)",
+                                 labels=["region"])
+        for region, when in sorted(self.successes.items()):
+            last.add_metric([region], round(when, 3))
+        yield last

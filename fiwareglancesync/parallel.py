@@ -63,10 +63,12 @@ def log_directory(now: datetime.datetime | None = None, base: str = ".") -> str:
 
 @dataclass
 class ParallelOutcome:
-    """``ok``: every region succeeded; ``transferred``: bytes sent per region full name and method."""
+    """``ok``: every region succeeded; ``transferred``: bytes sent per region full name and method;
+    ``succeeded``: the full names of the regions that succeeded."""
 
     ok: bool = True
     transferred: dict[str, dict[str, int]] = field(default_factory=dict)
+    succeeded: list[str] = field(default_factory=list)
 
 
 class _Stop:
@@ -148,6 +150,7 @@ def run_parallel(engine: GlanceSync, regions: list[str], *, max_children: int, d
         if transferred is not None:
             outcome.transferred[engine.region(region).fullname] = transferred
         if status == 0:
+            outcome.succeeded.append(engine.region(region).fullname)
             print(f"Region {region} has finished", file=out, flush=True)
         else:
             outcome.ok = False

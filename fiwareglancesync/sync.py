@@ -199,6 +199,8 @@ class Cli:
             print(f"======{region}", file=self.out, flush=True)
             report = self.engine.sync_region(region, dry_run=dry_run, observer=self.observer)
             self.record_transfers(self.engine.region(region).fullname, report.bytes_by_method)
+            if not dry_run:
+                self.record_success(self.engine.region(region).fullname)
 
         self.each_region(regions, sync_one)
 
@@ -206,6 +208,10 @@ class Cli:
         if self.metrics is not None:
             for method, nbytes in bytes_by_method.items():
                 self.metrics.record_transfer(fullname, method, nbytes)
+
+    def record_success(self, fullname: str) -> None:
+        if self.metrics is not None:
+            self.metrics.record_success(fullname)
 
     def record_final_statuses(self, regions: list[str]) -> None:
         """For the metrics file: each region's statuses once the run is done (listed again, the
@@ -299,6 +305,8 @@ def _run(args, out: TextIO, err: TextIO, log: logging.Logger, environ, overrides
             cli.failed = not outcome.ok
             for fullname, bytes_by_method in outcome.transferred.items():
                 cli.record_transfers(fullname, bytes_by_method)
+            for fullname in outcome.succeeded if not args.dry_run else ():
+                cli.record_success(fullname)
             cli.record_final_statuses(regions)
         else:
             cli.sync(regions, dry_run=args.dry_run)

@@ -8,7 +8,10 @@
 * ``glancesync_tasks_total{region,status}``: finished tasks, ``synced`` or ``failed``;
 * ``glancesync_task_duration_seconds``: histogram of the tasks' wall times;
 * ``glancesync_transferred_bytes_total{region,method}``: bytes tasks sent, by transfer method
-  (the engine's ``SyncReport.bytes_by_method``).
+  (the engine's ``SyncReport.bytes_by_method``);
+* ``glancesync_region_last_success_timestamp_seconds{region}``: when the region's last ``synced``
+  task ended (Unix time), read from the tasks in the database at each scrape (the same on every
+  instance, kept across restarts); left out when the database cannot be read.
 
 Under gunicorn every worker records its own values: prometheus_client's multiprocess mode, in
 the directory ``PROMETHEUS_MULTIPROC_DIR`` that ``glancesync-server gunicornserver`` prepares
@@ -27,7 +30,7 @@ import os
 import threading
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 if TYPE_CHECKING:
     from ..glancesync.report import SyncReport
@@ -117,8 +120,26 @@ class _AgeCollector:
         yield age
 
 
-def exposition() -> tuple[bytes, str]:
-    """(body, content type) of ``GET /metrics``."""
+class _LastSuccessCollector:
+    """``glancesync_region_last_success_timestamp_seconds`` of the regions given."""
+
+    def __init__(self, successes: Mapping[str, float]) -> None:
+        self.successes = successes
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily("glancesync_region_last_success_timestamp_seconds",
+                                   "When the last successful sync task of the region ended (Unix time)",
+                                   labels=["region"])
+        for region, when in sorted(self.successes.items()):
+            family.add_metric([region], round(when, 3))
+        yield family
+
+
+def exposition(successes: Mapping[str, float] | None = None) -> tuple[bytes, str]:
+    """(body, content type) of ``GET /metrics``; ``successes``: each region's last successful
+    sync (Unix time), None when it could not be read (the series is left out)."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     m = metrics()
@@ -132,6 +153,8 @@ def exposition() -> tuple[bytes, str]:
         source = m.registry
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_AgeCollector(source))
+    if successes is not None:
+        registry.register(_LastSuccessCollector(successes))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

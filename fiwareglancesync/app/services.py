@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Callable
 
 import sqlalchemy as sa
@@ -174,6 +174,14 @@ def finish_task(task_id: str, status: TaskStatus, message: str | None) -> bool:
         LOG.warning("task %s had already been closed; outcome %s not recorded", task_id, status.value)
         return False
     return True
+
+
+def last_successful_syncs() -> dict[str, float]:
+    """Per region, when its last ``synced`` task on record ended (Unix time): read from the
+    database, so every instance of the service tells the same, also after a restart."""
+    rows = db.session.execute(sa.select(Task.region, sa.func.max(Task.ended_at))
+                              .where(Task.status == TaskStatus.SYNCED).group_by(Task.region))
+    return {region: ended.replace(tzinfo=timezone.utc).timestamp() for region, ended in rows if ended is not None}
 
 
 def get_task(region: str, task_id: str) -> Task:

@@ -98,3 +98,44 @@ def test_the_image_cache_states_are_counted(make_app, real_engine, admin_headers
     samples = scrape(client)
     assert value(samples, "glancesync_images_cache", region="RegionB", state="cached") == 1.0
     assert value(samples, "glancesync_images_cache", region="RegionB", state="queued") == 0.0
+
+
+class FailingEngine(SendingEngine):
+    def sync_region(self, region, dry_run=False, observer=None):
+        raise RuntimeError("boom")
+
+
+def test_the_last_successful_sync_of_each_region_comes_from_the_tasks_on_record(make_app, real_engine,
+                                                                                admin_headers):
+    import time
+
+    app = make_app(engine_factory=lambda: SendingEngine(real_engine()))
+    client = app.test_client()
+    assert ("glancesync_region_last_success_timestamp_seconds", (("region", "RegionA"),)) not in scrape(client)
+    before = time.time()
+    assert client.post("/regions/RegionA", headers=admin_headers).status_code == 200  # synced at once
+    synced_at = value(scrape(client), "glancesync_region_last_success_timestamp_seconds", region="RegionA")
+    assert before - 1 <= synced_at <= time.time() + 1
+
+    # a failed task does not move it, and a new instance (another process, the same database) tells the same
+    failing = make_app(engine_factory=lambda: FailingEngine(real_engine())).test_client()
+    assert failing.post("/regions/RegionA", headers=admin_headers).status_code == 200
+    samples = scrape(failing)
+    assert value(samples, "glancesync_tasks_total", region="RegionA", status="failed") >= 1
+    assert value(samples, "glancesync_region_last_success_timestamp_seconds", region="RegionA") == synced_at
+
+
+def test_metrics_are_served_without_the_last_successes_when_the_database_fails(make_app, monkeypatch, caplog):
+    from sqlalchemy.exc import OperationalError
+
+    from fiwareglancesync.app import services
+
+    def broken():
+        raise OperationalError("SELECT ...", {}, Exception("connection refused (password=secret)"))
+
+    monkeypatch.setattr(services, "last_successful_syncs", broken)
+    response = make_app().test_client().get("/metrics")
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert "glancesync_images" in text and "glancesync_region_last_success_timestamp_seconds" not in text
+    assert "cannot be read from the database: OperationalError" in caplog.text and "secret" not in caplog.text

@@ -106,3 +106,47 @@ def test_an_unwritable_path_is_one_error_and_exit_1(world):
     result = run_sync(["--show-status", "Burgos", "--metrics-file", tmp / "missing" / "x.prom"], env)
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == f"ERROR:--metrics-file {tmp / 'missing' / 'x.prom'}: cannot be written: No such file or directory"
+
+
+LAST_SUCCESS = "glancesync_region_last_success_timestamp_seconds"
+
+
+def last_successes(path) -> dict[str, float]:
+    return {dict(labels)["region"]: value for (name, labels), value in samples(path).items() if name == LAST_SUCCESS}
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
+def test_each_regions_last_success_is_now_or_carried_over_from_the_file_replaced(world, parallel):
+    import time
+
+    tmp, env = world
+    (tmp / "store" / "backup_Broken.csv").write_text("not,a,backup\r\n")  # its listing fails
+    path = tmp / "sync.prom"
+    path.write_text(f'# TYPE {LAST_SUCCESS} gauge\n{LAST_SUCCESS}{{region="Broken"}} 1000.0\n'
+                    f'{LAST_SUCCESS}{{region="Elsewhere"}} 500.0\n')
+    before = time.time()
+    args = ["Burgos", "Broken", "--metrics-file", path]
+    result = run_as_process(["--parallel", *args], env, tmp) if parallel else run_sync(args, env)
+    assert result.returncode == 1, result.stderr
+    found = last_successes(path)
+    assert before - 1 <= found.pop("Burgos") <= time.time() + 1
+    assert found == {"Broken": 1000.0, "Elsewhere": 500.0}  # failed, not in the run: their earlier times
+
+
+def test_a_dry_run_or_a_status_moves_no_last_success(world):
+    tmp, env = world
+    path = tmp / "runs.prom"
+    path.write_text(f'{LAST_SUCCESS}{{region="Burgos"}} 1000.0\n')
+    assert run_sync(["--dry-run", "Burgos", "Trento", "--metrics-file", path], env).returncode == 0
+    assert last_successes(path) == {"Burgos": 1000.0}
+    assert run_sync(["--show-status", "Burgos", "--metrics-file", path], env).returncode == 0
+    assert last_successes(path) == {"Burgos": 1000.0}
+
+
+def test_an_unreadable_earlier_file_carries_nothing_over(world):
+    tmp, env = world
+    path = tmp / "garbage.prom"
+    path.write_bytes(b"\xff\xfe not prometheus {{{\n")
+    result = run_sync(["Trento", "--metrics-file", path], env)
+    assert result.returncode == 0, result.stderr
+    assert set(last_successes(path)) == {"Trento"}

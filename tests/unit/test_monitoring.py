@@ -85,7 +85,8 @@ def _sample_names(text: str) -> set[str]:
 
 
 def service_metric_names(monkeypatch) -> set[str]:
-    """Every sample name of ``GET /metrics`` once a status was computed and a task ended."""
+    """Every sample name of ``GET /metrics`` once a status was computed and a task ended (and
+    succeeded)."""
     from fiwareglancesync.app import metrics
     from fiwareglancesync.glancesync.report import SyncReport
     from fiwareglancesync.glancesync.status import StatusEntry, SyncStatus
@@ -95,12 +96,13 @@ def service_metric_names(monkeypatch) -> set[str]:
     monkeypatch.setattr(metrics, "_metrics", None)  # a fresh registry of this test's own
     metrics.record_statuses("RegionA", [StatusEntry(SyncStatus.OK, image(name="base"), None)])
     metrics.record_task("RegionA", "synced", 3.0, SyncReport("RegionA", bytes_by_method=Counter(stream=10)))
-    body, _ = metrics.exposition()
+    body, _ = metrics.exposition({"RegionA": 1.0})  # a region's last successful task, as read from the tasks
     return _sample_names(body.decode())
 
 
 def metrics_file_names(tmp_path: Path) -> set[str]:
-    """Every sample name of the file ``sync.py --metrics-file`` writes after a run that sent data."""
+    """Every sample name of the file ``sync.py --metrics-file`` writes after a run that sent data
+    to a region it synchronised."""
     from fiwareglancesync.glancesync.status import StatusEntry, SyncStatus
     from fiwareglancesync.metrics_file import RunMetrics, write_metrics_file
     from tests.factories import image
@@ -108,6 +110,7 @@ def metrics_file_names(tmp_path: Path) -> set[str]:
     run = RunMetrics()
     run.record_statuses("RegionA", [StatusEntry(SyncStatus.OK, image(name="base"), None)])
     run.record_transfer("RegionA", "stream", 10)
+    run.record_success("RegionA")
     write_metrics_file(str(tmp_path / "glancesync.prom"), run, success=True)
     return _sample_names((tmp_path / "glancesync.prom").read_text())
 
