@@ -1,8 +1,10 @@
 """``GET /metrics``: the service's Prometheus metrics (README "Monitoring"), counts only, no token.
 
 * ``glancesync_images{region,status}``: images per sync status of a region, as last computed by
-  this service (a ``GET /regions/<r>``, a status snapshot, the end of a task); every status is
-  set, zeros included;
+  this process (a ``GET /regions/<r>``, a status snapshot, the end of a task) or, when newer, as
+  the region's status snapshot in the database holds them (computed by another instance or
+  worker): so every instance of a service on several hosts tells the newest statuses, none goes
+  stale; every status is set, zeros included (likewise ``glancesync_images_cache{region,state}``);
 * ``glancesync_region_status_age_seconds{region}``: seconds since that computation (from
   ``glancesync_region_status_timestamp_seconds{region}``, also exposed);
 * ``glancesync_tasks_total{region,status}``: finished tasks, ``synced`` or ``failed``;
@@ -30,6 +32,7 @@ import os
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 if TYPE_CHECKING:
@@ -38,6 +41,14 @@ if TYPE_CHECKING:
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CACHE_STATES = ("cached", "queued")
+# the status families: name -> (help, labels); a region's samples come from one computation
+IMAGES, CACHE, TIMESTAMP = "glancesync_images", "glancesync_images_cache", "glancesync_region_status_timestamp_seconds"
+STATUS_FAMILIES = {
+    IMAGES: ("Images per sync status and region, as last computed", ["region", "status"]),
+    CACHE: ("Images of a region held (cached) or queued (queued) by its image cache, as last computed "
+            "(targets with precache)", ["region", "state"]),
+    TIMESTAMP: ("When the sync statuses of a region were last computed (Unix time)", ["region"]),
+}
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf"))
 
 _lock = threading.Lock()
@@ -49,14 +60,9 @@ class _Metrics:
         from prometheus_client import CollectorRegistry, Counter as PCounter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
-        self.images = Gauge("glancesync_images", "Images per sync status and region, as last computed",
-                            ["region", "status"], registry=self.registry, multiprocess_mode="mostrecent")
-        self.cache = Gauge("glancesync_images_cache", "Images of a region held (cached) or queued (queued) by "
-                           "its image cache, as last computed (targets with precache)", ["region", "state"],
-                           registry=self.registry, multiprocess_mode="mostrecent")
-        self.timestamp = Gauge("glancesync_region_status_timestamp_seconds",
-                               "When the sync statuses of a region were last computed (Unix time)",
-                               ["region"], registry=self.registry, multiprocess_mode="mostrecent")
+        self.images, self.cache, self.timestamp = (
+            Gauge(name, help_, labels, registry=self.registry, multiprocess_mode="mostrecent")
+            for name, (help_, labels) in STATUS_FAMILIES.items())
         self.tasks = PCounter("glancesync_tasks", "Finished sync tasks by region and outcome",
                               ["region", "status"], registry=self.registry)
         self.duration = Histogram("glancesync_task_duration_seconds", "Wall time of the sync tasks",
@@ -98,25 +104,55 @@ def record_task(region: str, status: str, seconds: float, report: SyncReport | N
                 m.transferred.labels(region=region, method=str(getattr(method, "value", method))).inc(nbytes)
 
 
-class _AgeCollector:
-    """``glancesync_region_status_age_seconds`` from the timestamps another collector gives."""
+@dataclass(frozen=True)
+class StoredStatuses:
+    """A region's statuses as its status snapshot in the database holds them."""
 
-    def __init__(self, source) -> None:
-        self.source = source
+    taken_at: float  # when they were computed (Unix time)
+    statuses: Counter = field(default_factory=Counter)  # status value -> images
+    cache: Counter = field(default_factory=Counter)  # cache state -> images
+
+
+class _StatusCollector:
+    """The source's families, each region's status families taken from its stored snapshot when
+    that is newer than the source's own computation, and the age of each region's statuses."""
+
+    def __init__(self, source, stored: Mapping[str, StoredStatuses]) -> None:
+        self.source, self.stored = source, stored
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
+        from ..glancesync.status import SyncStatus
+
+        families = list(self.source.collect())
+        own = {sample.labels["region"]: sample.value for family in families if family.name == TIMESTAMP
+               for sample in family.samples if sample.name == TIMESTAMP}
+        newer = {region: stored for region, stored in self.stored.items()
+                 if stored.taken_at > own.get(region, float("-inf"))}
+        merged = {name: GaugeMetricFamily(name, help_, labels=labels)
+                  for name, (help_, labels) in STATUS_FAMILIES.items()}
+        for family in families:
+            if family.name not in merged:
+                yield family
+                continue
+            labels = STATUS_FAMILIES[family.name][1]
+            for sample in family.samples:
+                if sample.name == family.name and sample.labels.get("region") not in newer:
+                    merged[family.name].add_metric([sample.labels[label] for label in labels], sample.value)
+        for region, stored in sorted(newer.items()):
+            for status in SyncStatus:
+                merged[IMAGES].add_metric([region, status.value], stored.statuses.get(status.value, 0))
+            for state in CACHE_STATES:
+                merged[CACHE].add_metric([region, state], stored.cache.get(state, 0))
+            merged[TIMESTAMP].add_metric([region], stored.taken_at)
+        yield from merged.values()
         now = time.time()
         age = GaugeMetricFamily("glancesync_region_status_age_seconds",
                                 "Seconds since the sync statuses of a region were last computed",
                                 labels=["region"])
-        for family in self.source.collect():
-            yield family
-            if family.name == "glancesync_region_status_timestamp_seconds":
-                for sample in family.samples:
-                    if sample.name == family.name:
-                        age.add_metric([sample.labels["region"]], round(max(0.0, now - sample.value), 3))
+        for sample in merged[TIMESTAMP].samples:
+            age.add_metric([sample.labels["region"]], round(max(0.0, now - sample.value), 3))
         yield age
 
 
@@ -137,9 +173,11 @@ class _LastSuccessCollector:
         yield family
 
 
-def exposition(successes: Mapping[str, float] | None = None) -> tuple[bytes, str]:
+def exposition(successes: Mapping[str, float] | None = None,
+               stored: Mapping[str, StoredStatuses] | None = None) -> tuple[bytes, str]:
     """(body, content type) of ``GET /metrics``; ``successes``: each region's last successful
-    sync (Unix time), None when it could not be read (the series is left out)."""
+    sync (Unix time), None when it could not be read (the series is left out); ``stored``: the
+    regions' status snapshots in the database (None or empty: this process's own statuses only)."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     m = metrics()
@@ -152,7 +190,7 @@ def exposition(successes: Mapping[str, float] | None = None) -> tuple[bytes, str
     else:
         source = m.registry
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_AgeCollector(source))
+    registry.register(_StatusCollector(source, stored or {}))
     if successes is not None:
         registry.register(_LastSuccessCollector(successes))
     return generate_latest(registry), CONTENT_TYPE_LATEST

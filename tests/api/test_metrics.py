@@ -139,3 +139,58 @@ def test_metrics_are_served_without_the_last_successes_when_the_database_fails(m
     text = response.get_data(as_text=True)
     assert "glancesync_images" in text and "glancesync_region_last_success_timestamp_seconds" not in text
     assert "cannot be read from the database: OperationalError" in caplog.text and "secret" not in caplog.text
+
+
+def store_snapshot(app, region, statuses, taken_at, error=None, cache=()):
+    """A region's status snapshot as another instance would have stored it."""
+    import json
+    from datetime import datetime, timezone
+
+    from fiwareglancesync.app.extensions import db
+    from fiwareglancesync.app.models import RegionSnapshot
+
+    images = [{"name": f"i{n}", "status": status, "id": None, "message": None, "lineage": None,
+               "cache": cache[n] if n < len(cache) else None} for n, status in enumerate(statuses)]
+    with app.app_context():
+        db.session.merge(RegionSnapshot(region=region, images=json.dumps(images), error=error,
+                                        taken_at=datetime.fromtimestamp(taken_at, timezone.utc).replace(tzinfo=None)))
+        db.session.commit()
+
+
+def computed_here(region, statuses, at):
+    from fiwareglancesync.app import metrics
+    from fiwareglancesync.glancesync.status import StatusEntry
+    from tests.factories import image
+
+    metrics.record_statuses(region, [StatusEntry(SyncStatus(status), image(name=f"i{n}"), None)
+                                     for n, status in enumerate(statuses)], at=at)
+
+
+def test_each_region_shows_the_newest_statuses_of_this_process_or_of_the_database(make_app):
+    """An instance that did not compute a region's statuses lately (another instance refreshes
+    them, or ran the task) shows those the database holds, so no instance's series go stale."""
+    import time
+
+    app = make_app()
+    now = time.time()
+    computed_here("StaleHere", ["pending_upload", "pending_upload"], at=now - 7200)
+    store_snapshot(app, "StaleHere", ["ok", "ok"], taken_at=now - 60, cache=["cached"])  # synced elsewhere since
+    computed_here("FreshHere", ["pending_metadata"], at=now - 10)
+    store_snapshot(app, "FreshHere", ["ok"], taken_at=now - 600)
+    store_snapshot(app, "OnlyStored", ["ok", "error_checksum"], taken_at=now - 30)
+    store_snapshot(app, "FailedRefresh", ["ok"], taken_at=now - 5, error="RegionX: cannot be listed")
+
+    samples = scrape(app.test_client())
+
+    def counts(region):
+        return {status.value: value(samples, "glancesync_images", region=region, status=status.value)
+                for status in SyncStatus if value(samples, "glancesync_images", region=region, status=status.value)}
+
+    assert counts("StaleHere") == {"ok": 2.0}
+    assert value(samples, "glancesync_images_cache", region="StaleHere", state="cached") == 1.0
+    assert 59 <= value(samples, "glancesync_region_status_age_seconds", region="StaleHere") < 120
+    assert counts("FreshHere") == {"pending_metadata": 1.0}
+    assert abs(value(samples, "glancesync_region_status_timestamp_seconds", region="FreshHere") - (now - 10)) < 1
+    assert counts("OnlyStored") == {"ok": 1.0, "error_checksum": 1.0}
+    assert value(samples, "glancesync_images", region="OnlyStored", status="pending_upload") == 0.0  # zeros too
+    assert ("glancesync_images", (("region", "FailedRefresh"), ("status", "ok"))) not in samples

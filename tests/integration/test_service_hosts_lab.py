@@ -151,6 +151,31 @@ def test_background_status_refreshes_run_on_one_instance_at_a_time(two_hosts):
     assert min(gaps) >= hold, gaps  # never two at once
     refreshed = {instance: "status snapshots refreshed" in instance.process.log() for instance in (host_a, host_b)}
     assert any(refreshed.values()), refreshed
+    # whichever instance refreshed, both tell the same recent statuses in /metrics (none goes stale)
+    told = {instance.process.url: scraped_statuses(instance, "RegionA") for instance in (host_a, host_b)}
+    (images_a, age_a), (images_b, age_b) = told.values()
+    assert images_a == images_b and images_a.get("pending_upload", 0) >= 1, told
+    assert age_a < 10 and age_b < 10, told
+
+
+def scraped_statuses(instance: Instance, region: str) -> tuple[dict[str, float], float]:
+    """(non-zero image counts by status, age of the statuses) of ``region`` in the instance's /metrics."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(instance.process.url + "/metrics", timeout=30) as response:
+        text = response.read().decode()
+    images, age = {}, float("inf")
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("region") != region:
+                continue
+            if sample.name == "glancesync_images" and sample.value:
+                images[sample.labels["status"]] = sample.value
+            elif sample.name == "glancesync_region_status_age_seconds":
+                age = sample.value
+    return images, age
 
 
 def test_load_spread_over_both_instances_asks_keystone_almost_nothing(two_hosts):

@@ -17,10 +17,10 @@ def get_metrics():
     if not current_app.config["METRICS_ENABLED"]:
         raise NotFound()
     try:
-        successes = services.last_successful_syncs()
-    except SQLAlchemyError as exc:  # the other metrics do not need the database: they are still served
-        LOG.warning(f"GET /metrics: the regions' last successful syncs cannot be read from the database: "
-                    f"{type(exc).__name__}")
-        successes = None
-    body, content_type = metrics.exposition(successes)
+        successes, stored = services.last_successful_syncs(), services.stored_statuses()
+    except SQLAlchemyError as exc:  # this process's own metrics do not need the database: still served
+        LOG.warning(f"GET /metrics: the regions' last successful syncs and stored statuses cannot be read from "
+                    f"the database: {type(exc).__name__}")
+        successes, stored = None, None
+    body, content_type = metrics.exposition(successes, stored)
     return Response(body, status=200, content_type=content_type)
