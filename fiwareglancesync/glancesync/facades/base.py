@@ -157,7 +157,9 @@ class ServersFacade(Protocol):
         the properties :meth:`upload_image` would give it) and ask the region's Glance to import
         the data of ``source_image_id`` from ``source_region`` (method glance-download).  Returns
         the copy's id; the import runs in the region's Glance.  Raises ImportFailed (copy
-        deleted) when the import is refused."""
+        deleted) when the import is refused, TransferError (not ImportFailed: streaming instead
+        would go to the same Glance) when the region's Glance does not answer the creation or the
+        import request."""
         ...
 
     def finish_import(self, region: Region, image_id: str, image: Image, deadline: float | None = None,
