@@ -155,3 +155,41 @@ def test_an_unreachable_backend_is_one_error_naming_it_without_credentials(tmp_p
                       "Connection refused"], err
     assert PASSWORD not in err and "glance:" not in err
     assert region_images(store, "Burgos") == []
+
+
+def test_a_killed_host_s_lock_goes_with_it(hosts, backend_url):
+    """README "Running on several hosts": PostgreSQL's advisory lock goes with the dead holder's
+    session at once; etcd's with its lease, ``lock_timeout`` seconds after the holder's last
+    renewal (8 here; tooz renews every half of it, so the lease ends 4 to 8 s after the kill).
+    Until then the other host is refused; then it synchronises the region."""
+    host_a, host_b, store, images, region = hosts
+    etcd = backend_url.startswith("etcd")
+    lock_timeout = 8
+    if etcd:
+        for host in (host_a, host_b):
+            host.conf.write_text(host.conf.read_text().replace(f"coordination_url = {backend_url}\n",
+                                                               f"coordination_url = {backend_url}?lock_timeout="
+                                                               f"{lock_timeout}\n"))
+    first, first_err = host_a.start(region)
+    wait_for(first_err, "Uploading image img", first)  # A holds the lock and is copying
+    first.kill()
+    assert first.wait(30) == -signal.SIGKILL
+    killed = time.monotonic()
+    (images / "m1").write_bytes(b"0123456789")
+    refused = 0
+    while True:
+        status, err = host_b.run(region)
+        if status == 0:
+            break
+        assert "another sync of this region is running" in err and f"pid {first.pid}, host hosta" in err, err
+        refused += 1
+        assert time.monotonic() - killed < lock_timeout + 15, "the dead host's lock outlived its lease"
+        time.sleep(0.5)
+    took = time.monotonic() - killed
+    print(f"{backend_url.split(':')[0]}: the other host synchronised the region {took:.1f} s after the kill "
+          f"({refused} refusals before)")
+    if etcd:
+        assert refused >= 1 and took >= lock_timeout / 2  # the lease outlived the holder, as documented
+    else:
+        assert took < 5  # the session, and its advisory lock, ended with the process (0.2 s seen)
+    assert [i.name for i in region_images(store, region)] == ["img"]
