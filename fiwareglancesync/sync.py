@@ -198,9 +198,10 @@ class Cli:
         def sync_one(region: str) -> None:
             print(f"======{region}", file=self.out, flush=True)
             report = self.engine.sync_region(region, dry_run=dry_run, observer=self.observer)
-            self.record_transfers(self.engine.region(region).fullname, report.bytes_by_method)
+            fullname = self.engine.region(region).fullname
+            self.record_transfers(fullname, report.bytes_by_method)
             if not dry_run:
-                self.record_success(self.engine.region(region).fullname)
+                self.record_success(fullname)
 
         self.each_region(regions, sync_one)
 

@@ -34,6 +34,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def unix_time(stored: datetime) -> float:
+    """A naive UTC datetime of the database as Unix time."""
+    return stored.replace(tzinfo=timezone.utc).timestamp()
+
+
 def new_task_id() -> str:
     return str(uuid.uuid4())
 

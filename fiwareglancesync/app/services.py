@@ -28,10 +28,11 @@ host's, never blocks its region.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections import Counter
-from datetime import timedelta, timezone
+from datetime import timedelta
 from typing import Callable
 
 import sqlalchemy as sa
@@ -44,7 +45,7 @@ from . import metrics
 from .engine_protocol import Engine
 from .errors import ShuttingDown, TaskContention, TaskNotFound, TaskStillSyncing
 from .extensions import db
-from .models import RegionSnapshot, Task, TaskStatus, utcnow
+from .models import RegionSnapshot, Task, TaskStatus, unix_time, utcnow
 from .runner import TaskRunner
 
 LOG = logging.getLogger("glancesync.app.services")
@@ -182,7 +183,7 @@ def last_successful_syncs() -> dict[str, float]:
     database, so every instance of the service tells the same, also after a restart."""
     rows = db.session.execute(sa.select(Task.region, sa.func.max(Task.ended_at))
                               .where(Task.status == TaskStatus.SYNCED).group_by(Task.region))
-    return {region: ended.replace(tzinfo=timezone.utc).timestamp() for region, ended in rows if ended is not None}
+    return {region: unix_time(ended) for region, ended in rows if ended is not None}
 
 
 def get_task(region: str, task_id: str) -> Task:
@@ -293,8 +294,6 @@ def stored_statuses() -> dict[str, metrics.StoredStatuses]:
     """The statuses each region's snapshot holds, counted, with when they were computed (for
     ``/metrics``); a snapshot whose last refresh failed is left out (its images are older than
     its time)."""
-    import json
-
     rows = db.session.execute(sa.select(RegionSnapshot).where(RegionSnapshot.error.is_(None))).scalars().all()
     stored = {}
     for row in rows:
@@ -303,7 +302,7 @@ def stored_statuses() -> dict[str, metrics.StoredStatuses]:
         except ValueError:  # not ours: written by hand; the page says as much
             continue
         stored[row.region] = metrics.StoredStatuses(
-            taken_at=row.taken_at.replace(tzinfo=timezone.utc).timestamp(),
+            taken_at=unix_time(row.taken_at),
             statuses=Counter(image.get("status") for image in images),
             cache=Counter(image.get("cache") for image in images if image.get("cache")))
     return stored
@@ -317,8 +316,6 @@ def oldest_snapshot_age() -> float | None:
 
 
 def _store_snapshot(region: str, images: list[dict] | None, error: str | None) -> None:
-    import json
-
     for _ in range(START_ATTEMPTS):
         try:
             row = db.session.get(RegionSnapshot, region)
